@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian package that vdiskfs builds, tests and benchmarks with.
+# Idempotent: packages already present are skipped by apt-get.
+set -euo pipefail
+PKGS=(
+  # build
+  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+  libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev zlib1g-dev libdeflate-dev
+  libblkid-dev libext2fs-dev libxml2-dev libhivex-dev ntfs-3g-dev
+  # tests: independent oracles and guest-filesystem builders
+  qemu-utils libvmdk-utils libvhdi-utils fdisk e2fsprogs dosfstools ntfs-3g
+  libxml2-utils xz-utils gzip tar python3 util-linux
+  # bench
+  hyperfine time curl
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# s3rver needs Node.js and npm; the machine image may ship its own build
+# (nodesource), whose npm is bundled, so only ask Debian when none is there.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,132 @@
+/*
+ * Local file backend: pread(2)/pwrite(2) on one descriptor, which is
+ * thread-safe without locks. A source opened read-only is opened O_RDONLY,
+ * so no code path can write it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/io.h"
+
+struct file_io {
+    struct vd_io io; /* first: "subclassing" */
+    int fd;
+};
+
+static ssize_t file_pread(struct vd_io *io, void *buf, size_t len, uint64_t off,
+                          struct vd_error *err)
+{
+    struct file_io *f = (struct file_io *)io;
+    for (;;) {
+        ssize_t n = pread(f->fd, buf, len, (off_t)off);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        int e = errno;
+        return vd_err(err, -e, "%s: read at offset %llu: %s", io->name,
+                      (unsigned long long)off, strerror(e));
+    }
+}
+
+static ssize_t file_pwrite(struct vd_io *io, const void *buf, size_t len, uint64_t off,
+                           struct vd_error *err)
+{
+    struct file_io *f = (struct file_io *)io;
+    for (;;) {
+        ssize_t n = pwrite(f->fd, buf, len, (off_t)off);
+        if (n >= 0) {
+            if (off + (uint64_t)n > io->size)
+                io->size = off + (uint64_t)n;
+            return n;
+        }
+        if (errno == EINTR)
+            continue;
+        int e = errno;
+        return vd_err(err, -e, "%s: write at offset %llu: %s", io->name,
+                      (unsigned long long)off, strerror(e));
+    }
+}
+
+static int file_flush(struct vd_io *io, struct vd_error *err)
+{
+    struct file_io *f = (struct file_io *)io;
+    if (fdatasync(f->fd) != 0) {
+        int e = errno;
+        return vd_err(err, -e, "%s: fdatasync: %s", io->name, strerror(e));
+    }
+    return 0;
+}
+
+static int file_open_relative(struct vd_io *io, const char *rel, bool writable,
+                              struct vd_io **out, struct vd_error *err)
+{
+    char path[PATH_MAX];
+    if (rel[0] == '/') {
+        snprintf(path, sizeof(path), "%s", rel);
+    } else {
+        const char *slash = strrchr(io->name, '/');
+        int dirlen = slash ? (int)(slash - io->name) : 0;
+        if (slash)
+            snprintf(path, sizeof(path), "%.*s/%s", dirlen, io->name, rel);
+        else
+            snprintf(path, sizeof(path), "%s", rel);
+    }
+    return vd_io_file_open(path, writable, out, err);
+}
+
+static void file_close(struct vd_io *io)
+{
+    struct file_io *f = (struct file_io *)io;
+    close(f->fd);
+    free(f);
+}
+
+static const struct vd_io_ops file_ops = {
+    .name = "file",
+    .pread = file_pread,
+    .pwrite = file_pwrite,
+    .flush = file_flush,
+    .open_relative = file_open_relative,
+    .close = file_close,
+};
+
+int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err)
+{
+    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return vd_err(err, -e, "%s: cannot open: %s", path, strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return vd_err(err, -e, "%s: stat: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return vd_err(err, -EISDIR, "%s: is a directory, not a disk image", path);
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    if (S_ISBLK(st.st_mode)) {
+        off_t end = lseek(fd, 0, SEEK_END);
+        size = end > 0 ? (uint64_t)end : 0;
+    }
+    struct file_io *f = calloc(1, sizeof(*f));
+    if (!f || vd_io_init(&f->io, &file_ops, path, size) != 0) {
+        close(fd);
+        free(f);
+        return vd_err(err, -ENOMEM, "%s: out of memory", path);
+    }
+    f->fd = fd;
+    f->io.writable = writable;
+    *out = &f->io;
+    return 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * Byte sources: the io layer. Each backend (local file, slice of another io,
+ * S3, HTTP) fills a struct vd_io_ops; formats read through vd_io_pread*()
+ * and never know which backend they sit on.
+ *
+ * Contract (like SQLite's xRead): pread returns the number of bytes read,
+ * which is short only at end of file, or -errno with err filled. Every
+ * backend's pread is thread-safe (the FUSE driver is multithreaded).
+ * An io is reference counted: a slice holds a reference to its parent.
+ */
+#ifndef VD_IO_IO_H
+#define VD_IO_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vdisk/error.h"
+#include "vdisk/vdisk.h"
+
+struct vd_io;
+struct vd_json;
+
+struct vd_io_ops {
+    const char *name; /* "file", "slice", "s3", "http" */
+    ssize_t (*pread)(struct vd_io *io, void *buf, size_t len, uint64_t off,
+                     struct vd_error *err);
+    /* NULL for read-only backends. Writes may extend the file. */
+    ssize_t (*pwrite)(struct vd_io *io, const void *buf, size_t len, uint64_t off,
+                      struct vd_error *err);
+    int (*flush)(struct vd_io *io, struct vd_error *err); /* may be NULL */
+    /* Open a file named relative to this one (VMDK extents, VHD/VHDX/VMDK
+     * parents): same directory for local files, same key prefix for S3.
+     * An absolute rel is taken as it is (local files only). */
+    int (*open_relative)(struct vd_io *io, const char *rel, bool writable, struct vd_io **out,
+                         struct vd_error *err);
+    /* Add backend statistics (bytes fetched, cache hit rate) to an open JSON
+     * object. May be NULL. */
+    void (*stats)(struct vd_io *io, struct vd_json *j);
+    void (*close)(struct vd_io *io); /* frees the backend's object */
+};
+
+struct vd_io {
+    const struct vd_io_ops *ops;
+    char *name;       /* path or URL, for messages; owned */
+    uint64_t size;    /* bytes; fixed at open for read-only sources */
+    bool writable;
+    int refcnt;       /* atomic; see vd_io_ref/vd_io_unref */
+    struct vd_open_opts opts; /* copied at open; strings not owned */
+};
+
+/* Open a path, s3:// or http(s):// URI. */
+int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable,
+               struct vd_io **out, struct vd_error *err);
+/* Local file backend (src/io/file.c). */
+int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err);
+/* S3 and HTTP backend (src/io/s3.c): uri starts with s3://, http:// or https://. */
+int vd_io_remote_open(const char *uri, const struct vd_open_opts *opts, struct vd_io **out,
+                      struct vd_error *err);
+bool vd_io_is_remote_uri(const char *uri);
+/* A read-only window [off, off+len) of parent, which gets a new reference.
+ * name is used in messages. */
+int vd_io_slice(struct vd_io *parent, uint64_t off, uint64_t len, const char *name,
+                struct vd_io **out, struct vd_error *err);
+
+/* Base-object helpers for backends: set ops/name/size, refcnt = 1. */
+int vd_io_init(struct vd_io *io, const struct vd_io_ops *ops, const char *name, uint64_t size);
+void vd_io_ref(struct vd_io *io);
+void vd_io_unref(struct vd_io *io); /* NULL is a no-op */
+
+/* Read exactly len bytes at off: a short read (truncated file) is -EIO with a
+ * message naming the file, offset and size. */
+int vd_io_pread_full(struct vd_io *io, void *buf, size_t len, uint64_t off,
+                     struct vd_error *err);
+/* Read up to len bytes; bytes past EOF are zero-filled. Returns 0 or -errno. */
+int vd_io_pread_zfill(struct vd_io *io, void *buf, size_t len, uint64_t off,
+                      struct vd_error *err);
+int vd_io_pwrite_full(struct vd_io *io, const void *buf, size_t len, uint64_t off,
+                      struct vd_error *err);
+int vd_io_open_relative(struct vd_io *io, const char *rel, bool writable, struct vd_io **out,
+                        struct vd_error *err);
+/* Last path component of io->name (for messages): "disk.vmdk". */
+const char *vd_io_basename(const struct vd_io *io);
+
+#endif

@@ -1,0 +1,70 @@
+# Shared helpers for integration tests. Source it: . "$VD_TEST_LIB"
+# Each test runs with set -euo pipefail, in its own temp dir, and exits
+# 0 (pass), 1 (fail) or 77 (skipped, with the reason printed).
+set -euo pipefail
+
+: "${VDISK:?VDISK must point at the vdisk binary (ctest sets it)}"
+: "${VDISKFS:?VDISKFS must point at the vdiskfs binary}"
+: "${VD_TEST_DATA:?}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/vdtest.XXXXXX")
+MOUNTS=()
+
+cleanup() {
+    local m
+    for m in "${MOUNTS[@]}"; do
+        umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"; done; }
+need_fuse() {
+    [ -e /dev/fuse ] || skip "no /dev/fuse on this machine"
+    [ "$(id -u)" -eq 0 ] || command -v fusermount3 >/dev/null || skip "FUSE needs root or fusermount3"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Decompress a sample from tests/data into $T, print the path.
+sample() {
+    local src="$VD_TEST_DATA/$1" out="$T/$(basename "${1%.*}")"
+    case "$1" in
+        *.xz) xz -dc "$src" > "$out" ;;
+        *.gz) gzip -dc "$src" > "$out" ;;
+        *) cp "$src" "$T/$(basename "$1")"; out="$T/$(basename "$1")" ;;
+    esac
+    echo "$out"
+}
+
+# qemu_raw_sha IMAGE [FMT]: the independent oracle's digest of the raw content.
+qemu_raw_sha() {
+    local img=$1 fmt=${2:-}
+    local out="$T/oracle.$$.$RANDOM.raw"
+    qemu-img convert ${fmt:+-f "$fmt"} -O raw "$img" "$out"
+    sha "$out"
+    rm -f "$out"
+}
+
+# vmount MNT [vdiskfs args...]: mount in the background and wait for it.
+vmount() {
+    local mnt=$1; shift
+    mkdir -p "$mnt"
+    "$VDISKFS" "$@" "$mnt"
+    MOUNTS+=("$mnt")
+    local i
+    for i in $(seq 1 100); do
+        mountpoint -q "$mnt" && return 0
+        sleep 0.05
+    done
+    fail "vdiskfs did not mount $mnt"
+}
+
+vumount() {
+    fusermount3 -u "$1"
+}
+
+assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: got '$1', expected '$2'"; }
