@@ -1,4 +1,747 @@
-int main(void)
+/*
+ * vdiskfs: the FUSE face of libvdisk. It maps paths to libvdisk calls and
+ * nothing more; every format, io and encoder lives in the library.
+ *
+ * Layout (../docs/vdiskfs.1, DESIGN.md "Mount layout"):
+ *
+ *   MNT/<name>/disk.raw        flat view of a single-disk source
+ *   MNT/<name>/diskN.raw       one per disk of an OVA, DiskSection order
+ *   MNT/<name>/disk-pN.raw     partition N (diskN-pM.raw for several disks)
+ *   MNT/<name>/info.json       vd_source_info_json(), rendered per open
+ *   MNT/<name>/<file>.ovf      OVA only: the descriptor as stored
+ *   MNT/export/                with -o export=DEST (fusefs/export.c)
+ *
+ * The tree of sources is built once before mounting and never changes, so
+ * lookups need no lock. Reads of disk views go straight to vd_image_pread,
+ * which is thread-safe; the FUSE loop is multithreaded.
+ */
+#define FUSE_USE_VERSION 35
+#include <errno.h>
+#include <fuse.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vdisk/vdisk.h"
+#include "export.h"
+
+enum node_kind { NODE_DISK, NODE_PART, NODE_INFO, NODE_OVF };
+
+struct node {
+    char name[64];
+    enum node_kind kind;
+    struct vd_image *img; /* DISK, PART */
+    uint64_t offset;      /* PART: byte offset inside img */
+    uint64_t size;        /* DISK, PART, OVF */
+};
+
+struct srcdir {
+    char name[NAME_MAX + 1];
+    struct vd_source *src;
+    size_t nnodes;
+    struct node *nodes;
+};
+
+static struct {
+    size_t nsrc;
+    struct srcdir *srcs;
+    bool writable;
+    bool foreground;
+    struct vd_open_opts opts;
+    time_t mount_time;
+} g;
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
 {
-    return 1;
+    va_list ap;
+    va_start(ap, fmt);
+    if (g.foreground) {
+        fputs("vdiskfs: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    } else {
+        vsyslog(LOG_ERR, fmt, ap);
+    }
+    va_end(ap);
+}
+
+/* ---- building the tree ---- */
+
+static int add_node(struct srcdir *d, const char *name, enum node_kind kind, struct vd_image *img,
+                    uint64_t off, uint64_t size)
+{
+    struct node *n = realloc(d->nodes, (d->nnodes + 1) * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    d->nodes = n;
+    n = &d->nodes[d->nnodes++];
+    memset(n, 0, sizeof(*n));
+    snprintf(n->name, sizeof(n->name), "%s", name);
+    n->kind = kind;
+    n->img = img;
+    n->offset = off;
+    n->size = size;
+    return 0;
+}
+
+/* <name> = file name without its last extension; a clash gets -2, -3... */
+static void dir_name_for(const char *uri, char *out, size_t len)
+{
+    const char *base = strrchr(uri, '/');
+    base = base && base[1] ? base + 1 : uri;
+    char tmp[NAME_MAX + 1];
+    snprintf(tmp, sizeof(tmp), "%s", base);
+    char *q = strchr(tmp, '?'); /* presigned URL query */
+    if (q)
+        *q = '\0';
+    char *dot = strrchr(tmp, '.');
+    if (dot && dot != tmp)
+        *dot = '\0';
+    if (!tmp[0] || !strcmp(tmp, "export") || !strcmp(tmp, ".") || !strcmp(tmp, ".."))
+        snprintf(tmp, sizeof(tmp), "source");
+    snprintf(out, len, "%s", tmp);
+    for (int n = 2;; n++) {
+        bool clash = false;
+        for (size_t i = 0; i < g.nsrc; i++)
+            if (!strcmp(g.srcs[i].name, out))
+                clash = true;
+        if (!clash)
+            return;
+        snprintf(out, len, "%.*s-%d", (int)(len - 12), tmp, n);
+    }
+}
+
+static int add_source(const char *uri)
+{
+    struct vd_error err = {0};
+    struct vd_source *src;
+    if (vd_source_open(uri, &g.opts, &src, &err) < 0) {
+        fprintf(stderr, "vdiskfs: %s\n", err.msg);
+        return -1;
+    }
+    struct srcdir *dirs = realloc(g.srcs, (g.nsrc + 1) * sizeof(*dirs));
+    if (!dirs) {
+        vd_source_close(src);
+        return -1;
+    }
+    g.srcs = dirs;
+    struct srcdir *d = &g.srcs[g.nsrc];
+    memset(d, 0, sizeof(*d));
+    dir_name_for(uri, d->name, sizeof(d->name));
+    d->src = src;
+    g.nsrc++;
+
+    for (size_t i = 0; i < vd_source_ndisks(src); i++) {
+        struct vd_image *img = vd_source_disk(src, i);
+        char view[32], name[64];
+        vd_source_disk_view_name(src, i, view, sizeof(view));
+        snprintf(name, sizeof(name), "%s.raw", view);
+        if (add_node(d, name, NODE_DISK, img, 0, vd_image_size(img)) < 0)
+            return -1;
+        struct vd_partition_table pt;
+        if (vd_image_partitions(img, &pt, &err) < 0) {
+            /* Not fatal: the disk is still readable; say why there are no
+             * partition files. */
+            fprintf(stderr, "vdiskfs: warning: %s: %s\n", uri, err.msg);
+            vd_err_clear(&err);
+            continue;
+        }
+        for (size_t k = 0; k < pt.n; k++) {
+            snprintf(name, sizeof(name), "%s-p%u.raw", view, pt.parts[k].number);
+            if (add_node(d, name, NODE_PART, img, pt.parts[k].offset, pt.parts[k].size) < 0) {
+                vd_partition_table_free(&pt);
+                return -1;
+            }
+        }
+        vd_partition_table_free(&pt);
+    }
+    size_t ovf_len;
+    if (vd_source_ovf_text(src, &ovf_len)) {
+        const char *ovf = vd_source_ovf_name(src);
+        const char *base = strrchr(ovf, '/');
+        if (add_node(d, base ? base + 1 : ovf, NODE_OVF, NULL, 0, ovf_len) < 0)
+            return -1;
+    }
+    return add_node(d, "info.json", NODE_INFO, NULL, 0, 0);
+}
+
+/* ---- path resolution ---- */
+
+static bool is_export(const char *path, const char **rest)
+{
+    if (!export_enabled() || strncmp(path, "/export", 7) || (path[7] && path[7] != '/'))
+        return false;
+    *rest = path[7] ? path + 8 : "";
+    return true;
+}
+
+static struct srcdir *find_dir(const char *path, const char **rest)
+{
+    const char *p = path + 1;
+    size_t len = strcspn(p, "/");
+    for (size_t i = 0; i < g.nsrc; i++) {
+        if (strlen(g.srcs[i].name) == len && !strncmp(g.srcs[i].name, p, len)) {
+            *rest = p[len] ? p + len + 1 : "";
+            return &g.srcs[i];
+        }
+    }
+    return NULL;
+}
+
+static struct node *find_node(const char *path, struct srcdir **dir)
+{
+    const char *rest;
+    struct srcdir *d = find_dir(path, &rest);
+    if (!d || !rest[0] || strchr(rest, '/'))
+        return NULL;
+    for (size_t i = 0; i < d->nnodes; i++) {
+        if (!strcmp(d->nodes[i].name, rest)) {
+            if (dir)
+                *dir = d;
+            return &d->nodes[i];
+        }
+    }
+    return NULL;
+}
+
+static char *render_info(struct srcdir *d, size_t *len)
+{
+    char *json = NULL;
+    struct vd_error err = {0};
+    if (vd_source_info_json(d->src, &json, &err) < 0) {
+        logmsg("%s: info.json: %s", d->name, err.msg);
+        return NULL;
+    }
+    *len = strlen(json);
+    return json;
+}
+
+/* ---- FUSE operations ---- */
+
+static void fill_times(struct stat *st)
+{
+    st->st_atime = st->st_mtime = st->st_ctime = g.mount_time;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+}
+
+static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    const char *rest;
+    memset(st, 0, sizeof(*st));
+    fill_times(st);
+    if (!strcmp(path, "/")) {
+        st->st_mode = S_IFDIR | 0755;
+        st->st_nlink = 2;
+        return 0;
+    }
+    if (is_export(path, &rest))
+        return export_getattr(rest, st);
+    struct srcdir *d = find_dir(path, &rest);
+    if (!d)
+        return -ENOENT;
+    if (!rest[0]) {
+        st->st_mode = S_IFDIR | 0755;
+        st->st_nlink = 2;
+        return 0;
+    }
+    struct node *n = find_node(path, NULL);
+    if (!n)
+        return -ENOENT;
+    bool rw = g.writable && (n->kind == NODE_DISK || n->kind == NODE_PART);
+    st->st_mode = S_IFREG | (rw ? 0644 : 0444);
+    st->st_nlink = 1;
+    st->st_size = (off_t)n->size;
+    if (n->kind == NODE_INFO) {
+        size_t len = 0;
+        char *json = render_info(d, &len);
+        free(json);
+        st->st_size = (off_t)len;
+    }
+    st->st_blksize = 65536;
+    st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
+    return 0;
+}
+
+static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_readdir(rest, buf, filler);
+    filler(buf, ".", NULL, 0, 0);
+    filler(buf, "..", NULL, 0, 0);
+    if (!strcmp(path, "/")) {
+        for (size_t i = 0; i < g.nsrc; i++)
+            filler(buf, g.srcs[i].name, NULL, 0, 0);
+        if (export_enabled())
+            filler(buf, "export", NULL, 0, 0);
+        return 0;
+    }
+    struct srcdir *d = find_dir(path, &rest);
+    if (!d || rest[0])
+        return -ENOENT;
+    for (size_t i = 0; i < d->nnodes; i++)
+        filler(buf, d->nodes[i].name, NULL, 0, 0);
+    return 0;
+}
+
+/* Per-open state for generated files (info.json): the text is rendered once
+ * per open so that a reader sees one consistent snapshot. */
+struct open_text {
+    char *text;
+    size_t len;
+};
+
+static int vfs_open(const char *path, struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_open(rest, fi);
+    struct srcdir *d;
+    struct node *n = find_node(path, &d);
+    if (!n)
+        return -ENOENT;
+    int acc = fi->flags & O_ACCMODE;
+    if (acc != O_RDONLY) {
+        if (!g.writable || (n->kind != NODE_DISK && n->kind != NODE_PART))
+            return -EROFS;
+    }
+    fi->fh = 0;
+    if (n->kind == NODE_INFO) {
+        struct open_text *t = calloc(1, sizeof(*t));
+        if (!t)
+            return -ENOMEM;
+        t->text = render_info(d, &t->len);
+        if (!t->text) {
+            free(t);
+            return -EIO;
+        }
+        fi->fh = (uint64_t)(uintptr_t)t;
+        fi->direct_io = 1; /* size changes between renders (io stats) */
+    } else if (!g.writable) {
+        fi->keep_cache = 1; /* read-only content never changes under us */
+    }
+    return 0;
+}
+
+static int vfs_release(const char *path, struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_release(rest, fi);
+    struct open_text *t = (struct open_text *)(uintptr_t)fi->fh;
+    if (t) {
+        free(t->text);
+        free(t);
+    }
+    return 0;
+}
+
+static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_read(rest, buf, size, off, fi);
+    struct srcdir *d;
+    struct node *n = find_node(path, &d);
+    if (!n || off < 0)
+        return -ENOENT;
+    if (n->kind == NODE_INFO) {
+        struct open_text *t = (struct open_text *)(uintptr_t)fi->fh;
+        if (!t || (uint64_t)off >= t->len)
+            return 0;
+        size_t cnt = t->len - (size_t)off < size ? t->len - (size_t)off : size;
+        memcpy(buf, t->text + off, cnt);
+        return (int)cnt;
+    }
+    if ((uint64_t)off >= n->size)
+        return 0;
+    if (size > n->size - (uint64_t)off)
+        size = (size_t)(n->size - (uint64_t)off);
+    if (n->kind == NODE_OVF) {
+        size_t len;
+        const char *text = vd_source_ovf_text(d->src, &len);
+        memcpy(buf, text + off, size);
+        return (int)size;
+    }
+    struct vd_error err = {0};
+    if (vd_image_pread(n->img, buf, size, n->offset + (uint64_t)off, &err) < 0) {
+        logmsg("%s/%s: read of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
+               err.msg);
+        return err.code == -ENOMEM ? -ENOMEM : -EIO;
+    }
+    return (int)size;
+}
+
+static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_write(rest, buf, size, off, fi);
+    struct srcdir *d;
+    struct node *n = find_node(path, &d);
+    if (!n || off < 0)
+        return -ENOENT;
+    if (!g.writable || (n->kind != NODE_DISK && n->kind != NODE_PART))
+        return -EROFS;
+    if ((uint64_t)off >= n->size)
+        return -ENOSPC;
+    if (size > n->size - (uint64_t)off)
+        size = (size_t)(n->size - (uint64_t)off);
+    struct vd_error err = {0};
+    if (vd_image_pwrite(n->img, buf, size, n->offset + (uint64_t)off, &err) < 0) {
+        logmsg("%s/%s: write of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
+               err.msg);
+        return err.code == -EROFS ? -EROFS : -EIO;
+    }
+    return (int)size;
+}
+
+static int vfs_flush(const char *path, struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_flush(rest, fi);
+    return 0;
+}
+
+static int vfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return 0;
+    struct node *n = find_node(path, NULL);
+    if (!n || !n->img || !g.writable)
+        return 0;
+    struct vd_error err = {0};
+    if (vd_image_flush(n->img, &err) < 0) {
+        logmsg("%s: fsync: %s", path, err.msg);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_create(rest, mode, fi);
+    return -EROFS;
+}
+
+static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_truncate(rest, size, fi);
+    struct node *n = find_node(path, NULL);
+    if (!n)
+        return -ENOENT;
+    /* A disk's size is fixed; truncating to its own size is a no-op (cp
+     * and dd conv=notrunc may do that). */
+    if (g.writable && n->img && (uint64_t)size == n->size)
+        return 0;
+    return g.writable ? -EPERM : -EROFS;
+}
+
+static int vfs_unlink(const char *path)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_unlink(rest);
+    return -EROFS;
+}
+
+static int vfs_getxattr(const char *path, const char *name, char *value, size_t size)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_getxattr(rest, name, value, size);
+    return -ENODATA;
+}
+
+static int vfs_listxattr(const char *path, char *list, size_t size)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_listxattr(rest, list, size);
+    return 0;
+}
+
+static int vfs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return 0; /* cp -p and touch: accepted, times are not stored */
+    return g.writable ? 0 : -EROFS;
+}
+
+static int vfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    const char *rest;
+    return is_export(path, &rest) ? 0 : -EROFS;
+}
+
+static int vfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+    const char *rest;
+    return is_export(path, &rest) ? 0 : -EROFS;
+}
+
+/* SEEK_DATA/SEEK_HOLE through the image's extent map, so `cp --sparse`
+ * and other sparse-aware readers skip unallocated ranges cheaply. */
+static off_t vfs_lseek(const char *path, off_t off, int whence, struct fuse_file_info *fi)
+{
+    const char *rest;
+    if (is_export(path, &rest))
+        return export_lseek(rest, off, whence, fi);
+    struct node *n = find_node(path, NULL);
+    if (!n)
+        return -ENOENT;
+    if (whence != SEEK_DATA && whence != SEEK_HOLE)
+        return -EINVAL;
+    if (off < 0 || (uint64_t)off >= n->size)
+        return -ENXIO;
+    if (!n->img)
+        return whence == SEEK_DATA ? off : (off_t)n->size;
+    uint64_t pos = (uint64_t)off;
+    while (pos < n->size) {
+        uint64_t len;
+        struct vd_error err = {0};
+        int st = vd_image_block_status(n->img, n->offset + pos, n->size - pos, &len, &err);
+        if (st < 0) {
+            logmsg("%s: lseek: %s", path, err.msg);
+            return -EIO;
+        }
+        bool data = st == VD_STATUS_DATA;
+        if ((whence == SEEK_DATA) == data)
+            return (off_t)pos;
+        pos += len;
+    }
+    return whence == SEEK_DATA ? -ENXIO : (off_t)n->size;
+}
+
+static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    cfg->use_ino = 0;
+    cfg->entry_timeout = 60;
+    cfg->attr_timeout = 1;
+    cfg->negative_timeout = 1;
+    /* Large sequential reads: let the kernel read ahead up to 1 MiB. */
+    if (conn->max_readahead < (1u << 20))
+        conn->max_readahead = 1u << 20;
+    conn->max_background = 64;
+    conn->congestion_threshold = 48;
+    return NULL;
+}
+
+static void vfs_destroy(void *private_data)
+{
+    export_shutdown();
+}
+
+static const struct fuse_operations vfs_ops = {
+    .init = vfs_init,
+    .destroy = vfs_destroy,
+    .getattr = vfs_getattr,
+    .readdir = vfs_readdir,
+    .open = vfs_open,
+    .create = vfs_create,
+    .read = vfs_read,
+    .write = vfs_write,
+    .flush = vfs_flush,
+    .fsync = vfs_fsync,
+    .release = vfs_release,
+    .truncate = vfs_truncate,
+    .unlink = vfs_unlink,
+    .getxattr = vfs_getxattr,
+    .listxattr = vfs_listxattr,
+    .utimens = vfs_utimens,
+    .chmod = vfs_chmod,
+    .chown = vfs_chown,
+    .lseek = vfs_lseek,
+};
+
+/* ---- command line ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vdiskfs [-f] [-d] [-o OPTIONS] SOURCE... MOUNTPOINT\n"
+               "\n"
+               "Mount VMDK, VHD, VHDX, OVA and raw images (local paths, s3://bucket/key or\n"
+               "http(s):// URLs) as flat raw disks, one folder per SOURCE:\n"
+               "  MOUNTPOINT/<name>/disk.raw, disk-pN.raw, info.json (see vdiskfs(1)).\n"
+               "\n"
+               "  -f                 stay in the foreground\n"
+               "  -d                 debug: foreground and log every FUSE call\n"
+               "  -s                 single-threaded\n"
+               "  -h, --help         this help\n"
+               "  -V, --version      version\n"
+               "\n"
+               "Options (-o a,b=c):\n"
+               "  ro                 read-only (default): sources are never written\n"
+               "  rw                 write through into images whose format allows it\n"
+               "  format=FMT         skip probing (vmdk, vhd, vhdx, ova, raw)\n"
+               "  export=DEST        show export/: files created there are encoded to DEST\n"
+               "                     (a directory or s3://bucket/prefix/); see vdiskfs(1)\n"
+               "  vmdk_type= vhd_type= vhdx_type= compress_level= ova_manifest=\n"
+               "                     encoder options for export/\n"
+               "  region= endpoint= profile= path_style cache_size=\n"
+               "                     S3 settings (default: the AWS environment)\n"
+               "  allow_other ...    other options go to FUSE (see mount.fuse3(8))\n");
+}
+
+static uint64_t parse_size(const char *s)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    switch (*end) {
+    case 'k':
+    case 'K':
+        v <<= 10;
+        break;
+    case 'm':
+    case 'M':
+        v <<= 20;
+        break;
+    case 'g':
+    case 'G':
+        v <<= 30;
+        break;
+    default:
+        break;
+    }
+    return v;
+}
+
+/* Handle one -o item; unknown items are appended to fuse_opts. */
+static int handle_opt(char *item, char *fuse_opts, size_t cap)
+{
+    char *val = strchr(item, '=');
+    if (val)
+        *val++ = '\0';
+    if (!strcmp(item, "ro")) {
+        g.writable = false;
+    } else if (!strcmp(item, "rw")) {
+        g.writable = true;
+    } else if (!strcmp(item, "format") && val) {
+        g.opts.format = strdup(val);
+    } else if (!strcmp(item, "overlay")) {
+        fprintf(stderr, "vdiskfs: overlay= is not supported yet; use ro, or rw on a copy\n");
+        return -1;
+    } else if (!strcmp(item, "region") && val) {
+        g.opts.region = strdup(val);
+    } else if (!strcmp(item, "endpoint") && val) {
+        g.opts.endpoint = strdup(val);
+    } else if (!strcmp(item, "profile") && val) {
+        g.opts.profile = strdup(val);
+    } else if (!strcmp(item, "path_style")) {
+        g.opts.path_style = true;
+    } else if (!strcmp(item, "cache_size") && val) {
+        g.opts.cache_size = parse_size(val);
+    } else {
+        int r = export_opt(item, val);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            size_t len = strlen(fuse_opts);
+            snprintf(fuse_opts + len, cap - len, "%s%s%s%s", len ? "," : "", item, val ? "=" : "",
+                     val ? val : "");
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char fuse_opts[4096] = "";
+    char **positional = calloc((size_t)argc, sizeof(*positional));
+    int npos = 0;
+    bool debug = false, single = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            printf("vdiskfs %s\n", vd_version());
+            return 0;
+        } else if (!strcmp(a, "-f")) {
+            g.foreground = true;
+        } else if (!strcmp(a, "-d")) {
+            debug = g.foreground = true;
+        } else if (!strcmp(a, "-s")) {
+            single = true;
+        } else if (!strncmp(a, "-o", 2)) {
+            const char *list = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!list) {
+                fprintf(stderr, "vdiskfs: -o needs an argument\n");
+                return 2;
+            }
+            char *copy = strdup(list), *save = NULL;
+            for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save))
+                if (handle_opt(it, fuse_opts, sizeof(fuse_opts)) < 0)
+                    return 2;
+            free(copy);
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "vdiskfs: unknown option '%s' (see --help)\n", a);
+            return 2;
+        } else {
+            positional[npos++] = argv[i];
+        }
+    }
+    if (!positional)
+        return 1;
+    if (npos < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *mountpoint = positional[npos - 1];
+    g.opts.writable = g.writable;
+    g.mount_time = time(NULL);
+    for (int i = 0; i < npos - 1; i++)
+        if (add_source(positional[i]) < 0)
+            return 1;
+    if (export_init() < 0)
+        return 1;
+
+    /* Without export/ and rw the kernel mount itself is read-only too. */
+    char opts[4200];
+    snprintf(opts, sizeof(opts), "fsname=vdiskfs,subtype=vdiskfs,default_permissions%s%s%s",
+             !g.writable && !export_enabled() ? ",ro" : "", fuse_opts[0] ? "," : "", fuse_opts);
+    static char o_flag[] = "-o", f_flag[] = "-f", d_flag[] = "-d", s_flag[] = "-s";
+    char *fargv[10];
+    int fargc = 0;
+    fargv[fargc++] = argv[0];
+    fargv[fargc++] = (char *)mountpoint;
+    fargv[fargc++] = o_flag;
+    fargv[fargc++] = opts;
+    if (g.foreground)
+        fargv[fargc++] = f_flag;
+    if (debug)
+        fargv[fargc++] = d_flag;
+    if (single)
+        fargv[fargc++] = s_flag;
+    fargv[fargc] = NULL;
+    if (!g.foreground)
+        openlog("vdiskfs", LOG_PID, LOG_DAEMON);
+    int r = fuse_main(fargc, fargv, &vfs_ops, NULL);
+    for (size_t i = 0; i < g.nsrc; i++) {
+        vd_source_close(g.srcs[i].src);
+        free(g.srcs[i].nodes);
+    }
+    free(g.srcs);
+    return r;
 }

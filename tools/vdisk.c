@@ -1,4 +1,462 @@
-int main(void)
+/*
+ * vdisk: the command-line face of libvdisk (info, hash, check, convert).
+ * Thin by design: argument parsing, progress display and output formatting;
+ * all work happens in the library.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vdisk/vdisk.h"
+#if __has_include("vdisk/export.h")
+#include "vdisk/export.h"
+#define HAVE_EXPORT 1
+#endif
+
+static const char *prog = "vdisk";
+
+static void usage(FILE *f)
 {
+    fprintf(f,
+            "usage: vdisk COMMAND [OPTIONS] ARGS\n"
+            "\n"
+            "Commands:\n"
+            "  info [--json] SOURCE                  format, sizes, backing chain, partitions\n"
+            "  hash [--md5|--sha1|--sha256] SOURCE   digest of the raw disk content\n"
+            "  check SOURCE                          structural check (exit 0 clean, 2 corrupt,\n"
+            "                                        3 leaked space only, 1 could not check)\n"
+            "  convert [-O FMT] [-o OPTS] [-q] SOURCE DEST\n"
+            "                                        encode to vmdk, vhd, vhdx, ova or raw\n"
+            "\n"
+            "SOURCE is a path, s3://bucket/key or http(s):// URL; DEST a path or s3:// URL.\n"
+            "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1).\n"
+            "Run 'vdisk COMMAND --help' for details, or see vdisk(1).\n");
+}
+
+/* ---- progress bar (stderr, TTY only) ---- */
+
+struct progress {
+    bool on;
+    const char *what;
+    time_t last;
+    struct timespec start;
+};
+
+static void progress_cb(void *opaque, uint64_t done, uint64_t total)
+{
+    struct progress *p = opaque;
+    if (!p->on)
+        return;
+    time_t now = time(NULL);
+    if (now == p->last && done != total)
+        return;
+    p->last = now;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double secs = (double)(ts.tv_sec - p->start.tv_sec) + (ts.tv_nsec - p->start.tv_nsec) / 1e9;
+    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+    int width = 30, fill = (int)(pct * width / 100);
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r%s [%s] %5.1f%%  %" PRIu64 " MiB  %.0f MiB/s ", p->what, bar, pct,
+            done >> 20, secs > 0 ? (double)(done >> 20) / secs : 0.0);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
+static void progress_init(struct progress *p, const char *what, bool quiet)
+{
+    memset(p, 0, sizeof(*p));
+    p->on = !quiet && isatty(STDERR_FILENO);
+    p->what = what;
+    clock_gettime(CLOCK_MONOTONIC, &p->start);
+}
+
+/* ---- shared option handling ---- */
+
+struct common {
+    struct vd_open_opts open;
+    long disk; /* 1-based; 0 = the only disk */
+};
+
+static struct vd_source *open_source(const char *uri, struct common *c)
+{
+    struct vd_error err = {0};
+    struct vd_source *src;
+    if (vd_source_open(uri, &c->open, &src, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return NULL;
+    }
+    return src;
+}
+
+static struct vd_image *pick_disk(struct vd_source *src, const char *uri, struct common *c)
+{
+    size_t n = vd_source_ndisks(src);
+    if (c->disk == 0 && n > 1) {
+        fprintf(stderr, "%s: %s holds %zu disks; choose one with --disk 1..%zu\n", prog, uri, n, n);
+        return NULL;
+    }
+    size_t idx = c->disk ? (size_t)c->disk - 1 : 0;
+    if (idx >= n) {
+        fprintf(stderr, "%s: %s: no disk %ld (it has %zu)\n", prog, uri, c->disk, n);
+        return NULL;
+    }
+    return vd_source_disk(src, idx);
+}
+
+/* ---- info ---- */
+
+static void print_human(struct vd_source *src)
+{
+    printf("format: %s\n", vd_source_format(src));
+    for (size_t i = 0; i < vd_source_ndisks(src); i++) {
+        struct vd_image *img = vd_source_disk(src, i);
+        char view[32];
+        vd_source_disk_view_name(src, i, view, sizeof(view));
+        printf("%s:\n", view);
+        printf("  file: %s\n", vd_image_name(img));
+        printf("  format: %s%s%s\n", vd_image_format(img), vd_image_subformat(img) ? " " : "",
+               vd_image_subformat(img) ? vd_image_subformat(img) : "");
+        printf("  virtual size: %" PRIu64 " bytes (%.2f GiB)\n", vd_image_size(img),
+               (double)vd_image_size(img) / (1 << 30));
+        printf("  allocated: %" PRIu64 " bytes\n", vd_image_allocated(img));
+        for (struct vd_image *b = vd_image_backing(img); b; b = vd_image_backing(b))
+            printf("  backing: %s (%s%s%s, %" PRIu64 " bytes)\n", vd_image_name(b),
+                   vd_image_format(b), vd_image_subformat(b) ? " " : "",
+                   vd_image_subformat(b) ? vd_image_subformat(b) : "", vd_image_size(b));
+        struct vd_partition_table pt;
+        struct vd_error err = {0};
+        if (vd_image_partitions(img, &pt, &err) == 0) {
+            if (pt.scheme[0])
+                printf("  partition table: %s\n", pt.scheme);
+            for (size_t k = 0; k < pt.n; k++)
+                printf("    %s-p%u.raw  offset %" PRIu64 "  size %" PRIu64 "  type %s\n", view,
+                       pt.parts[k].number, pt.parts[k].offset, pt.parts[k].size, pt.parts[k].type);
+            vd_partition_table_free(&pt);
+        } else {
+            printf("  partitions: %s\n", err.msg);
+        }
+    }
+}
+
+/* Parse the options every command shares; returns the getopt result for
+ * anything else. */
+static int common_opt(int c, struct common *co)
+{
+    switch (c) {
+    case 'f':
+        co->open.format = optarg;
+        return 0;
+    case 'D': {
+        char *end;
+        co->disk = strtol(optarg, &end, 10);
+        if (*end || co->disk < 1) {
+            fprintf(stderr, "%s: --disk wants a number from 1\n", prog);
+            return -1;
+        }
+        return 0;
+    }
+    }
+    return c;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+    struct common co = {0};
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "jf:h", lo, NULL)) != -1) {
+        if ((c = common_opt(c, &co)) <= 0) {
+            if (c < 0)
+                return 1;
+            continue;
+        }
+        if (c == 'j') {
+            json = true;
+        } else if (c == 'h') {
+            printf("usage: vdisk info [--json] [-f FORMAT] SOURCE\n"
+                   "Show format, subformat, virtual size, allocated bytes, the backing\n"
+                   "chain, disks and partitions. --json prints the stable JSON of\n"
+                   "docs/info-json.md (the same as the mount's info.json).\n");
+            return 0;
+        } else {
+            return 1;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "usage: vdisk info [--json] SOURCE\n");
+        return 1;
+    }
+    struct vd_source *src = open_source(argv[optind], &co);
+    if (!src)
+        return 1;
+    int rc = 0;
+    if (json) {
+        char *text;
+        struct vd_error err = {0};
+        if (vd_source_info_json(src, &text, &err) < 0) {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+            rc = 1;
+        } else {
+            fputs(text, stdout);
+            free(text);
+        }
+    } else {
+        print_human(src);
+    }
+    vd_source_close(src);
+    return rc;
+}
+
+/* ---- hash ---- */
+
+static int cmd_hash(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"md5", no_argument, NULL, '5'},          {"sha1", no_argument, NULL, '1'},
+        {"sha256", no_argument, NULL, '2'},       {"disk", required_argument, NULL, 'D'},
+        {"format", required_argument, NULL, 'f'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},         {0}};
+    struct common co = {0};
+    const char *algo = "sha256";
+    bool quiet = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "f:qh", lo, NULL)) != -1) {
+        if ((c = common_opt(c, &co)) <= 0) {
+            if (c < 0)
+                return 1;
+            continue;
+        }
+        switch (c) {
+        case '5':
+            algo = "md5";
+            break;
+        case '1':
+            algo = "sha1";
+            break;
+        case '2':
+            algo = "sha256";
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            printf("usage: vdisk hash [--md5|--sha1|--sha256] [--disk N] [-q] SOURCE\n"
+                   "Digest of the raw disk content (default sha256), printed as\n"
+                   "'<hex>  SOURCE' like sha256sum. Unallocated ranges are not read.\n");
+            return 0;
+        default:
+            return 1;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "usage: vdisk hash [--md5|--sha1|--sha256] SOURCE\n");
+        return 1;
+    }
+    const char *uri = argv[optind];
+    struct vd_source *src = open_source(uri, &co);
+    if (!src)
+        return 1;
+    struct vd_image *img = pick_disk(src, uri, &co);
+    int rc = 1;
+    if (img) {
+        char hex[160];
+        struct vd_error err = {0};
+        struct progress p;
+        progress_init(&p, "hashing", quiet);
+        if (vd_image_hash(img, algo, hex, progress_cb, &p, &err) < 0) {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+        } else {
+            printf("%s  %s\n", hex, uri);
+            rc = 0;
+        }
+    }
+    vd_source_close(src);
+    return rc;
+}
+
+/* ---- check ---- */
+
+static void check_cb(void *opaque, bool corrupt, const char *msg)
+{
+    printf("%s: %s\n", corrupt ? "ERROR" : "Leaked", msg);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {0}};
+    struct common co = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
+        if ((c = common_opt(c, &co)) <= 0) {
+            if (c < 0)
+                return 1;
+            continue;
+        }
+        if (c == 'h') {
+            printf("usage: vdisk check SOURCE\n"
+                   "Validate structure (tables, checksums, blocks past EOF, OVA manifest).\n"
+                   "Each problem is printed on its own line. Exit codes follow qemu-img\n"
+                   "check: 0 clean, 2 corrupt, 3 leaked/unused space only, 1 could not check.\n");
+            return 0;
+        }
+        return 1;
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "usage: vdisk check SOURCE\n");
+        return 1;
+    }
+    struct vd_source *src = open_source(argv[optind], &co);
+    if (!src)
+        return 1;
+    struct vd_error err = {0};
+    int r = vd_source_check(src, check_cb, NULL, &err);
+    vd_source_close(src);
+    if (r < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 1;
+    }
+    if (r == VD_CHECK_CLEAN)
+        printf("No errors were found on the image.\n");
+    return r;
+}
+
+/* ---- convert ---- */
+
+static int cmd_convert(int argc, char **argv)
+{
+#ifdef HAVE_EXPORT
+    static const struct option lo[] = {{"disk", required_argument, NULL, 'D'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+    struct common co = {0};
+    struct vd_export_opts eo;
+    struct vd_error err = {0};
+    const char *fmt = NULL;
+    bool quiet = false;
+    int c;
+    vd_export_opts_init(&eo);
+    while ((c = getopt_long(argc, argv, "f:O:o:qh", lo, NULL)) != -1) {
+        if ((c = common_opt(c, &co)) <= 0) {
+            if (c < 0)
+                return 1;
+            continue;
+        }
+        switch (c) {
+        case 'O':
+            fmt = optarg;
+            break;
+        case 'o': {
+            char *copy = strdup(optarg), *save = NULL;
+            for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+                char *val = strchr(it, '=');
+                if (val)
+                    *val++ = '\0';
+                int r = vd_export_opt(&eo, it, val ? val : "", &err);
+                if (r == 0)
+                    fprintf(stderr, "%s: unknown convert option '%s'\n", prog, it);
+                else if (r < 0)
+                    fprintf(stderr, "%s: %s\n", prog, err.msg);
+                if (r <= 0) {
+                    free(copy);
+                    return 1;
+                }
+            }
+            free(copy);
+            break;
+        }
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            printf("usage: vdisk convert [-O FORMAT] [-o OPTS] [--disk N] [-q] SOURCE DEST\n"
+                   "Encode SOURCE's raw content as FORMAT (vmdk, vhd, vhdx, ova, raw; default:\n"
+                   "from DEST's extension) into DEST, a path or s3://bucket/key. The same\n"
+                   "encoders as the mount's export/. Unallocated ranges are not read.\n"
+                   "OPTS: vmdk_type=, vhd_type=dynamic|fixed, vhdx_type=dynamic|fixed,\n"
+                   "      compress_level=N, ova_manifest=sha256|sha1, threads=N\n");
+            return 0;
+        default:
+            return 1;
+        }
+    }
+    if (optind + 2 != argc) {
+        fprintf(stderr, "usage: vdisk convert [-O FORMAT] [-o OPTS] SOURCE DEST\n");
+        return 1;
+    }
+    const char *uri = argv[optind], *dest = argv[optind + 1];
+    if (!fmt)
+        fmt = vd_export_format_for(dest);
+    if (!fmt) {
+        fprintf(stderr, "%s: %s: cannot tell the format from the name; use -O FORMAT\n", prog,
+                dest);
+        return 1;
+    }
+    eo.remote = co.open;
+    struct vd_source *src = open_source(uri, &co);
+    if (!src)
+        return 1;
+    struct vd_image *img = pick_disk(src, uri, &co);
+    int rc = 1;
+    if (img) {
+        struct progress p;
+        progress_init(&p, "converting", quiet);
+        if (vd_convert(img, dest, fmt, &eo, progress_cb, &p, &err) < 0)
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+        else
+            rc = 0;
+    }
+    vd_source_close(src);
+    return rc;
+#else
+    fprintf(stderr, "%s: convert is not built in this version\n", prog);
+    return 1;
+#endif
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        printf("vdisk %s\n", vd_version());
+        return 0;
+    }
+    argv[1] = argv[0];
+    argc--;
+    argv++;
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc, argv);
+    if (!strcmp(cmd, "hash"))
+        return cmd_hash(argc, argv);
+    if (!strcmp(cmd, "check"))
+        return cmd_check(argc, argv);
+    if (!strcmp(cmd, "convert"))
+        return cmd_convert(argc, argv);
+    fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+    usage(stderr);
     return 1;
 }

@@ -24,10 +24,10 @@ struct vd_image;
 
 /* Options for opening a source. Zero-initialise, then set what you need. */
 struct vd_open_opts {
-    bool writable;          /* open for in-place writes (mount -o rw) */
-    const char *format;     /* force a format driver by name, or NULL to probe */
-    uint64_t cache_size;    /* remote block cache bytes (0 = default) */
-    const char *region;     /* S3 overrides (NULL = environment/config) */
+    bool writable;       /* open for in-place writes (mount -o rw) */
+    const char *format;  /* force a format driver by name, or NULL to probe */
+    uint64_t cache_size; /* remote block cache bytes (0 = default) */
+    const char *region;  /* S3 overrides (NULL = environment/config) */
     const char *endpoint;
     const char *profile;
     bool path_style;
@@ -73,8 +73,7 @@ struct vd_image *vd_image_backing(const struct vd_image *img);
 
 /* Read len bytes at off. Reads past the virtual size fail with -EINVAL;
  * unallocated ranges read as zeros (or from the backing chain). Thread-safe. */
-int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
-                   struct vd_error *err);
+int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off, struct vd_error *err);
 /* Write in place (sources opened writable, formats that allow it). */
 int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off,
                     struct vd_error *err);
@@ -95,20 +94,19 @@ uint64_t vd_image_allocated(struct vd_image *img);
 
 /* ---- partitions (libblkid) ---- */
 struct vd_partition {
-    unsigned number;  /* 1-based, as libblkid numbers them (logical >= 5) */
-    uint64_t offset;  /* bytes */
-    uint64_t size;    /* bytes */
-    char type[40];    /* MBR type "0x83" or GPT type GUID */
-    char uuid[40];    /* GPT partition UUID, or "" */
-    char name[72];    /* GPT name (UTF-8), or "" */
+    unsigned number; /* 1-based, as libblkid numbers them (logical >= 5) */
+    uint64_t offset; /* bytes */
+    uint64_t size;   /* bytes */
+    char type[40];   /* MBR type "0x83" or GPT type GUID */
+    char uuid[40];   /* GPT partition UUID, or "" */
+    char name[72];   /* GPT name (UTF-8), or "" */
 };
 struct vd_partition_table {
-    char scheme[8];   /* "dos", "gpt", or "" */
+    char scheme[8]; /* "dos", "gpt", or "" */
     size_t n;
     struct vd_partition *parts;
 };
-int vd_image_partitions(struct vd_image *img, struct vd_partition_table *out,
-                        struct vd_error *err);
+int vd_image_partitions(struct vd_image *img, struct vd_partition_table *out, struct vd_error *err);
 void vd_partition_table_free(struct vd_partition_table *t);
 
 /* ---- hashing ---- */

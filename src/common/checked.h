@@ -29,8 +29,8 @@ static inline bool is_pow2(uint64_t v)
 {
     return v && !(v & (v - 1));
 }
-#define VD_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define VD_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define VD_MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define VD_MAX(a, b)     ((a) > (b) ? (a) : (b))
 #define VD_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -11,8 +11,7 @@
 #include "common/checked.h"
 #include "formats/format.h"
 
-static int probe_format(struct vd_io *io, const struct vd_format_ops **out,
-                        struct vd_error *err)
+static int probe_format(struct vd_io *io, const struct vd_format_ops **out, struct vd_error *err)
 {
     size_t head_len = (size_t)VD_MIN(io->size, (uint64_t)VD_PROBE_HEAD);
     size_t tail_len = (size_t)VD_MIN(io->size, (uint64_t)VD_PROBE_TAIL);
@@ -41,8 +40,8 @@ out:
     return r;
 }
 
-int vd_image_open_io(struct vd_io *io, const char *name, const struct vd_open_opts *opts,
-                     int depth, struct vd_image **out, struct vd_error *err)
+int vd_image_open_io(struct vd_io *io, const char *name, const struct vd_open_opts *opts, int depth,
+                     struct vd_image **out, struct vd_error *err)
 {
     static const struct vd_open_opts none;
     const struct vd_format_ops *ops = NULL;
@@ -105,8 +104,8 @@ int vd_image_open_backing(struct vd_image *img, const char *rel, const char *fmt
     struct vd_io *io;
     if (img->depth + 1 >= VD_MAX_CHAIN)
         return vd_err(err, -ELOOP,
-                      "%s: backing chain deeper than %d images (a loop?) at parent '%s'",
-                      img->name, VD_MAX_CHAIN, rel);
+                      "%s: backing chain deeper than %d images (a loop?) at parent '%s'", img->name,
+                      VD_MAX_CHAIN, rel);
     int r = vd_io_open_relative(img->io, rel, false, &io, err);
     if (r < 0)
         return r;
@@ -156,8 +155,7 @@ static int check_range(struct vd_image *img, size_t len, uint64_t off, struct vd
     return 0;
 }
 
-int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
-                   struct vd_error *err)
+int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off, struct vd_error *err)
 {
     int r = check_range(img, len, off, err);
     if (r < 0 || len == 0)
@@ -169,9 +167,9 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t 
                     struct vd_error *err)
 {
     if (!img->ops->pwrite)
-        return vd_err(err, -EROFS, "%s: %s%s%s images cannot be written in place; use overlay=",
-                      img->name, img->ops->name, img->subformat ? " " : "",
-                      img->subformat ? img->subformat : "");
+        return vd_err(
+            err, -EROFS, "%s: %s%s%s images cannot be written in place; use overlay=", img->name,
+            img->ops->name, img->subformat ? " " : "", img->subformat ? img->subformat : "");
     if (!img->opts.writable)
         return vd_err(err, -EROFS, "%s: opened read-only", img->name);
     int r = check_range(img, len, off, err);

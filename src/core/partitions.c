@@ -22,7 +22,7 @@
 #include "formats/format.h"
 
 #define EDGE_BYTES (1024 * 1024)
-#define MAX_EBRS 256
+#define MAX_EBRS   256
 
 static int copy_range(struct vd_image *img, int fd, uint64_t off, uint64_t len, uint8_t *buf,
                       struct vd_error *err)
@@ -74,8 +74,7 @@ static int copy_ebrs(struct vd_image *img, int fd, const uint8_t *mbr, uint8_t *
     return 0;
 }
 
-int vd_image_partitions(struct vd_image *img, struct vd_partition_table *out,
-                        struct vd_error *err)
+int vd_image_partitions(struct vd_image *img, struct vd_partition_table *out, struct vd_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (img->size < 2 * img->sector_size)

@@ -22,8 +22,7 @@ struct vd_source {
     struct vd_image **disks;
 };
 
-static int open_ova(struct vd_source *src, const struct vd_open_opts *opts,
-                    struct vd_error *err)
+static int open_ova(struct vd_source *src, const struct vd_open_opts *opts, struct vd_error *err)
 {
     int r = vd_ova_open(src->io, &src->ova, err);
     if (r < 0)

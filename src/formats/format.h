@@ -31,8 +31,8 @@ struct vd_image;
 #define VD_STATUS_BACKING 2
 
 struct vd_format_ops {
-    const char *name;  /* "vmdk" */
-    size_t priv_size;  /* bytes of driver state the core allocates */
+    const char *name; /* "vmdk" */
+    size_t priv_size; /* bytes of driver state the core allocates */
     /* Score 0..100 for how sure the driver is that this is its format.
      * head = first min(64 KiB, size) bytes, tail = last min(64 KiB, size). */
     int (*probe)(const uint8_t *head, size_t head_len, const uint8_t *tail, size_t tail_len,
@@ -46,8 +46,7 @@ struct vd_format_ops {
     /* Read [off, off+len), already checked to lie within img->size. Ranges
      * this layer does not hold read from img->backing (vd_image_pread) or as
      * zeros when there is none. Thread-safe. */
-    int (*pread)(struct vd_image *img, void *buf, size_t len, uint64_t off,
-                 struct vd_error *err);
+    int (*pread)(struct vd_image *img, void *buf, size_t len, uint64_t off, struct vd_error *err);
     /* Optional (NULL = read-only format). Same range guarantee as pread. */
     int (*pwrite)(struct vd_image *img, const void *buf, size_t len, uint64_t off,
                   struct vd_error *err);
@@ -70,14 +69,14 @@ struct vd_format_ops {
 struct vd_image {
     const struct vd_format_ops *ops;
     void *priv;
-    struct vd_io *io;             /* the image's main file (one reference) */
-    char *name;                   /* file name for messages and info; owned */
-    uint64_t size;                /* virtual size in bytes */
-    const char *subformat;        /* static or inside priv; may be NULL */
-    struct vd_image *backing;     /* parent in a chain, or NULL; owned */
+    struct vd_io *io;         /* the image's main file (one reference) */
+    char *name;               /* file name for messages and info; owned */
+    uint64_t size;            /* virtual size in bytes */
+    const char *subformat;    /* static or inside priv; may be NULL */
+    struct vd_image *backing; /* parent in a chain, or NULL; owned */
     struct vd_open_opts opts;
-    int depth;                    /* 0 for the top image */
-    uint32_t sector_size;         /* logical sector bytes (512 unless the format says) */
+    int depth;            /* 0 for the top image */
+    uint32_t sector_size; /* logical sector bytes (512 unless the format says) */
 };
 
 extern const struct vd_format_ops vd_format_raw;
@@ -91,8 +90,8 @@ const struct vd_format_ops *vd_format_find(const char *name);
 
 /* Open an image on io (consumes the caller's reference to io, even on
  * failure). name is used in messages; depth is the chain depth. */
-int vd_image_open_io(struct vd_io *io, const char *name, const struct vd_open_opts *opts,
-                     int depth, struct vd_image **out, struct vd_error *err);
+int vd_image_open_io(struct vd_io *io, const char *name, const struct vd_open_opts *opts, int depth,
+                     struct vd_image **out, struct vd_error *err);
 /* For drivers: open the parent named rel (relative to img->io) as
  * img->backing. fmt forces a driver (NULL = probe). Refuses chains deeper
  * than VD_MAX_CHAIN and a parent that is the image itself. */

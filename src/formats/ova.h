@@ -17,21 +17,21 @@
 struct vd_json;
 
 struct vd_ova_disk {
-    char *disk_id;       /* ovf:diskId */
-    char *member;        /* tar member name of the disk file (ovf:href) */
-    uint64_t offset;     /* byte offset of the member's data in the .ova */
-    uint64_t size;       /* member size in bytes */
-    uint64_t capacity;   /* ovf:capacity in bytes (after capacityAllocationUnits), 0 if absent */
-    char *format;        /* ovf:format URI, or NULL */
+    char *disk_id;     /* ovf:diskId */
+    char *member;      /* tar member name of the disk file (ovf:href) */
+    uint64_t offset;   /* byte offset of the member's data in the .ova */
+    uint64_t size;     /* member size in bytes */
+    uint64_t capacity; /* ovf:capacity in bytes (after capacityAllocationUnits), 0 if absent */
+    char *format;      /* ovf:format URI, or NULL */
 };
 
 struct vd_ova {
-    char *ovf_name;      /* tar member name of the descriptor */
-    char *ovf_text;      /* the descriptor as stored (NUL-terminated) */
+    char *ovf_name; /* tar member name of the descriptor */
+    char *ovf_text; /* the descriptor as stored (NUL-terminated) */
     size_t ovf_len;
     size_t ndisks;
     struct vd_ova_disk *disks; /* DiskSection order */
-    void *priv;          /* tar member list, parsed OVF: private to ova.c */
+    void *priv;                /* tar member list, parsed OVF: private to ova.c */
 };
 
 /* True if head looks like a tar archive (ustar magic or a valid old-style

@@ -30,8 +30,8 @@ static ssize_t file_pread(struct vd_io *io, void *buf, size_t len, uint64_t off,
         if (errno == EINTR)
             continue;
         int e = errno;
-        return vd_err(err, -e, "%s: read at offset %llu: %s", io->name,
-                      (unsigned long long)off, strerror(e));
+        return vd_err(err, -e, "%s: read at offset %llu: %s", io->name, (unsigned long long)off,
+                      strerror(e));
     }
 }
 
@@ -49,8 +49,8 @@ static ssize_t file_pwrite(struct vd_io *io, const void *buf, size_t len, uint64
         if (errno == EINTR)
             continue;
         int e = errno;
-        return vd_err(err, -e, "%s: write at offset %llu: %s", io->name,
-                      (unsigned long long)off, strerror(e));
+        return vd_err(err, -e, "%s: write at offset %llu: %s", io->name, (unsigned long long)off,
+                      strerror(e));
     }
 }
 
@@ -64,8 +64,8 @@ static int file_flush(struct vd_io *io, struct vd_error *err)
     return 0;
 }
 
-static int file_open_relative(struct vd_io *io, const char *rel, bool writable,
-                              struct vd_io **out, struct vd_error *err)
+static int file_open_relative(struct vd_io *io, const char *rel, bool writable, struct vd_io **out,
+                              struct vd_error *err)
 {
     char path[PATH_MAX];
     if (rel[0] == '/') {

@@ -39,12 +39,11 @@ const char *vd_io_basename(const struct vd_io *io)
 
 bool vd_io_is_remote_uri(const char *uri)
 {
-    return !strncmp(uri, "s3://", 5) || !strncmp(uri, "http://", 7) ||
-           !strncmp(uri, "https://", 8);
+    return !strncmp(uri, "s3://", 5) || !strncmp(uri, "http://", 7) || !strncmp(uri, "https://", 8);
 }
 
-int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable,
-               struct vd_io **out, struct vd_error *err)
+int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable, struct vd_io **out,
+               struct vd_error *err)
 {
     static const struct vd_open_opts none;
     int r;
@@ -62,8 +61,7 @@ int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable,
     return r;
 }
 
-int vd_io_pread_zfill(struct vd_io *io, void *buf, size_t len, uint64_t off,
-                      struct vd_error *err)
+int vd_io_pread_zfill(struct vd_io *io, void *buf, size_t len, uint64_t off, struct vd_error *err)
 {
     uint8_t *p = buf;
     while (len > 0) {
@@ -81,8 +79,7 @@ int vd_io_pread_zfill(struct vd_io *io, void *buf, size_t len, uint64_t off,
     return 0;
 }
 
-int vd_io_pread_full(struct vd_io *io, void *buf, size_t len, uint64_t off,
-                     struct vd_error *err)
+int vd_io_pread_full(struct vd_io *io, void *buf, size_t len, uint64_t off, struct vd_error *err)
 {
     uint8_t *p = buf;
     uint64_t start = off;
@@ -125,8 +122,8 @@ int vd_io_open_relative(struct vd_io *io, const char *rel, bool writable, struct
                         struct vd_error *err)
 {
     if (!io->ops->open_relative)
-        return vd_err(err, -ENOTSUP, "%s: cannot open '%s' beside it (%s backend)", io->name,
-                      rel, io->ops->name);
+        return vd_err(err, -ENOTSUP, "%s: cannot open '%s' beside it (%s backend)", io->name, rel,
+                      io->ops->name);
     int r = io->ops->open_relative(io, rel, writable, out, err);
     if (r == 0)
         (*out)->opts = io->opts;

@@ -24,8 +24,7 @@ struct vd_json;
 
 struct vd_io_ops {
     const char *name; /* "file", "slice", "s3", "http" */
-    ssize_t (*pread)(struct vd_io *io, void *buf, size_t len, uint64_t off,
-                     struct vd_error *err);
+    ssize_t (*pread)(struct vd_io *io, void *buf, size_t len, uint64_t off, struct vd_error *err);
     /* NULL for read-only backends. Writes may extend the file. */
     ssize_t (*pwrite)(struct vd_io *io, const void *buf, size_t len, uint64_t off,
                       struct vd_error *err);
@@ -43,16 +42,16 @@ struct vd_io_ops {
 
 struct vd_io {
     const struct vd_io_ops *ops;
-    char *name;       /* path or URL, for messages; owned */
-    uint64_t size;    /* bytes; fixed at open for read-only sources */
+    char *name;    /* path or URL, for messages; owned */
+    uint64_t size; /* bytes; fixed at open for read-only sources */
     bool writable;
-    int refcnt;       /* atomic; see vd_io_ref/vd_io_unref */
+    int refcnt;               /* atomic; see vd_io_ref/vd_io_unref */
     struct vd_open_opts opts; /* copied at open; strings not owned */
 };
 
 /* Open a path, s3:// or http(s):// URI. */
-int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable,
-               struct vd_io **out, struct vd_error *err);
+int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable, struct vd_io **out,
+               struct vd_error *err);
 /* Local file backend (src/io/file.c). */
 int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err);
 /* S3 and HTTP backend (src/io/s3.c): uri starts with s3://, http:// or https://. */
@@ -71,11 +70,9 @@ void vd_io_unref(struct vd_io *io); /* NULL is a no-op */
 
 /* Read exactly len bytes at off: a short read (truncated file) is -EIO with a
  * message naming the file, offset and size. */
-int vd_io_pread_full(struct vd_io *io, void *buf, size_t len, uint64_t off,
-                     struct vd_error *err);
+int vd_io_pread_full(struct vd_io *io, void *buf, size_t len, uint64_t off, struct vd_error *err);
 /* Read up to len bytes; bytes past EOF are zero-filled. Returns 0 or -errno. */
-int vd_io_pread_zfill(struct vd_io *io, void *buf, size_t len, uint64_t off,
-                      struct vd_error *err);
+int vd_io_pread_zfill(struct vd_io *io, void *buf, size_t len, uint64_t off, struct vd_error *err);
 int vd_io_pwrite_full(struct vd_io *io, const void *buf, size_t len, uint64_t off,
                       struct vd_error *err);
 int vd_io_open_relative(struct vd_io *io, const char *rel, bool writable, struct vd_io **out,
