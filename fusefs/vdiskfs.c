@@ -719,7 +719,9 @@ int main(int argc, char **argv)
 
     /* Without export/ and rw the kernel mount itself is read-only too. */
     char opts[4200];
-    snprintf(opts, sizeof(opts), "fsname=vdiskfs,subtype=vdiskfs,default_permissions%s%s%s",
+    /* max_threads: libfuse 3.14 warns about its own unset default otherwise. */
+    snprintf(opts, sizeof(opts),
+             "fsname=vdiskfs,subtype=vdiskfs,default_permissions,max_threads=16%s%s%s",
              !g.writable && !export_enabled() ? ",ro" : "", fuse_opts[0] ? "," : "", fuse_opts);
     static char o_flag[] = "-o", f_flag[] = "-f", d_flag[] = "-d", s_flag[] = "-s";
     char *fargv[10];

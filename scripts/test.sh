@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (README: "Run the tests").
+#   1. install missing Debian packages (scripts/install-deps.sh)
+#   2. clang-format check
+#   3. normal build + every test (unit, integration with real FUSE mounts,
+#      fuzz-corpus replay, S3 against a local s3rver)
+#   4. the same suite under ASan + UBSan
+#   5. a short libFuzzer run of every fuzz target
+# Set VD_SKIP_ASAN=1 or VD_SKIP_FUZZ=1 to leave a stage out locally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=$(nproc)
+
+bash scripts/install-deps.sh
+bash scripts/check-format.sh
+
+# A local S3 server for the S3 tests (they skip, saying why, without one).
+if [ -x scripts/start-s3rver.sh ] || [ -f scripts/start-s3rver.sh ]; then
+    if s3env=$(bash scripts/start-s3rver.sh); then
+        eval "$s3env"
+        trap 'bash scripts/start-s3rver.sh --stop >/dev/null 2>&1 || true' EXIT
+    else
+        echo "test.sh: could not start s3rver; S3 tests will skip" >&2
+    fi
+fi
+
+run_suite() { # build-dir cmake-args...
+    local dir=$1; shift
+    cmake -S . -B "$dir" "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS"
+    (cd "$dir" && ctest --output-on-failure -j 2 --timeout 1200)
+}
+
+echo "== build and test =="
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+if [ "${VD_SKIP_ASAN:-0}" != 1 ]; then
+    echo "== ASan + UBSan =="
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVDISK_SANITIZE=ON
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ "${VD_SKIP_FUZZ:-0}" != 1 ]; then
+    echo "== fuzz smoke =="
+    bash scripts/fuzz-smoke.sh "${VD_FUZZ_SECONDS:-20}"
+fi
+echo "== all stages passed =="
