@@ -143,6 +143,14 @@ static int add_source(const char *uri)
     for (size_t i = 0; i < vd_source_ndisks(src); i++) {
         struct vd_image *img = vd_source_disk(src, i);
         char view[32], name[64];
+        if (g.writable && !vd_image_can_write(img)) {
+            fprintf(stderr,
+                    "vdiskfs: %s: %s%s%s images cannot be written in place; mount ro, or use "
+                    "overlay=FILE for a copy-on-write layer\n",
+                    uri, vd_image_format(img), vd_image_subformat(img) ? " " : "",
+                    vd_image_subformat(img) ? vd_image_subformat(img) : "");
+            return -1;
+        }
         vd_source_disk_view_name(src, i, view, sizeof(view));
         snprintf(name, sizeof(name), "%s.raw", view);
         if (add_node(d, name, NODE_DISK, img, 0, vd_image_size(img)) < 0)

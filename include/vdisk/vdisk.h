@@ -78,6 +78,9 @@ int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off, st
 int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off,
                     struct vd_error *err);
 int vd_image_flush(struct vd_image *img, struct vd_error *err);
+/* True if the image's format can be written in place (and it was opened
+ * writable); false for streamOptimized, OVA members, remote sources... */
+bool vd_image_can_write(const struct vd_image *img);
 
 /* Allocation status of the range starting at off: sets *len_out to the number
  * of bytes (>0, <= len) that share one status and returns it. Walks the

@@ -178,6 +178,11 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t 
     return img->ops->pwrite(img, buf, len, off, err);
 }
 
+bool vd_image_can_write(const struct vd_image *img)
+{
+    return img->ops->pwrite && img->opts.writable && img->io->writable;
+}
+
 int vd_image_flush(struct vd_image *img, struct vd_error *err)
 {
     return img->ops->flush ? img->ops->flush(img, err) : 0;
