@@ -549,6 +549,9 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     /* Large sequential reads: let the kernel read ahead up to 1 MiB. */
     if (conn->max_readahead < (1u << 20))
         conn->max_readahead = 1u << 20;
+    /* Raising max_write also raises the kernel's max_pages, which bounds
+     * read requests too: 1 MiB requests instead of 128 KiB. */
+    conn->max_write = 1u << 20;
     conn->max_background = 64;
     conn->congestion_threshold = 48;
     return NULL;
