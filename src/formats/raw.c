@@ -42,6 +42,15 @@ static int raw_flush(struct vd_image *img, struct vd_error *err)
     return img->io->ops->flush ? img->io->ops->flush(img->io, err) : 0;
 }
 
+static int raw_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
+                            struct vd_error *err)
+{
+    *pnum = len;
+    if (!img->io->ops->block_status)
+        return VD_STATUS_DATA;
+    return img->io->ops->block_status(img->io, off, len, pnum, err);
+}
+
 static uint64_t raw_allocated(struct vd_image *img)
 {
     return img->io->size;
@@ -55,5 +64,6 @@ const struct vd_format_ops vd_format_raw = {
     .pread = raw_pread,
     .pwrite = raw_pwrite,
     .flush = raw_flush,
+    .block_status = raw_block_status,
     .allocated = raw_allocated,
 };

@@ -64,6 +64,28 @@ static int file_flush(struct vd_io *io, struct vd_error *err)
     return 0;
 }
 
+/* Holes of a sparse local file, through SEEK_DATA/SEEK_HOLE. Filesystems
+ * without support report all data, which is always correct. */
+static int file_block_status(struct vd_io *io, uint64_t off, uint64_t len, uint64_t *pnum,
+                             struct vd_error *err)
+{
+    struct file_io *f = (struct file_io *)io;
+    *pnum = len;
+    if (off >= io->size)
+        return VD_STATUS_ZERO;
+    off_t data = lseek(f->fd, (off_t)off, SEEK_DATA);
+    if (data < 0)
+        return errno == ENXIO ? VD_STATUS_ZERO : VD_STATUS_DATA; /* ENXIO: hole to EOF */
+    if ((uint64_t)data > off) {
+        *pnum = (uint64_t)data - off < len ? (uint64_t)data - off : len;
+        return VD_STATUS_ZERO;
+    }
+    off_t hole = lseek(f->fd, (off_t)off, SEEK_HOLE);
+    if (hole > (off_t)off && (uint64_t)hole - off < len)
+        *pnum = (uint64_t)hole - off;
+    return VD_STATUS_DATA;
+}
+
 static int file_open_relative(struct vd_io *io, const char *rel, bool writable, struct vd_io **out,
                               struct vd_error *err)
 {
@@ -93,6 +115,7 @@ static const struct vd_io_ops file_ops = {
     .pread = file_pread,
     .pwrite = file_pwrite,
     .flush = file_flush,
+    .block_status = file_block_status,
     .open_relative = file_open_relative,
     .close = file_close,
 };

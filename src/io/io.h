@@ -34,6 +34,11 @@ struct vd_io_ops {
      * An absolute rel is taken as it is (local files only). */
     int (*open_relative)(struct vd_io *io, const char *rel, bool writable, struct vd_io **out,
                          struct vd_error *err);
+    /* Optional: is [off, off+len) backed by data? Returns VD_STATUS_DATA or
+     * VD_STATUS_ZERO (a hole in a sparse local file) with the run length in
+     * *pnum. NULL means all data. */
+    int (*block_status)(struct vd_io *io, uint64_t off, uint64_t len, uint64_t *pnum,
+                        struct vd_error *err);
     /* Add backend statistics (bytes fetched, cache hit rate) to an open JSON
      * object. May be NULL. */
     void (*stats)(struct vd_io *io, struct vd_json *j);

@@ -24,6 +24,16 @@ static ssize_t slice_pread(struct vd_io *io, void *buf, size_t len, uint64_t off
     return s->parent->ops->pread(s->parent, buf, len, s->off + off, err);
 }
 
+static int slice_block_status(struct vd_io *io, uint64_t off, uint64_t len, uint64_t *pnum,
+                              struct vd_error *err)
+{
+    struct slice_io *s = (struct slice_io *)io;
+    *pnum = len;
+    if (!s->parent->ops->block_status)
+        return VD_STATUS_DATA;
+    return s->parent->ops->block_status(s->parent, s->off + off, len, pnum, err);
+}
+
 static void slice_stats(struct vd_io *io, struct vd_json *j)
 {
     struct slice_io *s = (struct slice_io *)io;
@@ -41,6 +51,7 @@ static void slice_close(struct vd_io *io)
 static const struct vd_io_ops slice_ops = {
     .name = "slice",
     .pread = slice_pread,
+    .block_status = slice_block_status,
     .stats = slice_stats,
     .close = slice_close,
 };
