@@ -1,33 +1,1131 @@
-/* vhdx driver: placeholder until the driver lands (probe never matches). */
+/*
+ * VHDX: Hyper-V virtual hard disk v2, read-only driver.
+ * Spec: Microsoft [MS-VHDX] v20160714: headers 2.2, regions 2.2.3, log 2.3
+ * (replayed in memory by vhdx_log.c), BAT 2.5, metadata 2.6.
+ *
+ *   0        64K       128K      192K      256K      320K        1M
+ *   | ident  | header1 | header2 | region1 | region2 | reserved  | log, BAT,
+ *   |"vhdxfile"|"head" | "head"  | "regi"  | "regi"  |           | metadata,
+ *                                                                  payload
+ *   BAT (one 64-bit entry per block, state in bits 0-2, FileOffsetMB in
+ *   bits 20-63), a sector-bitmap entry after every chunk_ratio payload ones:
+ *     [pb0 pb1 ... pb(cr-1) sb0 pb(cr) ... sb1 ...]
+ *     chunk_ratio = 2^23 * logical_sector_size / block_size
+ *   metadata region: 64 KiB table ("metadata", 32-byte entries) then items:
+ *     file parameters, virtual disk size, page 83 id, logical/physical
+ *     sector size, parent locator (UTF-16LE key/value pairs).
+ *
+ * Headers and region tables are CRC-32C checked; the valid header with the
+ * highest sequence number is used, and the first valid region table. A
+ * non-empty log is replayed into an overlay that every read of the file goes
+ * through, so the source is never written. Differencing disks (.avhdx) open
+ * their parent through the parent locator and check its DataWriteGuid.
+ *
+ * Unsupported: writing (read-only driver), user metadata items (ignored),
+ * logs longer than 32 MiB.
+ */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
+#include "common/byteorder.h"
+#include "common/checked.h"
+#include "common/crc32c.h"
+#include "common/json.h"
 #include "formats/format.h"
+#include "formats/vhdx.h"
+
+#define GUID_BAT             "{2dc27766-f623-4200-9d64-115e9bfd4a08}"
+#define GUID_METADATA        "{8b7ca206-4790-4b9a-b8fe-575f050f886e}"
+#define GUID_FILE_PARAMS     "{caa16737-fa36-4d43-b3b6-33f0aa44e76b}"
+#define GUID_VIRTUAL_SIZE    "{2fa54224-cd1b-4876-b211-5dbed83bf4b8}"
+#define GUID_PAGE83          "{beca12ab-b2e6-4523-93ef-c309e000c746}"
+#define GUID_LOGICAL_SECTOR  "{8141bf1d-a96f-4709-ba47-f233a8faab5f}"
+#define GUID_PHYSICAL_SECTOR "{cda348c7-445d-4471-9cc9-e9885251c556}"
+#define GUID_PARENT_LOCATOR  "{a8d35f2d-b30b-454d-abf7-d3d84834ab0c}"
+#define GUID_LOCATOR_TYPE    "{b04aefb7-d19e-4a81-b789-25b8e9445913}"
+
+#define VHDX_META_TABLE_SIZE  (64u * 1024u)
+#define VHDX_MAX_ENTRIES      2047u
+#define VHDX_MAX_VIRTUAL_SIZE (64ull << 40)
+#define VHDX_MAX_META_REGION  (256u * VHDX_MIB)
+#define VHDX_SB_BLOCK         VHDX_MIB
+
+enum {
+    PAYLOAD_NOT_PRESENT = 0,
+    PAYLOAD_UNDEFINED = 1,
+    PAYLOAD_ZERO = 2,
+    PAYLOAD_UNMAPPED = 3,
+    PAYLOAD_FULLY_PRESENT = 6,
+    PAYLOAD_PARTIALLY_PRESENT = 7,
+    SB_NOT_PRESENT = 0,
+    SB_PRESENT = 6,
+};
+
+struct vhdx_state {
+    struct vhdx_header hdr; /* the current header */
+    int hdr_index;          /* 1 or 2 */
+    struct vhdx_regions regions;
+    struct vhdx_meta meta;
+    struct vhdx_overlay ov; /* log replay; empty when the log was clean */
+    uint64_t file_size;     /* io size, extended by the log's LastFileOffset */
+    uint64_t *bat;          /* decoded entries, immutable after open */
+    uint64_t bat_entries;
+    uint64_t data_blocks;
+    uint64_t chunk_ratio;
+    uint64_t past_eof;       /* present blocks past end of file */
+    uint64_t first_past_eof; /* BAT index of the first one */
+    char subformat[16];
+};
+
+/* ---- small helpers ---- */
+
+void vhdx_guid_str(const uint8_t g[16], char out[VHDX_GUID_STR])
+{
+    snprintf(out, VHDX_GUID_STR, "{%08" PRIx32 "-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x}",
+             le32(g), le16(g + 4), le16(g + 6), g[8], g[9], g[10], g[11], g[12], g[13], g[14],
+             g[15]);
+}
+
+static bool vhdx_guid_zero(const uint8_t g[16])
+{
+    for (int i = 0; i < 16; i++)
+        if (g[i])
+            return false;
+    return true;
+}
+
+/* CRC-32C of n bytes with the 4-byte checksum field at csum_off zeroed. */
+static uint32_t vhdx_crc_skip(const uint8_t *p, size_t n, size_t csum_off)
+{
+    static const uint8_t zero4[4];
+    uint32_t c = vd_crc32c(0, p, csum_off);
+    c = vd_crc32c(c, zero4, 4);
+    return vd_crc32c(c, p + csum_off + 4, n - csum_off - 4);
+}
+
+/* UTF-16LE (n bytes) to a new NUL-terminated UTF-8 string. Bad surrogates
+ * become U+FFFD. */
+static char *vhdx_utf16_to_utf8(const uint8_t *p, size_t n)
+{
+    size_t units = n / 2;
+    char *out = malloc(units * 3 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < units; i++) {
+        uint32_t c = le16(p + 2 * i);
+        if (c >= 0xd800 && c < 0xdc00 && i + 1 < units) {
+            uint32_t d = le16(p + 2 * i + 2);
+            if (d >= 0xdc00 && d < 0xe000) {
+                c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+                i++;
+            } else {
+                c = 0xfffd;
+            }
+        } else if (c >= 0xd800 && c < 0xe000) {
+            c = 0xfffd;
+        }
+        if (c == 0)
+            break;
+        if (c < 0x80) {
+            *o++ = (char)c;
+        } else if (c < 0x800) {
+            *o++ = (char)(0xc0 | c >> 6);
+            *o++ = (char)(0x80 | (c & 0x3f));
+        } else if (c < 0x10000) {
+            *o++ = (char)(0xe0 | c >> 12);
+            *o++ = (char)(0x80 | ((c >> 6) & 0x3f));
+            *o++ = (char)(0x80 | (c & 0x3f));
+        } else {
+            /* 4 bytes from 2 units: fits the 6 bytes reserved for them */
+            *o++ = (char)(0xf0 | c >> 18);
+            *o++ = (char)(0x80 | ((c >> 12) & 0x3f));
+            *o++ = (char)(0x80 | ((c >> 6) & 0x3f));
+            *o++ = (char)(0x80 | (c & 0x3f));
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* ---- parsers: (buf, len), no I/O ---- */
+
+int vhdx_parse_header(const uint8_t *buf, size_t len, struct vhdx_header *out, const char **why)
+{
+    if (len < VHDX_HEADER_SIZE || memcmp(buf, "head", 4) != 0) {
+        *why = "bad signature";
+        return -EINVAL;
+    }
+    if (vhdx_crc_skip(buf, VHDX_HEADER_SIZE, 4) != le32(buf + 4)) {
+        *why = "bad checksum";
+        return -EINVAL;
+    }
+    out->seq = le64(buf + 8);
+    memcpy(out->file_write_guid, buf + 16, 16);
+    memcpy(out->data_write_guid, buf + 32, 16);
+    memcpy(out->log_guid, buf + 48, 16);
+    out->log_version = le16(buf + 64);
+    out->version = le16(buf + 66);
+    out->log_length = le32(buf + 68);
+    out->log_offset = le64(buf + 72);
+    if (out->version != 1) {
+        *why = "unsupported version";
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int vhdx_parse_region_table(const uint8_t *buf, size_t len, struct vhdx_regions *out, char *why,
+                            size_t whylen)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < VHDX_REGION_SIZE || memcmp(buf, "regi", 4) != 0) {
+        snprintf(why, whylen, "bad signature");
+        return -EINVAL;
+    }
+    if (vhdx_crc_skip(buf, VHDX_REGION_SIZE, 4) != le32(buf + 4)) {
+        snprintf(why, whylen, "bad checksum");
+        return -EINVAL;
+    }
+    uint32_t count = le32(buf + 8);
+    if (count > VHDX_MAX_ENTRIES) {
+        snprintf(why, whylen, "%" PRIu32 " entries (at most %u allowed)", count, VHDX_MAX_ENTRIES);
+        return -EINVAL;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *e = buf + 16 + (size_t)i * 32;
+        uint64_t off = le64(e + 16);
+        uint32_t rlen = le32(e + 24);
+        bool required = le32(e + 28) & 1;
+        struct vhdx_region *r = NULL;
+        char g[VHDX_GUID_STR];
+        vhdx_guid_str(e, g);
+        if (!strcasecmp(g, GUID_BAT))
+            r = &out->bat;
+        else if (!strcasecmp(g, GUID_METADATA))
+            r = &out->meta;
+        else if (required) {
+            snprintf(why, whylen, "unknown required region %s", g);
+            return -ENOTSUP;
+        } else
+            continue;
+        if (r->present) {
+            snprintf(why, whylen, "region %s listed twice", g);
+            return -EINVAL;
+        }
+        if (off % VHDX_MIB || off < VHDX_MIB || rlen == 0 || rlen % VHDX_MIB) {
+            snprintf(why, whylen,
+                     "region %s at offset %" PRIu64 " length %" PRIu32 " is not 1 MiB aligned", g,
+                     off, rlen);
+            return -EINVAL;
+        }
+        r->off = off;
+        r->len = rlen;
+        r->present = true;
+    }
+    if (!out->bat.present || !out->meta.present) {
+        snprintf(why, whylen, "%s region missing", out->bat.present ? "metadata" : "BAT");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void vhdx_meta_free(struct vhdx_meta *m)
+{
+    for (size_t i = 0; i < m->nlocator; i++) {
+        free(m->locator[i].key);
+        free(m->locator[i].value);
+    }
+    m->nlocator = 0;
+}
+
+const char *vhdx_meta_locator(const struct vhdx_meta *m, const char *key)
+{
+    for (size_t i = 0; i < m->nlocator; i++)
+        if (!strcmp(m->locator[i].key, key))
+            return m->locator[i].value;
+    return NULL;
+}
+
+static int vhdx_parse_locator(const uint8_t *p, uint32_t n, const char *name, struct vhdx_meta *m,
+                              struct vd_error *err)
+{
+    if (n < 20)
+        return vd_err(err, -EINVAL, "vhdx: %s: parent locator is %" PRIu32 " bytes, too short",
+                      name, n);
+    char g[VHDX_GUID_STR];
+    vhdx_guid_str(p, g);
+    if (strcasecmp(g, GUID_LOCATOR_TYPE) != 0)
+        return vd_err(err, -ENOTSUP, "vhdx: %s: parent locator type %s is not supported", name, g);
+    uint32_t count = le16(p + 18);
+    if ((uint64_t)count * 12 > n - 20)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: parent locator has %" PRIu32 " entries but only %" PRIu32 " bytes",
+                      name, count, n);
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *e = p + 20 + (size_t)i * 12;
+        uint32_t ko = le32(e), vo = le32(e + 4);
+        uint16_t kl = le16(e + 8), vl = le16(e + 10);
+        if ((uint64_t)ko + kl > n || (uint64_t)vo + vl > n || kl == 0 || kl % 2 || vl % 2)
+            return vd_err(err, -EINVAL,
+                          "vhdx: %s: parent locator entry %" PRIu32 " lies outside the item", name,
+                          i);
+        if (m->nlocator == VHDX_MAX_LOCATOR)
+            continue;
+        struct vhdx_locator_entry *le = &m->locator[m->nlocator];
+        le->key = vhdx_utf16_to_utf8(p + ko, kl);
+        le->value = vhdx_utf16_to_utf8(p + vo, vl);
+        m->nlocator++;
+        if (!le->key || !le->value)
+            return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", name);
+    }
+    m->have_locator = true;
+    return 0;
+}
+
+int vhdx_parse_metadata(const uint8_t *buf, size_t len, const char *name, struct vhdx_meta *m,
+                        struct vd_error *err)
+{
+    bool have_fp = false, have_vs = false, have_ls = false;
+    memset(m, 0, sizeof(*m));
+    if (len < VHDX_META_TABLE_SIZE || memcmp(buf, "metadata", 8) != 0)
+        return vd_err(err, -EINVAL, "vhdx: %s: metadata table has a bad signature", name);
+    uint32_t count = le16(buf + 10);
+    if (count > VHDX_MAX_ENTRIES)
+        return vd_err(err, -EINVAL, "vhdx: %s: metadata table has %" PRIu32 " entries (max %u)",
+                      name, count, VHDX_MAX_ENTRIES);
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *e = buf + 32 + (size_t)i * 32;
+        uint32_t off = le32(e + 16), ilen = le32(e + 20), flags = le32(e + 24);
+        bool is_user = flags & 1, required = flags & 4;
+        char g[VHDX_GUID_STR];
+        vhdx_guid_str(e, g);
+        if (ilen && (off < VHDX_META_TABLE_SIZE || (uint64_t)off + ilen > len))
+            return vd_err(err, -EINVAL,
+                          "vhdx: %s: metadata item %s (offset %" PRIu32 ", %" PRIu32
+                          " bytes) lies outside the metadata region (%zu bytes)",
+                          name, g, off, ilen, len);
+        const uint8_t *p = buf + off;
+        if (is_user)
+            continue;
+        if (!strcasecmp(g, GUID_FILE_PARAMS)) {
+            if (ilen < 8)
+                goto short_item;
+            m->block_size = le32(p);
+            m->leave_blocks_allocated = le32(p + 4) & 1;
+            m->has_parent = le32(p + 4) & 2;
+            have_fp = true;
+        } else if (!strcasecmp(g, GUID_VIRTUAL_SIZE)) {
+            if (ilen < 8)
+                goto short_item;
+            m->virtual_size = le64(p);
+            have_vs = true;
+        } else if (!strcasecmp(g, GUID_PAGE83)) {
+            if (ilen < 16)
+                goto short_item;
+            memcpy(m->page83, p, 16);
+            m->have_page83 = true;
+        } else if (!strcasecmp(g, GUID_LOGICAL_SECTOR)) {
+            if (ilen < 4)
+                goto short_item;
+            m->logical_sector_size = le32(p);
+            have_ls = true;
+        } else if (!strcasecmp(g, GUID_PHYSICAL_SECTOR)) {
+            if (ilen < 4)
+                goto short_item;
+            m->physical_sector_size = le32(p);
+        } else if (!strcasecmp(g, GUID_PARENT_LOCATOR)) {
+            if (m->have_locator)
+                return vd_err(err, -EINVAL, "vhdx: %s: two parent locators", name);
+            int r = vhdx_parse_locator(p, ilen, name, m, err);
+            if (r < 0)
+                return r;
+        } else if (required) {
+            return vd_err(err, -ENOTSUP, "vhdx: %s: unknown required metadata item %s", name, g);
+        }
+        continue;
+    short_item:
+        return vd_err(err, -EINVAL, "vhdx: %s: metadata item %s is only %" PRIu32 " bytes", name, g,
+                      ilen);
+    }
+    if (!have_fp || !have_vs || !have_ls)
+        return vd_err(err, -EINVAL, "vhdx: %s: required metadata item %s is missing", name,
+                      !have_fp   ? "file parameters"
+                      : !have_vs ? "virtual disk size"
+                                 : "logical sector size");
+    if (!is_pow2(m->block_size) || m->block_size < VHDX_MIB || m->block_size > 256 * VHDX_MIB)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: block size %" PRIu32
+                      " is invalid (must be a power of two from 1 MiB to 256 MiB)",
+                      name, m->block_size);
+    if (m->logical_sector_size != 512 && m->logical_sector_size != 4096)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: logical sector size %" PRIu32 " is invalid (512 or 4096)", name,
+                      m->logical_sector_size);
+    if (m->physical_sector_size && m->physical_sector_size != 512 &&
+        m->physical_sector_size != 4096)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: physical sector size %" PRIu32 " is invalid (512 or 4096)", name,
+                      m->physical_sector_size);
+    if (m->virtual_size == 0 || m->virtual_size > VHDX_MAX_VIRTUAL_SIZE ||
+        m->virtual_size % m->logical_sector_size)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: virtual disk size %" PRIu64
+                      " is invalid (a multiple of the %" PRIu32 "-byte sector, at most 64 TiB)",
+                      name, m->virtual_size, m->logical_sector_size);
+    if (m->has_parent && !m->have_locator)
+        return vd_err(err, -EINVAL, "vhdx: %s: differencing disk without a parent locator", name);
+    return 0;
+}
+
+/* ---- reading the file through the log overlay ---- */
+
+/* Read [off, off+len) of the file as the replayed log leaves it. Bytes
+ * between the real end of file and the log's LastFileOffset read as zeros;
+ * beyond that is an error. */
+static int vhdx_read_file(struct vd_image *img, void *buf, size_t len, uint64_t off,
+                          struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    uint64_t end;
+    if (ck_add(off, len, &end) || end > st->file_size)
+        return vd_err(err, -EIO,
+                      "vhdx: %s: read of %zu bytes at offset %" PRIu64
+                      " is past end of file (%" PRIu64 " bytes)",
+                      img->name, len, off, st->file_size);
+    int r = end <= img->io->size ? vd_io_pread_full(img->io, buf, len, off, err)
+                                 : vd_io_pread_zfill(img->io, buf, len, off, err);
+    if (r < 0)
+        return r;
+    vhdx_overlay_apply(&st->ov, buf, len, off);
+    return 0;
+}
+
+/* Read a whole 64 KiB-or-larger structure into a new buffer. */
+static int vhdx_read_alloc(struct vd_image *img, uint64_t off, size_t len, uint8_t **out,
+                           struct vd_error *err)
+{
+    uint8_t *b = malloc(len ? len : 1);
+    if (!b)
+        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
+    int r = vhdx_read_file(img, b, len, off, err);
+    if (r < 0) {
+        free(b);
+        return r;
+    }
+    *out = b;
+    return 0;
+}
+
+/* ---- probe/open ---- */
 
 static int vhdx_probe(const uint8_t *head, size_t head_len, const uint8_t *tail, size_t tail_len,
                       uint64_t file_size)
 {
+    return head_len >= 8 && !memcmp(head, "vhdxfile", 8) ? 100 : 0;
+}
+
+static int vhdx_open_headers(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    struct vhdx_header h[2];
+    const char *why[2] = {"", ""};
+    bool ok[2];
+    uint8_t *buf = malloc(VHDX_HEADER_SIZE);
+    if (!buf)
+        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
+    for (int i = 0; i < 2; i++) {
+        uint64_t off = i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF;
+        ok[i] = false;
+        if (off + VHDX_HEADER_SIZE > img->io->size) {
+            why[i] = "past end of file";
+            continue;
+        }
+        int r = vd_io_pread_full(img->io, buf, VHDX_HEADER_SIZE, off, err);
+        if (r < 0) {
+            free(buf);
+            return r;
+        }
+        ok[i] = vhdx_parse_header(buf, VHDX_HEADER_SIZE, &h[i], &why[i]) == 0;
+    }
+    free(buf);
+    if (!ok[0] && !ok[1])
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: both headers are invalid (header 1: %s, header 2: %s)", img->name,
+                      why[0], why[1]);
+    int c = !ok[0] || (ok[1] && h[1].seq > h[0].seq);
+    st->hdr = h[c];
+    st->hdr_index = c + 1;
+    return 0;
+}
+
+static int vhdx_open_log(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    const struct vhdx_header *h = &st->hdr;
+    uint64_t end;
+    if (vhdx_guid_zero(h->log_guid))
+        return 0;
+    if (h->log_version != 0)
+        return vd_err(err, -ENOTSUP, "vhdx: %s: log version %u is not supported", img->name,
+                      h->log_version);
+    if (h->log_length == 0 || h->log_length % VHDX_MIB || h->log_offset < VHDX_MIB ||
+        h->log_offset % VHDX_MIB)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: log at offset %" PRIu64 " length %" PRIu32 " is not 1 MiB aligned",
+                      img->name, h->log_offset, h->log_length);
+    if (h->log_length > VHDX_LOG_MAX)
+        return vd_err(err, -ENOTSUP,
+                      "vhdx: %s: the log needs replaying but is %" PRIu32
+                      " bytes (at most %u supported)",
+                      img->name, h->log_length, VHDX_LOG_MAX);
+    if (ck_add(h->log_offset, h->log_length, &end) || end > img->io->size)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: log (offset %" PRIu64 ", %" PRIu32
+                      " bytes) is past end of file (%" PRIu64 " bytes)",
+                      img->name, h->log_offset, h->log_length, img->io->size);
+    uint8_t *log;
+    int r = vhdx_read_alloc(img, h->log_offset, h->log_length, &log, err);
+    if (r < 0)
+        return r;
+    r = vhdx_log_replay(log, h->log_length, h->log_guid, img->name, &st->ov, err);
+    free(log);
+    if (r < 0)
+        return r;
+    if (st->ov.entries == 0)
+        return 0;
+    if (st->ov.flushed_file_offset > img->io->size)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: the log says the file was flushed at %" PRIu64
+                      " bytes but it has only %" PRIu64 " (truncated)",
+                      img->name, st->ov.flushed_file_offset, img->io->size);
+    st->file_size = VD_MAX(st->file_size, st->ov.last_file_offset);
+    st->file_size = VD_MAX(st->file_size, st->ov.end);
+    return 0;
+}
+
+static int vhdx_open_regions(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    char why[2][160];
+    int code[2];
+    uint8_t *buf = NULL;
+    for (int i = 0; i < 2; i++) {
+        uint64_t off = i ? VHDX_REGION2_OFF : VHDX_REGION1_OFF;
+        if (off + VHDX_REGION_SIZE > st->file_size) {
+            snprintf(why[i], sizeof(why[i]), "past end of file");
+            code[i] = -EINVAL;
+            continue;
+        }
+        int r = vhdx_read_alloc(img, off, VHDX_REGION_SIZE, &buf, err);
+        if (r < 0)
+            return r;
+        code[i] =
+            vhdx_parse_region_table(buf, VHDX_REGION_SIZE, &st->regions, why[i], sizeof(why[i]));
+        free(buf);
+        if (code[i] == 0)
+            break;
+        if (code[i] == -ENOTSUP)
+            return vd_err(err, -ENOTSUP, "vhdx: %s: region table %d: %s", img->name, i + 1, why[i]);
+    }
+    if (code[0] < 0 && code[1] < 0)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: both region tables are invalid (region table 1: %s, region "
+                      "table 2: %s)",
+                      img->name, why[0], why[1]);
+    const struct vhdx_region *rs[2] = {&st->regions.bat, &st->regions.meta};
+    for (int i = 0; i < 2; i++) {
+        uint64_t end = rs[i]->off + rs[i]->len;
+        if (end > st->file_size)
+            return vd_err(err, -EINVAL,
+                          "vhdx: %s: %s region (offset %" PRIu64 ", %" PRIu32
+                          " bytes) is past end of file (%" PRIu64 " bytes)",
+                          img->name, i ? "metadata" : "BAT", rs[i]->off, rs[i]->len, st->file_size);
+    }
+    return 0;
+}
+
+static int vhdx_open_metadata(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    const struct vhdx_region *mr = &st->regions.meta;
+    if (mr->len > VHDX_MAX_META_REGION)
+        return vd_err(err, -ENOTSUP, "vhdx: %s: metadata region of %" PRIu32 " bytes is too big",
+                      img->name, mr->len);
+    uint8_t *buf;
+    int r = vhdx_read_alloc(img, mr->off, mr->len, &buf, err);
+    if (r < 0)
+        return r;
+    r = vhdx_parse_metadata(buf, mr->len, img->name, &st->meta, err);
+    free(buf);
+    return r;
+}
+
+static int vhdx_open_bat(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    const struct vhdx_meta *m = &st->meta;
+    uint64_t bs = m->block_size;
+    st->chunk_ratio = ((uint64_t)1 << 23) * m->logical_sector_size / bs;
+    st->data_blocks = div_round_up(m->virtual_size, bs);
+    uint64_t sb_blocks = div_round_up(st->data_blocks, st->chunk_ratio);
+    if (m->has_parent)
+        st->bat_entries = sb_blocks * (st->chunk_ratio + 1);
+    else
+        st->bat_entries = st->data_blocks + (st->data_blocks - 1) / st->chunk_ratio;
+    /* Sizes are bounded: 64 TiB / 1 MiB blocks = 64 Mi entries. */
+    if (st->bat_entries * 8 > st->regions.bat.len)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: BAT region of %" PRIu32 " bytes is too small for %" PRIu64
+                      " entries",
+                      img->name, st->regions.bat.len, st->bat_entries);
+    size_t nbytes = (size_t)(st->bat_entries * 8);
+    uint8_t *raw;
+    int r = vhdx_read_alloc(img, st->regions.bat.off, nbytes, &raw, err);
+    if (r < 0)
+        return r;
+    st->bat = malloc(nbytes);
+    if (!st->bat) {
+        free(raw);
+        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory for the BAT", img->name);
+    }
+    for (uint64_t i = 0; i < st->bat_entries; i++)
+        st->bat[i] = le64(raw + i * 8);
+    free(raw);
+
+    for (uint64_t i = 0; i < st->bat_entries; i++) {
+        bool is_sb = i % (st->chunk_ratio + 1) == st->chunk_ratio;
+        unsigned s = st->bat[i] & 7;
+        uint64_t off = (st->bat[i] >> 20) << 20;
+        bool present;
+        if (is_sb) {
+            if (s != SB_NOT_PRESENT && s != SB_PRESENT)
+                return vd_err(err, -EINVAL,
+                              "vhdx: %s: BAT entry %" PRIu64 " (sector bitmap %" PRIu64
+                              ") has invalid state %u",
+                              img->name, i, i / (st->chunk_ratio + 1), s);
+            present = s == SB_PRESENT;
+        } else {
+            if (s == 4 || s == 5)
+                return vd_err(err, -EINVAL,
+                              "vhdx: %s: BAT entry %" PRIu64 " (payload block %" PRIu64
+                              ") has invalid state %u",
+                              img->name, i, i - i / (st->chunk_ratio + 1), s);
+            present = s == PAYLOAD_FULLY_PRESENT || s == PAYLOAD_PARTIALLY_PRESENT;
+            if (s == PAYLOAD_PARTIALLY_PRESENT && m->has_parent) {
+                uint64_t sbi =
+                    (i / (st->chunk_ratio + 1)) * (st->chunk_ratio + 1) + st->chunk_ratio;
+                if (sbi >= st->bat_entries || (st->bat[sbi] & 7) != SB_PRESENT)
+                    return vd_err(err, -EINVAL,
+                                  "vhdx: %s: BAT entry %" PRIu64
+                                  " is partially present but its sector bitmap is not",
+                                  img->name, i);
+            }
+        }
+        uint64_t size = is_sb ? VHDX_SB_BLOCK : bs;
+        if (present && (off < VHDX_MIB || off + size > st->file_size)) {
+            if (st->past_eof++ == 0)
+                st->first_past_eof = i;
+        }
+    }
+    return 0;
+}
+
+/* Open the parent named by the locator: relative_path, then the basename of
+ * absolute_win32_path, then of volume_path, beside the child. */
+static int vhdx_open_parent(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    const struct vhdx_meta *m = &st->meta;
+    static const char *const keys[] = {"relative_path", "absolute_win32_path", "volume_path"};
+    char tried[3][256];
+    size_t ntried = 0;
+    int r = -ENOENT;
+    for (size_t k = 0; k < VD_ARRAY_SIZE(keys); k++) {
+        const char *v = vhdx_meta_locator(m, keys[k]);
+        if (!v || !*v)
+            continue;
+        char *path = strdup(v);
+        if (!path)
+            return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
+        for (char *c = path; *c; c++)
+            if (*c == '\\')
+                *c = '/';
+        const char *rel = path;
+        if (k == 0) {
+            while (!strncmp(rel, "./", 2))
+                rel += 2;
+        } else {
+            const char *b = strrchr(rel, '/');
+            rel = b ? b + 1 : rel;
+        }
+        if (!*rel) {
+            free(path);
+            continue;
+        }
+        bool dup = false;
+        for (size_t t = 0; t < ntried; t++)
+            dup |= !strcmp(tried[t], rel);
+        if (dup) {
+            free(path);
+            continue;
+        }
+        snprintf(tried[ntried++], sizeof(tried[0]), "%s", rel);
+        struct vd_error e2 = {0};
+        r = vd_image_open_backing(img, rel, "vhdx", &e2);
+        free(path);
+        if (r == 0)
+            break;
+        if (r != -ENOENT) {
+            vd_err(err, r, "%s", e2.msg);
+            return r;
+        }
+    }
+    if (r < 0) {
+        if (ntried == 0)
+            return vd_err(err, -EINVAL, "vhdx: %s: parent locator names no parent path", img->name);
+        return vd_err(err, -ENOENT, "vhdx: %s: parent not found (tried %s%s%s%s%s)", img->name,
+                      tried[0], ntried > 1 ? ", " : "", ntried > 1 ? tried[1] : "",
+                      ntried > 2 ? ", " : "", ntried > 2 ? tried[2] : "");
+    }
+    /* The parent must be the exact data the child was made against. */
+    struct vd_image *p = img->backing;
+    const struct vhdx_state *ps = p->priv;
+    char pguid[VHDX_GUID_STR];
+    vhdx_guid_str(ps->hdr.data_write_guid, pguid);
+    const char *l1 = vhdx_meta_locator(m, "parent_linkage");
+    const char *l2 = vhdx_meta_locator(m, "parent_linkage2");
+    if (!l1)
+        return vd_err(err, -EINVAL, "vhdx: %s: parent locator has no parent_linkage", img->name);
+    if (strcasecmp(l1, pguid) != 0 && (!l2 || strcasecmp(l2, pguid) != 0))
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: parent %s has DataWriteGuid %s but the child expects "
+                      "parent_linkage %s%s%s: the parent changed after the child was made",
+                      img->name, p->name, pguid, l1, l2 ? " or " : "", l2 ? l2 : "");
     return 0;
 }
 
 static int vhdx_open(struct vd_image *img, struct vd_error *err)
 {
-    return vd_err(err, -ENOTSUP, "vhdx: %s: format not supported yet", img->name);
+    struct vhdx_state *st = img->priv;
+    uint8_t ident[8];
+    int r;
+    st->file_size = img->io->size;
+    if (img->io->size < VHDX_MIB)
+        return vd_err(err, -EINVAL,
+                      "vhdx: %s: file is %" PRIu64 " bytes, shorter than the 1 MiB header area",
+                      img->name, img->io->size);
+    r = vd_io_pread_full(img->io, ident, sizeof(ident), 0, err);
+    if (r < 0)
+        return r;
+    if (memcmp(ident, "vhdxfile", 8) != 0)
+        return vd_err(err, -EINVAL, "vhdx: %s: no \"vhdxfile\" signature", img->name);
+    if ((r = vhdx_open_headers(img, err)) < 0 || (r = vhdx_open_log(img, err)) < 0 ||
+        (r = vhdx_open_regions(img, err)) < 0 || (r = vhdx_open_metadata(img, err)) < 0 ||
+        (r = vhdx_open_bat(img, err)) < 0)
+        return r;
+    img->size = st->meta.virtual_size;
+    img->sector_size = st->meta.logical_sector_size;
+    bool fixed = !st->meta.has_parent;
+    for (uint64_t b = 0; fixed && b < st->data_blocks; b++)
+        fixed = (st->bat[b + b / st->chunk_ratio] & 7) == PAYLOAD_FULLY_PRESENT;
+    snprintf(st->subformat, sizeof(st->subformat), "%s",
+             st->meta.has_parent ? "differencing"
+             : fixed             ? "fixed"
+                                 : "dynamic");
+    img->subformat = st->subformat;
+    if (st->meta.has_parent && (r = vhdx_open_parent(img, err)) < 0)
+        return r;
+    return 0;
 }
 
 static void vhdx_close(struct vd_image *img)
 {
+    struct vhdx_state *st = img->priv;
+    vhdx_meta_free(&st->meta);
+    vhdx_overlay_free(&st->ov);
+    free(st->bat);
+    st->bat = NULL;
 }
 
-static int vhdx_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
+/* ---- reads ---- */
+
+static uint64_t vhdx_payload_entry(const struct vhdx_state *st, uint64_t blk)
+{
+    return st->bat[blk + blk / st->chunk_ratio];
+}
+
+/* Read from a block present in this file, reporting past-EOF entries. */
+static int vhdx_read_block(struct vd_image *img, uint64_t blk, void *buf, size_t n, uint64_t inblk,
+                           struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    uint64_t e = vhdx_payload_entry(st, blk);
+    uint64_t off = (e >> 20) << 20;
+    if (off < VHDX_MIB || off + st->meta.block_size > st->file_size)
+        return vd_err(err, -EIO,
+                      "vhdx: %s: BAT entry %" PRIu64 " (payload block %" PRIu64
+                      ") points to file offset %" PRIu64 ", past end of file (%" PRIu64 " bytes)",
+                      img->name, blk + blk / st->chunk_ratio, blk, off, st->file_size);
+    return vhdx_read_file(img, buf, n, off + inblk, err);
+}
+
+/* For a partially present block: read the sector bitmap bits covering
+ * [inblk, inblk+n) into a new buffer; *bit0 is the bit index of the first
+ * sector in it. */
+static int vhdx_read_bitmap(struct vd_image *img, uint64_t blk, uint64_t inblk, size_t n,
+                            uint8_t **out, uint64_t *bit0, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    uint64_t lss = st->meta.logical_sector_size;
+    uint64_t chunk = blk / st->chunk_ratio;
+    uint64_t sbe = st->bat[chunk * (st->chunk_ratio + 1) + st->chunk_ratio];
+    uint64_t sboff = (sbe >> 20) << 20;
+    if (sboff < VHDX_MIB || sboff + VHDX_SB_BLOCK > st->file_size)
+        return vd_err(err, -EIO,
+                      "vhdx: %s: sector bitmap %" PRIu64 " points to file offset %" PRIu64
+                      ", past end of file (%" PRIu64 " bytes)",
+                      img->name, chunk, sboff, st->file_size);
+    uint64_t first = ((blk % st->chunk_ratio) * st->meta.block_size + inblk) / lss;
+    uint64_t last = ((blk % st->chunk_ratio) * st->meta.block_size + inblk + n - 1) / lss;
+    size_t nbytes = (size_t)(last / 8 - first / 8 + 1);
+    uint8_t *b = malloc(nbytes);
+    if (!b)
+        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
+    int r = vhdx_read_file(img, b, nbytes, sboff + first / 8, err);
+    if (r < 0) {
+        free(b);
+        return r;
+    }
+    *out = b;
+    *bit0 = first & ~(uint64_t)7;
+    return 0;
+}
+
+static int vhdx_read_partial(struct vd_image *img, uint64_t blk, uint8_t *buf, size_t n,
+                             uint64_t off, uint64_t inblk, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    uint64_t lss = st->meta.logical_sector_size;
+    uint64_t base = (blk % st->chunk_ratio) * st->meta.block_size; /* chunk-relative */
+    uint8_t *bm;
+    uint64_t bit0;
+    int r = vhdx_read_bitmap(img, blk, inblk, n, &bm, &bit0, err);
+    if (r < 0)
+        return r;
+    size_t done = 0;
+    while (done < n && r == 0) {
+        uint64_t sec = (base + inblk + done) / lss;
+        bool mine = bm[(sec - bit0) / 8] >> ((sec - bit0) % 8) & 1;
+        size_t run_end = done;
+        while (run_end < n) {
+            uint64_t s2 = (base + inblk + run_end) / lss;
+            if ((bool)(bm[(s2 - bit0) / 8] >> ((s2 - bit0) % 8) & 1) != mine)
+                break;
+            run_end = (size_t)VD_MIN((uint64_t)n, (s2 + 1) * lss - base - inblk);
+        }
+        if (mine)
+            r = vhdx_read_block(img, blk, buf + done, run_end - done, inblk + done, err);
+        else
+            r = vd_image_read_backing(img, buf + done, run_end - done, off + done, err);
+        done = run_end;
+    }
+    free(bm);
+    return r;
+}
+
+static int vhdx_pread(struct vd_image *img, void *vbuf, size_t len, uint64_t off,
                       struct vd_error *err)
 {
-    return -ENOTSUP;
+    struct vhdx_state *st = img->priv;
+    uint8_t *buf = vbuf;
+    uint64_t bs = st->meta.block_size;
+    while (len) {
+        uint64_t blk = off / bs, inblk = off % bs;
+        size_t n = (size_t)VD_MIN((uint64_t)len, bs - inblk);
+        unsigned s = vhdx_payload_entry(st, blk) & 7;
+        int r;
+        if (s == PAYLOAD_FULLY_PRESENT || (s == PAYLOAD_PARTIALLY_PRESENT && !st->meta.has_parent))
+            r = vhdx_read_block(img, blk, buf, n, inblk, err);
+        else if (s == PAYLOAD_PARTIALLY_PRESENT)
+            r = vhdx_read_partial(img, blk, buf, n, off, inblk, err);
+        else if (s == PAYLOAD_ZERO || !st->meta.has_parent) {
+            memset(buf, 0, n);
+            r = 0;
+        } else
+            r = vd_image_read_backing(img, buf, n, off, err);
+        if (r < 0)
+            return r;
+        buf += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Status of one block: DATA, ZERO, BACKING, or -1 for partially present. */
+static int vhdx_block_kind(const struct vhdx_state *st, uint64_t blk)
+{
+    unsigned s = vhdx_payload_entry(st, blk) & 7;
+    if (s == PAYLOAD_FULLY_PRESENT || (s == PAYLOAD_PARTIALLY_PRESENT && !st->meta.has_parent))
+        return VD_STATUS_DATA;
+    if (s == PAYLOAD_PARTIALLY_PRESENT)
+        return -1;
+    if (s == PAYLOAD_ZERO || !st->meta.has_parent)
+        return VD_STATUS_ZERO;
+    return VD_STATUS_BACKING;
+}
+
+static int vhdx_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
+                             struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    uint64_t bs = st->meta.block_size;
+    uint64_t blk = off / bs;
+    int kind = vhdx_block_kind(st, blk);
+    if (kind < 0) {
+        /* Run of sectors with the same bitmap bit, within this block. */
+        uint64_t inblk = off % bs, lss = st->meta.logical_sector_size;
+        size_t n = (size_t)VD_MIN(len, bs - inblk);
+        uint64_t base = (blk % st->chunk_ratio) * bs;
+        uint8_t *bm;
+        uint64_t bit0;
+        int r = vhdx_read_bitmap(img, blk, inblk, n, &bm, &bit0, err);
+        if (r < 0)
+            return r;
+        uint64_t sec = (base + inblk) / lss;
+        bool mine = bm[(sec - bit0) / 8] >> ((sec - bit0) % 8) & 1;
+        uint64_t done = VD_MIN((sec + 1) * lss - base - inblk, (uint64_t)n);
+        while (done < n) {
+            uint64_t s2 = (base + inblk + done) / lss;
+            if ((bool)(bm[(s2 - bit0) / 8] >> ((s2 - bit0) % 8) & 1) != mine)
+                break;
+            done = VD_MIN(done + lss, (uint64_t)n);
+        }
+        free(bm);
+        *pnum = done;
+        return mine ? VD_STATUS_DATA : VD_STATUS_BACKING;
+    }
+    uint64_t done = VD_MIN(len, bs - off % bs);
+    while (done < len && vhdx_block_kind(st, blk + 1) == kind) {
+        blk++;
+        done = VD_MIN(len, done + bs);
+    }
+    *pnum = done;
+    return kind;
+}
+
+static uint64_t vhdx_allocated(struct vd_image *img)
+{
+    struct vhdx_state *st = img->priv;
+    uint64_t total = VHDX_MIB + st->regions.bat.len + st->regions.meta.len + st->hdr.log_length;
+    for (uint64_t i = 0; i < st->bat_entries; i++) {
+        bool is_sb = i % (st->chunk_ratio + 1) == st->chunk_ratio;
+        unsigned s = st->bat[i] & 7;
+        if (is_sb && s == SB_PRESENT)
+            total += VHDX_SB_BLOCK;
+        else if (!is_sb && (s == PAYLOAD_FULLY_PRESENT || s == PAYLOAD_PARTIALLY_PRESENT))
+            total += st->meta.block_size;
+    }
+    return VD_MIN(total, img->io->size);
+}
+
+/* ---- info ---- */
+
+static void vhdx_json_guid(struct vd_json *j, const char *key, const uint8_t g[16])
+{
+    char s[VHDX_GUID_STR];
+    vhdx_guid_str(g, s);
+    vd_json_str(j, key, s);
+}
+
+static void vhdx_info(struct vd_image *img, struct vd_json *j)
+{
+    struct vhdx_state *st = img->priv;
+    const struct vhdx_meta *m = &st->meta;
+    vd_json_obj_begin(j, "vhdx");
+    vd_json_u64(j, "block_size", m->block_size);
+    vd_json_u64(j, "logical_sector_size", m->logical_sector_size);
+    if (m->physical_sector_size)
+        vd_json_u64(j, "physical_sector_size", m->physical_sector_size);
+    else
+        vd_json_null(j, "physical_sector_size");
+    vd_json_u64(j, "virtual_size", m->virtual_size);
+    vd_json_bool(j, "has_parent", m->has_parent);
+    vd_json_bool(j, "leave_blocks_allocated", m->leave_blocks_allocated);
+    if (m->have_page83)
+        vhdx_json_guid(j, "page83_id", m->page83);
+    else
+        vd_json_null(j, "page83_id");
+    vhdx_json_guid(j, "data_write_guid", st->hdr.data_write_guid);
+    vhdx_json_guid(j, "file_write_guid", st->hdr.file_write_guid);
+    vhdx_json_guid(j, "log_guid", st->hdr.log_guid);
+    vd_json_u64(j, "header", (uint64_t)st->hdr_index);
+    vd_json_u64(j, "header_sequence", st->hdr.seq);
+    vd_json_u64(j, "log_offset", st->hdr.log_offset);
+    vd_json_u64(j, "log_length", st->hdr.log_length);
+    vd_json_bool(j, "log_replayed", st->ov.entries > 0);
+    vd_json_u64(j, "log_entries", st->ov.entries);
+    if (st->ov.entries)
+        vd_json_u64(j, "log_head_sequence", st->ov.head_seq);
+    vd_json_u64(j, "chunk_ratio", st->chunk_ratio);
+    vd_json_u64(j, "bat_entries", st->bat_entries);
+    if (m->have_locator) {
+        vd_json_obj_begin(j, "parent_locator");
+        for (size_t i = 0; i < m->nlocator; i++)
+            vd_json_str(j, m->locator[i].key, m->locator[i].value);
+        vd_json_obj_end(j);
+    }
+    vd_json_obj_end(j);
+}
+
+/* ---- check ---- */
+
+struct vhdx_used {
+    uint64_t off, len, idx; /* idx: BAT entry, or UINT64_MAX - k for fixed structures */
+};
+
+static int vhdx_used_cmp(const void *a, const void *b)
+{
+    const struct vhdx_used *x = a, *y = b;
+    if (x->off != y->off)
+        return x->off < y->off ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static void vhdx_report(vd_check_cb cb, void *opaque, bool corrupt, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void vhdx_report(vd_check_cb cb, void *opaque, bool corrupt, const char *fmt, ...)
+{
+    char msg[VD_ERROR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cb(opaque, corrupt, msg);
+}
+
+static void vhdx_used_name(const struct vhdx_state *st, const struct vhdx_used *u, char *b,
+                           size_t n)
+{
+    static const char *const fixed[] = {"header area", "log", "BAT region", "metadata region"};
+    if (u->idx >= UINT64_MAX - 3)
+        snprintf(b, n, "%s", fixed[UINT64_MAX - u->idx]);
+    else if (u->idx % (st->chunk_ratio + 1) == st->chunk_ratio)
+        snprintf(b, n, "BAT entry %" PRIu64 " (sector bitmap)", u->idx);
+    else
+        snprintf(b, n, "BAT entry %" PRIu64 " (payload block %" PRIu64 ")", u->idx,
+                 u->idx - u->idx / (st->chunk_ratio + 1));
+}
+
+static int vhdx_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    int result = VD_CHECK_CLEAN, r;
+    uint8_t *buf = malloc(VHDX_REGION_SIZE);
+    struct vhdx_used *used = NULL;
+    if (!buf)
+        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
+    for (int i = 0; i < 2; i++) {
+        uint64_t off = i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF;
+        struct vhdx_header h;
+        const char *why = "";
+        if ((r = vd_io_pread_full(img->io, buf, VHDX_HEADER_SIZE, off, err)) < 0)
+            goto fail;
+        if (vhdx_parse_header(buf, VHDX_HEADER_SIZE, &h, &why) < 0) {
+            vhdx_report(cb, opaque, true, "vhdx: %s: header %d at offset %" PRIu64 ": %s",
+                        img->name, i + 1, off, why);
+            result = VD_CHECK_CORRUPT;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        uint64_t off = i ? VHDX_REGION2_OFF : VHDX_REGION1_OFF;
+        struct vhdx_regions rg;
+        char why[160];
+        if ((r = vhdx_read_file(img, buf, VHDX_REGION_SIZE, off, err)) < 0)
+            goto fail;
+        if (vhdx_parse_region_table(buf, VHDX_REGION_SIZE, &rg, why, sizeof(why)) < 0) {
+            vhdx_report(cb, opaque, true, "vhdx: %s: region table %d at offset %" PRIu64 ": %s",
+                        img->name, i + 1, off, why);
+            result = VD_CHECK_CORRUPT;
+        }
+    }
+    used = malloc((st->bat_entries + 4) * sizeof(*used));
+    if (!used) {
+        r = vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
+        goto fail;
+    }
+    size_t n = 0;
+    used[n++] = (struct vhdx_used){0, VHDX_MIB, UINT64_MAX};
+    if (st->hdr.log_length)
+        used[n++] = (struct vhdx_used){st->hdr.log_offset, st->hdr.log_length, UINT64_MAX - 1};
+    used[n++] = (struct vhdx_used){st->regions.bat.off, st->regions.bat.len, UINT64_MAX - 2};
+    used[n++] = (struct vhdx_used){st->regions.meta.off, st->regions.meta.len, UINT64_MAX - 3};
+    for (uint64_t i = 0; i < st->bat_entries; i++) {
+        bool is_sb = i % (st->chunk_ratio + 1) == st->chunk_ratio;
+        unsigned s = st->bat[i] & 7;
+        uint64_t off = (st->bat[i] >> 20) << 20;
+        uint64_t size = is_sb ? VHDX_SB_BLOCK : st->meta.block_size;
+        bool present = is_sb ? s == SB_PRESENT
+                             : (s == PAYLOAD_FULLY_PRESENT || s == PAYLOAD_PARTIALLY_PRESENT);
+        if (!is_sb && s == PAYLOAD_PARTIALLY_PRESENT && !st->meta.has_parent) {
+            vhdx_report(cb, opaque, true,
+                        "vhdx: %s: BAT entry %" PRIu64
+                        " is partially present in a disk without a parent",
+                        img->name, i);
+            result = VD_CHECK_CORRUPT;
+        }
+        if (!present)
+            continue;
+        if (off + size > st->file_size) {
+            vhdx_report(cb, opaque, true,
+                        "vhdx: %s: BAT entry %" PRIu64 " points to file offset %" PRIu64
+                        ", past end of file (%" PRIu64 " bytes)",
+                        img->name, i, off, st->file_size);
+            result = VD_CHECK_CORRUPT;
+            continue;
+        }
+        used[n++] = (struct vhdx_used){off, size, i};
+    }
+    qsort(used, n, sizeof(*used), vhdx_used_cmp);
+    uint64_t reach = 0;
+    size_t reach_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && used[i].off < reach) {
+            char a[80], b[80];
+            vhdx_used_name(st, &used[reach_i], a, sizeof(a));
+            vhdx_used_name(st, &used[i], b, sizeof(b));
+            vhdx_report(cb, opaque, true, "vhdx: %s: %s overlaps %s at file offset %" PRIu64,
+                        img->name, b, a, used[i].off);
+            result = VD_CHECK_CORRUPT;
+        }
+        if (used[i].off + used[i].len > reach) {
+            reach = used[i].off + used[i].len;
+            reach_i = i;
+        }
+    }
+    free(used);
+    free(buf);
+    return result;
+fail:
+    free(used);
+    free(buf);
+    return r;
 }
 
 const struct vd_format_ops vd_format_vhdx = {
     .name = "vhdx",
+    .priv_size = sizeof(struct vhdx_state),
     .probe = vhdx_probe,
     .open = vhdx_open,
     .close = vhdx_close,
     .pread = vhdx_pread,
+    .block_status = vhdx_block_status,
+    .allocated = vhdx_allocated,
+    .info = vhdx_info,
+    .check = vhdx_check,
 };

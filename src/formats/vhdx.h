@@ -1,0 +1,114 @@
+/*
+ * VHDX internals shared by vhdx.c (the driver), vhdx_log.c (log replay), the
+ * unit tests and the fuzzers. All parsers take (buf, len) and do no I/O.
+ * See vhdx.c for the format overview and docs/vhdx.md for behaviour.
+ */
+#ifndef VD_FORMATS_VHDX_H
+#define VD_FORMATS_VHDX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdisk/error.h"
+
+#define VHDX_KIB         1024u
+#define VHDX_MIB         (1024u * 1024u)
+#define VHDX_HEADER_SIZE 4096u         /* checksummed part of a header */
+#define VHDX_HEADER1_OFF (64u * 1024u) /* [MS-VHDX] 2.2.2 */
+#define VHDX_HEADER2_OFF (128u * 1024u)
+#define VHDX_REGION_SIZE (64u * 1024u) /* 2.2.3 */
+#define VHDX_REGION1_OFF (192u * 1024u)
+#define VHDX_REGION2_OFF (256u * 1024u)
+#define VHDX_LOG_SECTOR  4096u
+#define VHDX_LOG_MAX     (32u * VHDX_MIB) /* longest log we replay */
+#define VHDX_GUID_STR    39               /* "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}" + NUL */
+
+/* A parsed header (2.2.2). */
+struct vhdx_header {
+    uint64_t seq;
+    uint8_t file_write_guid[16];
+    uint8_t data_write_guid[16];
+    uint8_t log_guid[16];
+    uint16_t log_version;
+    uint16_t version;
+    uint32_t log_length;
+    uint64_t log_offset;
+};
+
+/* Validate and decode one header from buf (at least 4096 bytes). Returns 0,
+ * or -EINVAL with *why set to a static reason ("bad signature", "bad
+ * checksum"). */
+int vhdx_parse_header(const uint8_t *buf, size_t len, struct vhdx_header *out, const char **why);
+
+struct vhdx_region {
+    uint64_t off;
+    uint32_t len;
+    bool present;
+};
+struct vhdx_regions {
+    struct vhdx_region bat, meta;
+};
+/* Validate and decode a region table (64 KiB). Returns 0; -EINVAL with *why
+ * for a damaged table (signature, checksum, entry count, duplicate or
+ * misaligned entries); -ENOTSUP with *why for an unknown required region.
+ * why points at buf-independent storage of whylen bytes. */
+int vhdx_parse_region_table(const uint8_t *buf, size_t len, struct vhdx_regions *out, char *why,
+                            size_t whylen);
+
+#define VHDX_MAX_LOCATOR 16 /* parent locator entries kept */
+struct vhdx_locator_entry {
+    char *key;   /* UTF-8, owned */
+    char *value; /* UTF-8, owned */
+};
+struct vhdx_meta {
+    uint32_t block_size;
+    bool leave_blocks_allocated;
+    bool has_parent;
+    uint64_t virtual_size;
+    uint32_t logical_sector_size;
+    uint32_t physical_sector_size; /* 0 when absent */
+    bool have_page83;
+    uint8_t page83[16];
+    size_t nlocator;
+    struct vhdx_locator_entry locator[VHDX_MAX_LOCATOR];
+    bool have_locator;
+};
+/* Parse the metadata region (the whole region: table plus items). Fills out
+ * (free with vhdx_meta_free, also on failure). Errors carry name. */
+int vhdx_parse_metadata(const uint8_t *buf, size_t len, const char *name, struct vhdx_meta *out,
+                        struct vd_error *err);
+void vhdx_meta_free(struct vhdx_meta *m);
+/* Parent locator value for key, or NULL. */
+const char *vhdx_meta_locator(const struct vhdx_meta *m, const char *key);
+
+/* In-memory result of a log replay: sorted, non-overlapping file extents
+ * that replace the file's bytes. data == NULL means zeros. */
+struct vhdx_overlay_ext {
+    uint64_t off, len;
+    const uint8_t *data; /* len bytes, owned by the overlay, or NULL */
+};
+struct vhdx_overlay {
+    struct vhdx_overlay_ext *ext;
+    size_t n;
+    uint8_t *pages;    /* storage for the data extents */
+    uint64_t entries;  /* log entries replayed */
+    uint64_t head_seq; /* sequence number of the newest entry */
+    uint64_t flushed_file_offset, last_file_offset;
+    uint64_t end; /* highest byte the overlay writes */
+};
+
+/* Find the active sequence in a log (log_len bytes, a multiple of 4 KiB, as
+ * read from the file) whose entries carry guid, and build its overlay.
+ * Finding no valid sequence is not an error (ov->entries == 0). */
+int vhdx_log_replay(const uint8_t *log, size_t log_len, const uint8_t guid[16], const char *name,
+                    struct vhdx_overlay *ov, struct vd_error *err);
+/* Replace buf's bytes (the file's [off, off+len)) with the overlay's. */
+void vhdx_overlay_apply(const struct vhdx_overlay *ov, uint8_t *buf, size_t len, uint64_t off);
+void vhdx_overlay_free(struct vhdx_overlay *ov);
+
+/* "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}" from the on-disk (mixed-endian)
+ * GUID bytes. */
+void vhdx_guid_str(const uint8_t g[16], char out[VHDX_GUID_STR]);
+
+#endif
