@@ -201,7 +201,7 @@ int vd_vhd_parse_dyn_header(const uint8_t *b, size_t len, const char *name,
     if (!is_pow2(h->block_size) || h->block_size < VHD_MIN_BLOCK || h->block_size > VHD_MAX_BLOCK)
         return vd_err(err, -EINVAL,
                       "vhd: %s: block size %" PRIu32
-                      " is not a power of two between 512 bytes and 256 MiB",
+                      " is invalid (must be a power of two from 512 bytes to 256 MiB)",
                       name, h->block_size);
     if (h->max_table_entries > VHD_MAX_BAT_ENTRIES)
         return vd_err(err, -EINVAL, "vhd: %s: BAT of %" PRIu32 " entries exceeds the limit of %u",
