@@ -1,0 +1,117 @@
+#!/bin/bash
+# Differencing VHD chains. qemu-img cannot write differencing VHDs and
+# libvhdi (vhdimount 20210425) returns only the parent's bytes for children
+# that hold data, so the oracle is the independent spec writer vhd_craft.py,
+# which records what a correct reader must return (EXPECTED.raw): sectors
+# whose bitmap bit is set come from the child, clear bits and unallocated
+# blocks from the parent, and the bytes under clear bits are 0xEE garbage a
+# reader must never return. The parent itself comes from qemu-img.
+. "$VD_TEST_LIB"
+need qemu-img python3
+CRAFT="$(dirname "$0")/vhd_craft.py"
+
+vdisk_sha() { "$VDISK" hash --sha256 -q "$1" | cut -d' ' -f1; }
+# vdisk_err SOURCE: the error vdisk hash prints (stderr), checking it failed.
+vdisk_err() {
+    local out
+    if out=$("$VDISK" hash --sha256 -q "$1" 2>&1 >/dev/null); then
+        fail "vdisk hash $1 succeeded, expected an error"
+    fi
+    echo "$out"
+}
+info_field() { # info_field SOURCE PYEXPR (d = the disk's "vhd" object)
+    "$VDISK" info --json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)['disks'][0]['vhd']; print($2)"
+}
+
+mkdir -p "$T/base" "$T/kids" "$T/flat"
+P=$T/base/parent.vhd
+PRAW=$T/parent.raw
+truncate -s 10M "$PRAW"
+python3 - "$PRAW" <<'EOF'
+import random, sys
+r = random.Random(3)
+with open(sys.argv[1], 'r+b') as f:
+    for off in range(0, 10 << 20, 0x90000):
+        f.seek(off)
+        f.write(r.randbytes(0x5000))
+EOF
+qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$PRAW" "$P"
+assert_eq "$(vdisk_sha "$P")" "$(sha "$PRAW")" "parent"
+
+# 1. Child in another directory: W2ru relative "..\base\parent.vhd" first,
+#    then a W2ku Windows absolute path that does not exist here.
+python3 "$CRAFT" child "$T/kids/rel.vhd" "$P" "$PRAW" "$T/rel.expect" \
+    --loc 'W2ru=..\base\parent.vhd' --loc 'W2ku=D:\Hyper-V\base\parent.vhd' \
+    --name 'D:\Hyper-V\base\parent.vhd' --seed 11
+assert_eq "$(vdisk_sha "$T/kids/rel.vhd")" "$(sha "$T/rel.expect")" "child with relative W2ru"
+assert_eq "$(info_field "$T/kids/rel.vhd" 'd["parent"]["located_by"], d["parent"]["opened"]')" \
+    "W2ru ../base/parent.vhd" "locator used"
+
+# 2. Only a Windows absolute path (like go-vhd/win8-child.vhd): the parent is
+#    found by its base name beside the child.
+cp "$P" "$T/flat/parent.vhd"
+python3 "$CRAFT" child "$T/flat/abs.vhd" "$P" "$PRAW" "$T/abs.expect" \
+    --loc 'W2ku=C:\Users\someone\VMs\parent.vhd' --name 'C:\Users\someone\VMs\parent.vhd' --seed 12
+assert_eq "$(vdisk_sha "$T/flat/abs.vhd")" "$(sha "$T/abs.expect")" "child with Windows absolute W2ku"
+assert_eq "$(info_field "$T/flat/abs.vhd" 'd["parent"]["located_by"], d["parent"]["opened"]')" \
+    "W2ku parent.vhd" "basename fallback"
+
+# 3. MacX file:// URL with a percent-encoded space, absolute on this machine.
+cp "$P" "$T/base/my parent.vhd"
+python3 "$CRAFT" child "$T/kids/mac.vhd" "$P" "$PRAW" "$T/mac.expect" \
+    --loc "MacX=file://${T// /%20}/base/my%20parent.vhd" --name 'nothing.vhd' --seed 13
+assert_eq "$(vdisk_sha "$T/kids/mac.vhd")" "$(sha "$T/mac.expect")" "child with MacX URL"
+
+# 4. Locator data length written in sectors instead of bytes.
+python3 "$CRAFT" child "$T/kids/sect.vhd" "$P" "$PRAW" "$T/sect.expect" \
+    --loc 'W2ru=..\base\parent.vhd' --loc-sectors --name 'x' --seed 14
+assert_eq "$(vdisk_sha "$T/kids/sect.vhd")" "$(sha "$T/sect.expect")" "locator length in sectors"
+
+# 5. Only the parent unicode name, 512 KiB blocks, odd header offset.
+python3 "$CRAFT" child "$T/flat/name.vhd" "$P" "$PRAW" "$T/name.expect" \
+    --block-size 524288 --data-offset 0x3a1 --seed 15
+assert_eq "$(vdisk_sha "$T/flat/name.vhd")" "$(sha "$T/name.expect")" "parent by unicode name"
+
+# 6. Three levels: grandchild -> rel.vhd -> parent.vhd.
+python3 "$CRAFT" child "$T/kids/grand.vhd" "$T/kids/rel.vhd" "$T/rel.expect" "$T/grand.expect" \
+    --loc 'W2ru=.\rel.vhd' --seed 16
+assert_eq "$(vdisk_sha "$T/kids/grand.vhd")" "$(sha "$T/grand.expect")" "three-level chain"
+"$VDISK" info --json "$T/kids/grand.vhd" |
+    python3 -c 'import json,sys; c=json.load(sys.stdin)["disks"][0]["backing_chain"]; assert [b["file"] for b in c]==["rel.vhd","parent.vhd"], c' ||
+    fail "backing chain in info"
+# block status must agree with the data: a zero-skipping hash is the same as
+# reading every byte (vdisk hash skips VD_STATUS_ZERO ranges).
+"$VDISK" check "$T/kids/grand.vhd" >/dev/null || fail "check of a sound chain"
+
+# 7. Errors. Missing parent: never silent zeros.
+python3 "$CRAFT" child "$T/flat/orphan.vhd" "$P" "$PRAW" "$T/o.expect" \
+    --loc 'W2ru=.\gone.vhd' --loc 'W2ku=C:\VMs\gone.vhd' --name 'C:\VMs\gone.vhd' \
+    --uuid 0123456789abcdef0123456789abcdef
+PU=$(python3 "$CRAFT" uuid "$P" | sed -E 's/(.{8})(.{4})(.{4})(.{4})(.{12})/\1-\2-\3-\4-\5/')
+assert_eq "$(vdisk_err "$T/flat/orphan.vhd")" \
+    "vdisk: vhd: orphan.vhd: parent disk (unique id $PU) not found; tried 'gone.vhd'" "missing parent"
+
+# Parent UUID mismatch: the child expects another disk.
+cp "$T/flat/abs.vhd" "$T/flat/wrong.vhd"
+python3 "$CRAFT" setparent "$T/flat/wrong.vhd" 00112233445566778899aabbccddeeff
+assert_eq "$(vdisk_err "$T/flat/wrong.vhd")" \
+    "vdisk: vhd: wrong.vhd: parent 'parent.vhd' has unique id $PU but the child expects 00112233-4455-6677-8899-aabbccddeeff" \
+    "uuid mismatch"
+
+# A loop a.vhd -> b.vhd -> a.vhd.
+mkdir -p "$T/loop"
+python3 "$CRAFT" child "$T/loop/a.vhd" "$P" "$PRAW" "$T/a.expect" --loc 'W2ru=b.vhd' --name b.vhd \
+    --uuid aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+python3 "$CRAFT" child "$T/loop/b.vhd" "$T/loop/a.vhd" "$T/a.expect" "$T/b.expect" \
+    --loc 'W2ru=a.vhd' --name a.vhd --uuid bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+python3 "$CRAFT" setparent "$T/loop/a.vhd" bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+assert_eq "$(vdisk_err "$T/loop/a.vhd")" \
+    "vdisk: vhd: b.vhd: parent chain loops: parent unique id aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa is that of 'a.vhd', already in the chain" \
+    "2-cycle"
+# A disk naming itself.
+python3 "$CRAFT" setparent "$T/loop/b.vhd" bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+assert_eq "$(vdisk_err "$T/loop/b.vhd")" \
+    "vdisk: vhd: b.vhd: parent chain loops: parent unique id bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb is that of 'b.vhd', already in the chain" \
+    "self loop"
+
+echo "ok: differencing chains"
