@@ -1,0 +1,219 @@
+#!/bin/bash
+# VMDK flavours made by qemu-img (and a VMware-style stream written here)
+# read back byte-identical to qemu-img's raw conversion (the oracle), or to
+# the raw they were made from. Corrupt inputs give exact messages.
+. "$VD_TEST_LIB"
+need qemu-img qemu-io python3 xz
+TV="${VD_BUILD_DIR:?}/tests/test_vmdk"
+[ -x "$TV" ] || skip "test_vmdk helper not built"
+cd "$T"
+
+vhash() { "$TV" hash "$1" | cut -d' ' -f1; }
+# expect_err IMG MESSAGE: opening/reading IMG fails with exactly MESSAGE.
+expect_err() {
+    local out
+    if out=$("$TV" hash "$1" 2>&1); then fail "$1: expected failure '$2', got $out"; fi
+    assert_eq "$out" "$2" "$1: error message"
+}
+# Byte patching: poke FILE OFFSET LE-BYTES VALUE
+poke() {
+    python3 - "$@" <<'EOF'
+import sys
+f, off, n, v = sys.argv[1], int(sys.argv[2], 0), int(sys.argv[3]), int(sys.argv[4], 0)
+with open(f, 'r+b') as h:
+    h.seek(off); h.write(v.to_bytes(n, 'little'))
+EOF
+}
+peek() { python3 -c "import sys;d=open(sys.argv[1],'rb').read();print(int.from_bytes(d[int(sys.argv[2],0):int(sys.argv[2],0)+int(sys.argv[3])],'little'))" "$@"; }
+
+# A raw with random, compressible and zero regions; 20 MiB + 3 sectors, so
+# the last grain is partial.
+head -c 3M /dev/urandom > src.raw
+cat /usr/bin/bash /usr/bin/ls 2>/dev/null | head -c 4M >> src.raw
+truncate -s 12M src.raw
+head -c 1M /dev/urandom >> src.raw
+truncate -s $((20 * 1024 * 1024 + 1536)) src.raw
+want=$(sha src.raw)
+
+for sub in monolithicSparse streamOptimized monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat; do
+    mkdir -p "$sub"
+    qemu-img convert -f raw -O vmdk -o subformat=$sub src.raw "$sub/d.vmdk"
+    assert_eq "$(qemu_raw_sha "$sub/d.vmdk")" "$want" "qemu oracle for $sub"
+    assert_eq "$(vhash "$sub/d.vmdk")" "$want" "$sub"
+done
+# hwversion / adapter type variants
+qemu-img convert -f raw -O vmdk -o adapter_type=lsilogic,hwversion=6 src.raw hw.vmdk
+assert_eq "$(vhash hw.vmdk)" "$want" "hwversion=6 lsilogic"
+
+# zeroed_grain=on: GTE==1 reads zeros (qemu writes version 2 headers).
+qemu-img create -q -f vmdk -o zeroed_grain=on z.vmdk 4M
+qemu-io -c 'write -P 0x11 0 2M' -c 'write -z 64k 128k' z.vmdk >/dev/null
+assert_eq "$(peek z.vmdk 4 4)" 2 "zeroed_grain header version"
+assert_eq "$(vhash z.vmdk)" "$(qemu_raw_sha z.vmdk)" "zeroed grains"
+
+# Header versions 1, 2, 3 and no redundant GD (flags bit 1 cleared, rgdOffset 0),
+# by patching a monolithicSparse image.
+for v in 1 2 3; do
+    cp monolithicSparse/d.vmdk v$v.vmdk
+    poke v$v.vmdk 4 4 $v
+    assert_eq "$(vhash v$v.vmdk)" "$want" "header version $v"
+done
+cp monolithicSparse/d.vmdk nordg.vmdk
+poke nordg.vmdk 8 4 $(( $(peek nordg.vmdk 8 4) & ~2 ))
+poke nordg.vmdk 48 8 0
+assert_eq "$(vhash nordg.vmdk)" "$want" "no redundant grain directory"
+assert_eq "$(qemu_raw_sha nordg.vmdk)" "$want" "qemu on no-RGD image"
+
+# VMware-style streamOptimized: GD at end (gdOffset -1), GT/GD/footer/EOS
+# markers, embedded descriptor naming another file; variants with a short
+# last grain and without the EOS marker (qemu refuses both; see docs/vmdk.md).
+cat > mkstream.py <<'EOF'
+import struct, sys, zlib
+raw = open(sys.argv[1], 'rb').read(); out = sys.argv[2]; opts = sys.argv[3:]
+S = 512; GS = 128; GB = GS * S; NG = 512
+cap = (len(raw) + S - 1) // S; ngr = (cap + GS - 1) // GS; ngt = (ngr + NG - 1) // NG
+desc = ('# Disk DescriptorFile\nversion=1\nCID=1234abcd\nparentCID=ffffffff\n'
+        'createType="streamOptimized"\n\n# Extent description\nRDONLY %d SPARSE "generated-stream.vmdk"\n\n'
+        '#DDB\nddb.adapterType = "lsilogic"\nddb.virtualHWVersion = "7"\n' % cap).encode()
+def header(gd):
+    return struct.pack('<IIIQQQQIQQQBccccH', 0x564d444b, 3, 0x30001, cap, GS, 1, 20, NG, 0, gd, 128,
+                       0, b'\n', b' ', b'\r', b'\n', 1).ljust(S, b'\0')
+def pad(b): return b + b'\0' * (-len(b) % S)
+f = bytearray(header(0xffffffffffffffff)) + pad(desc)
+f = f.ljust(128 * S, b'\0')
+gts = [[0] * NG for _ in range(ngt)]
+for g in range(ngr):
+    data = raw[g * GB:(g + 1) * GB]
+    if data.count(0) == len(data): continue
+    if '--short-last' not in opts: data = data.ljust(GB, b'\0')
+    c = zlib.compress(data, 6)
+    gts[g // NG][g % NG] = len(f) // S
+    f += pad(struct.pack('<QI', g * GS, len(c)) + c)
+gtsec = []
+for t in range(ngt):
+    f += struct.pack('<QII', NG * 4 // S, 0, 1).ljust(S, b'\0')
+    gtsec.append(len(f) // S)
+    f += struct.pack('<%dI' % NG, *gts[t])
+f += struct.pack('<QII', (ngt * 4 + S - 1) // S, 0, 2).ljust(S, b'\0')
+gd = len(f) // S
+f += pad(struct.pack('<%dI' % ngt, *gtsec))
+f += struct.pack('<QII', 1, 0, 3).ljust(S, b'\0') + header(gd)
+if '--no-eos' not in opts: f += b'\0' * S
+open(out, 'wb').write(f)
+EOF
+python3 mkstream.py src.raw vmw.vmdk
+assert_eq "$(qemu_raw_sha vmw.vmdk)" "$(vhash vmw.vmdk)" "GD-at-end stream vs qemu"
+qemu-img convert -O raw vmw.vmdk vmw.raw
+cmp -n $(stat -c %s src.raw) vmw.raw src.raw || fail "GD-at-end stream differs from its source"
+python3 mkstream.py src.raw short.vmdk --short-last
+assert_eq "$(vhash short.vmdk)" "$want" "short last grain"
+python3 mkstream.py src.raw noeos.vmdk --no-eos
+assert_eq "$(vhash noeos.vmdk)" "$want" "footer without EOS marker"
+if command -v vmdkmount >/dev/null && [ -e /dev/fuse ]; then
+    mkdir -p vm && vmdkmount vmw.vmdk vm >/dev/null 2>&1 && MOUNTS+=("$T/vm") &&
+        assert_eq "$(sha vm/vmdk1 | head -c 64)" "$(vhash vmw.vmdk)" "vmdkmount oracle" || true
+fi
+
+# Delta disks: child reads unallocated grains from the parent; CID checked.
+qemu-img create -q -f vmdk base.vmdk 8M
+qemu-io -c 'write -P 0xab 0 5M' base.vmdk >/dev/null
+qemu-img create -q -f vmdk -b base.vmdk -F vmdk child.vmdk
+qemu-io -c 'write -P 0xcd 1M 1M' -c 'write -P 0xef 7M 64k' child.vmdk >/dev/null
+assert_eq "$(vhash child.vmdk)" "$(qemu_raw_sha child.vmdk)" "delta disk"
+mkdir -p sub && cp base.vmdk sub/ && qemu-img create -q -f vmdk -b base.vmdk -F vmdk sub/c2.vmdk
+qemu-img create -q -f vmdk -b c2.vmdk -F vmdk sub/c3.vmdk
+assert_eq "$(vhash sub/c3.vmdk)" "$(qemu_raw_sha sub/c3.vmdk)" "two-level chain"
+cid=$(grep -a -m1 '^CID=' base.vmdk | cut -d= -f2)
+cid8=$(printf %08x 0x$cid)
+sed -i "0,/^CID=$cid/s//CID=0badc1d0/" base.vmdk
+expect_err child.vmdk "vmdk: child.vmdk: parentCID $cid8 does not match CID 0badc1d0 of parent base.vmdk (the parent changed after this snapshot was taken)"
+rm base.vmdk
+expect_err child.vmdk "vmdk: child.vmdk: cannot open parent 'base.vmdk': base.vmdk: cannot open: No such file or directory"
+
+# Descriptor with several extents incl. ZERO and a flat extent at an offset.
+head -c 1M /dev/urandom > part.bin
+cat > multi.vmdk <<EOF
+# Disk DescriptorFile
+version=1
+CID=fffffffe
+parentCID=ffffffff
+createType="monolithicFlat"
+RW 1024 FLAT "part.bin" 512
+RDONLY 2048 ZERO
+RW 1024 FLAT "part.bin" 0
+EOF
+{ dd if=part.bin bs=256K skip=1 count=2 status=none; head -c 1M /dev/zero; head -c 512K part.bin; } > multi.expect
+assert_eq "$(vhash multi.vmdk)" "$(sha multi.expect)" "FLAT+ZERO extents"
+# qemu 7.2 mis-sizes descriptors with ZERO extents (1 MiB here), so the
+# oracle for this one is the dd-built file; qemu checks the FLAT-only variant.
+grep -v ZERO multi.vmdk > multi2.vmdk
+assert_eq "$(vhash multi2.vmdk)" "$(qemu_raw_sha multi2.vmdk)" "two FLAT extents at offsets"
+
+# ---- corrupt and unsupported inputs: exact messages ----
+cp monolithicSparse/d.vmdk c.vmdk
+gd=$(peek c.vmdk 56 8)
+gt=$(peek c.vmdk $((gd * 512)) 4)
+cp c.vmdk bad.vmdk; poke bad.vmdk 20 8 3
+expect_err bad.vmdk "vmdk: bad.vmdk: grain size 3 sectors is invalid (must be a power of two, at most 2048)"
+cp c.vmdk bad.vmdk; poke bad.vmdk 12 8 $((1 << 60))
+expect_err bad.vmdk "vmdk: bad.vmdk: capacity $((1 << 60)) sectors is invalid (1 sector to 256 TiB)"
+cp c.vmdk bad.vmdk; poke bad.vmdk 44 4 4096
+expect_err bad.vmdk "vmdk: bad.vmdk: 4096 grain table entries per grain table is invalid (1 to 512)"
+cp c.vmdk bad.vmdk; poke bad.vmdk 4 4 4
+expect_err bad.vmdk "vmdk: bad.vmdk: sparse extent header version 4 is not supported"
+cp c.vmdk bad.vmdk; poke bad.vmdk 56 8 100000
+expect_err bad.vmdk "vmdk: bad.vmdk: grain directory (4 bytes at sector 100000) is past end of file ($(stat -c %s c.vmdk) bytes)"
+head -c 4000 c.vmdk > trunc.vmdk
+expect_err trunc.vmdk "vmdk: trunc.vmdk: grain directory (4 bytes at sector $gd) is past end of file (4000 bytes)"
+head -c $((gd * 512 + 2)) c.vmdk > trunc.vmdk
+expect_err trunc.vmdk "vmdk: trunc.vmdk: grain directory (4 bytes at sector $gd) is past end of file ($((gd * 512 + 2)) bytes)"
+cp c.vmdk bad.vmdk; poke bad.vmdk $((gd * 512)) 4 999999
+expect_err bad.vmdk "vmdk: bad.vmdk: grain directory entry 0 points to a grain table at sector 999999, past end of file ($(stat -c %s c.vmdk) bytes)"
+cp c.vmdk bad.vmdk; poke bad.vmdk $((gt * 512)) 4 $gt
+expect_err bad.vmdk "vmdk: bad.vmdk: grain table 0 entry 0 (grain 0) points to sector $gt, inside the header area"
+cp c.vmdk bad.vmdk; poke bad.vmdk $((gt * 512 + 4)) 4 2
+expect_err bad.vmdk "vmdk: bad.vmdk: grain table 0 entry 1 (grain 1) points to sector 2, inside the header area"
+cp c.vmdk bad.vmdk; poke bad.vmdk $((gt * 512)) 4 99999999
+expect_err bad.vmdk "vmdk: bad.vmdk: grain table 0 entry 0 (grain 0) points to sector 99999999, past end of file"
+head -c $(( $(stat -c %s c.vmdk) - 70000 )) c.vmdk > trunc.vmdk
+out=$("$TV" hash trunc.vmdk 2>&1 || true)
+case "$out" in "vmdk: trunc.vmdk: grain table 0 entry "*" points to sector "*", past end of file") ;;
+    *) fail "truncated grain: $out" ;; esac
+
+# streamOptimized corruptions (qemu layout: GTE -> grain marker)
+s=streamOptimized/d.vmdk
+sgd=$(peek $s 56 8); sgt=$(peek $s $((sgd * 512)) 4); g0=$(peek $s $((sgt * 512)) 4)
+cp $s bad.vmdk; poke bad.vmdk $((g0 * 512)) 8 77
+expect_err bad.vmdk "vmdk: bad.vmdk: grain 0: grain marker at offset $((g0 * 512)) is for sector 77, expected 0"
+cp $s bad.vmdk; poke bad.vmdk $((g0 * 512 + 8)) 4 $((1 << 30))
+expect_err bad.vmdk "vmdk: bad.vmdk: grain 0: grain marker at offset $((g0 * 512)) gives a compressed size of $((1 << 30)) bytes, larger than any grain compresses to"
+cp $s bad.vmdk; poke bad.vmdk $((g0 * 512 + 8)) 8 $((1 << 32))
+expect_err bad.vmdk "vmdk: bad.vmdk: grain 0: expected a grain marker at offset $((g0 * 512)), found a metadata marker of type 1"
+cp $s bad.vmdk; poke bad.vmdk $((g0 * 512 + 20)) 8 0x0123456789abcdef
+expect_err bad.vmdk "vmdk: bad.vmdk: grain 0 at offset $((g0 * 512)): corrupt compressed data"
+# a grain that inflates to less than a grain
+python3 - bad.vmdk $((g0 * 512)) <<'EOF'
+import sys, zlib, struct
+c = zlib.compress(b'x' * 1000)
+with open(sys.argv[1], 'r+b') as h:
+    h.seek(int(sys.argv[2])); h.write(struct.pack('<QI', 0, len(c)) + c)
+EOF
+expect_err bad.vmdk "vmdk: bad.vmdk: grain 0 at offset $((g0 * 512)) decompressed to 1000 bytes, expected 65536"
+# GD-at-end without a footer
+head -c $(( $(stat -c %s vmw.vmdk) - 1536 )) vmw.vmdk > nofoot.vmdk
+expect_err nofoot.vmdk "vmdk: nofoot.vmdk: grain directory is at the end of the stream (gdOffset -1) but there is no footer before end of file ($(( $(stat -c %s vmw.vmdk) - 1536 )) bytes)"
+
+# Unsupported flavours
+{ printf 'COWD'; head -c 2044 /dev/zero; } > cowd.vmdk
+expect_err cowd.vmdk "vmdk: cowd.vmdk: vmfsSparse (COWD) extents are not supported"
+{ printf '\xbe\xba\xfe\xca\0\0\0\0'; head -c 4088 /dev/zero; } > se.vmdk
+expect_err se.vmdk "vmdk: se.vmdk: seSparse extents are not supported"
+printf '# Disk DescriptorFile\nversion=1\ncreateType="seSparse"\nRW 100 SESPARSE "x-sesparse.vmdk"\n' > sed.vmdk
+expect_err sed.vmdk "vmdk: sed.vmdk: seSparse extents are not supported"
+printf '# Disk DescriptorFile\nversion=1\ncreateType="fullDevice"\nRW 100 FLAT "/dev/sda" 0\n' > dev.vmdk
+expect_err dev.vmdk "vmdk: dev.vmdk: createType fullDevice (a physical disk or raw device) is not supported"
+printf '# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\n' > none.vmdk
+expect_err none.vmdk "vmdk: none.vmdk: descriptor lists no extents"
+printf '# Disk DescriptorFile\nversion=1\nRW 4096 FLAT "part.bin" 0\n' > short.vmdk
+expect_err short.vmdk "vmdk: short.vmdk: extent 1: part.bin is 1048576 bytes, shorter than the 2097152 bytes at offset 0 the descriptor gives it"
+echo ok
