@@ -86,6 +86,7 @@ static void http_put_handle(struct vd_http_pool *p, CURL *c)
 }
 
 struct http_xfer {
+    CURL *curl;
     const struct vd_http_req *req;
     struct vd_http_resp *resp;
     size_t body_cap;
@@ -99,9 +100,13 @@ static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *opaque)
     struct http_xfer *x = opaque;
     size_t n = size * nmemb;
     x->resp->received += n;
-    if (x->req->sink)
+    long status = 0;
+    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+    /* Error bodies (S3 error XML) are collected for the message, not sunk. */
+    if (x->req->sink && status < 300)
         return x->req->sink(x->req->sink_opaque, data, n) ? n : 0;
-    size_t room = x->req->max_body > x->resp->body_len ? x->req->max_body - x->resp->body_len : 0;
+    size_t max_body = x->req->sink ? 64 * 1024 : x->req->max_body;
+    size_t room = max_body > x->resp->body_len ? max_body - x->resp->body_len : 0;
     size_t take = n < room ? n : room;
     if (take < n)
         x->resp->body_truncated = true;
@@ -215,7 +220,7 @@ int vd_http_do(struct vd_http_pool *p, const struct vd_http_req *req, struct vd_
     if (n2)
         hl = n2;
     struct http_xfer x = {
-        .req = req, .resp = resp, .upload = req->body, .upload_left = req->body_len};
+        .curl = c, .req = req, .resp = resp, .upload = req->body, .upload_left = req->body_len};
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, req->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);

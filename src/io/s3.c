@@ -221,10 +221,17 @@ static void s3_remove(struct s3_ctx *c, struct s3_blk *b)
     free(b);
 }
 
+/* Drop least recently used READY blocks until under capacity; a block a
+ * reader is still waiting on stays until that reader has copied it. */
 static void s3_evict(struct s3_ctx *c)
 {
-    while (c->cached_bytes > c->capacity && c->lru.lru_prev != &c->lru)
-        s3_remove(c, c->lru.lru_prev);
+    struct s3_blk *b = c->lru.lru_prev;
+    while (c->cached_bytes > c->capacity && b != &c->lru) {
+        struct s3_blk *prev = b->lru_prev;
+        if (b->waiters == 0)
+            s3_remove(c, b);
+        b = prev;
+    }
 }
 
 /* Claim up to max consecutive absent blocks from first as LOADING. Returns
@@ -354,9 +361,9 @@ static int s3_fetch(struct s3_obj *o, uint64_t first, size_t n, struct vd_error 
         snprintf(ifm, sizeof(ifm), "If-Match: %s", o->etag);
         nh = 2;
     }
-    int rc = 0, attempts = vd_s3_max_attempts();
+    int rc = 0, attempts = vd_s3_max_attempts(), attempt;
     char why[400] = "";
-    for (int attempt = 1; attempt <= attempts; attempt++) {
+    for (attempt = 1; attempt <= attempts; attempt++) {
         if (attempt > 1) {
             __atomic_add_fetch(&o->retries, 1, __ATOMIC_RELAXED);
             vd_s3_backoff(attempt - 1);
@@ -412,9 +419,11 @@ static int s3_fetch(struct s3_obj *o, uint64_t first, size_t n, struct vd_error 
             continue;
         }
         vd_s3_describe(rc, &resp, why, sizeof(why));
+        /* 200 to a Range request: a cache or proxy glitch (open() has
+         * already proven that the server honours Range); ask again. */
+        bool again = vd_s3_retryable(rc, &resp) || (rc == 0 && resp.status == 200);
         if (rc == 0 && resp.status == 200)
-            snprintf(why, sizeof(why), "HTTP 200 to a Range request (server ignores Range)");
-        bool again = vd_s3_retryable(rc, &resp);
+            snprintf(why, sizeof(why), "HTTP 200 to a Range request (whole object, not the range)");
         vd_http_resp_free(&resp);
         if (rc == -ENOMEM) {
             rc = vd_err(err, -ENOMEM, "s3: out of memory");
@@ -423,8 +432,13 @@ static int s3_fetch(struct s3_obj *o, uint64_t first, size_t n, struct vd_error 
         if (!again)
             break;
     }
-    rc = vd_err(err, -EIO, "s3: %s: GET bytes=%" PRIu64 "-%" PRIu64 " failed%s: %s", o->t->uri, a,
-                b, why[0] && attempts > 1 ? " after retries" : "", why);
+    if (attempt > attempts)
+        rc = vd_err(err, -EIO,
+                    "s3: %s: GET bytes=%" PRIu64 "-%" PRIu64 " failed %d times, giving up: %s",
+                    o->t->uri, a, b, attempts, why);
+    else
+        rc = vd_err(err, -EIO, "s3: %s: GET bytes=%" PRIu64 "-%" PRIu64 " failed: %s", o->t->uri, a,
+                    b, why);
 out:
     if (blks != stack)
         free(blks);
@@ -682,7 +696,7 @@ static int s3_stat(struct s3_obj *o, struct vd_error *err)
                 rb != 0) {
                 snprintf(why, sizeof(why), "unusable Content-Range '%s'", resp.content_range);
                 vd_http_resp_free(&resp);
-                return vd_err(err, -EIO, "%s: %s", o->t->uri, why);
+                return vd_err(err, -EIO, "s3: %s: %s", o->t->uri, why);
             }
             o->io.size = rt;
         } else if (rc == 0 && !head && resp.status == 416) {
@@ -690,7 +704,7 @@ static int s3_stat(struct s3_obj *o, struct vd_error *err)
         } else if (rc == 0 && !head && resp.status == 200) {
             vd_http_resp_free(&resp);
             return vd_err(err, -ENOTSUP,
-                          "%s: the server ignores Range requests (HTTP 200 to bytes=0-0)",
+                          "s3: %s: the server ignores Range requests (HTTP 200 to bytes=0-0)",
                           o->t->uri);
         } else {
             vd_s3_describe(rc, &resp, why, sizeof(why));
@@ -703,8 +717,8 @@ static int s3_stat(struct s3_obj *o, struct vd_error *err)
             if (head && (st == 404 || st == 403))
                 snprintf(why, sizeof(why), "HTTP %ld (%s)", st,
                          st == 404 ? "no such object" : "access denied");
-            return vd_err(err, code, "%s: %s %s: %s", o->t->uri, head ? "HEAD" : "GET", o->t->url,
-                          why);
+            return vd_err(err, code, "s3: %s: %s %s: %s", o->t->uri, head ? "HEAD" : "GET",
+                          o->t->url, why);
         }
         snprintf(o->etag, sizeof(o->etag), "%s", resp.etag);
         /* If-Match compares strongly: a weak ETag cannot be used. */
@@ -712,7 +726,7 @@ static int s3_stat(struct s3_obj *o, struct vd_error *err)
         vd_http_resp_free(&resp);
         return 0;
     }
-    return vd_err(err, -EIO, "%s: %s failed after %d attempts: %s", o->t->uri,
+    return vd_err(err, -EIO, "s3: %s: %s failed %d times, giving up: %s", o->t->uri,
                   head ? "HEAD" : "GET", attempts, why);
 }
 

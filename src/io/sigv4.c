@@ -208,7 +208,8 @@ static int sigv4_canonical_query(struct sb *out, const char *q)
         if (*p == '&')
             p++;
     }
-    qsort(ps, n, sizeof(*ps), sigv4_param_cmp);
+    if (n > 1)
+        qsort(ps, n, sizeof(*ps), sigv4_param_cmp);
     for (size_t i = 0; i < n; i++) {
         if (i)
             sb_putc(out, '&');
@@ -314,7 +315,8 @@ int vd_sigv4_sign(const struct vd_sigv4_request *req, struct vd_sigv4_result *ou
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
     }
-    qsort(h, req->nheaders, sizeof(*h), sigv4_hdr_cmp);
+    if (req->nheaders > 1)
+        qsort(h, req->nheaders, sizeof(*h), sigv4_hdr_cmp);
     for (size_t i = 0; i < req->nheaders; i++) {
         bool same = i > 0 && !strcmp(h[i].name, h[i - 1].name);
         if (same) {

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Fault-injecting HTTP proxy for the S3 tests (python3 stdlib only).
+
+    faultproxy.py UPSTREAM_PORT [--port-file FILE] [--log FILE]
+
+Listens on a free 127.0.0.1 port (written to --port-file, and printed) and
+forwards every request to 127.0.0.1:UPSTREAM_PORT (s3rver), keeping
+connections alive. It counts what it sends back and can break responses on
+purpose. Control endpoints (not forwarded):
+
+    GET  /__proxy/stats   {"requests": N, "body_bytes": N, "gets": N, "faults": N}
+    POST /__proxy/reset   zero the counters and the request log
+    POST /__proxy/plan    JSON body, replaces the fault plan:
+        {"every": N,             apply the fault to every Nth data request
+         "fault": "503" | "slowdown" | "reset" | "truncate" | "stall" | "garbage_range"
+                | "500" | "drop_header",
+         "limit": N,             stop after N faults (default unlimited)
+         "stall_s": S,           seconds a "stall" holds the body (default 30)
+         "delay_ms": N,          delay every response
+         "methods": ["GET"]}     which methods count as data requests (default GET)
+    GET  /__proxy/log     one line per forwarded request: METHOD PATH RANGE STATUS
+
+It also enforces If-Match on GET (s3rver ignores it): a request whose
+If-Match differs from the object's ETag gets 412, as S3 answers.
+"""
+import http.client
+import http.server
+import json
+import socket
+import sys
+import threading
+import time
+
+LOCK = threading.Lock()
+STATE = {"requests": 0, "body_bytes": 0, "gets": 0, "faults": 0, "data_seen": 0}
+PLAN = {}
+LOG = []
+
+
+def upstream_conn():
+    return http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=120)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    def _reply(self, status, body, ctype="application/json", extra=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _control(self):
+        global PLAN
+        path = self.path
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        if path == "/__proxy/stats":
+            with LOCK:
+                out = {k: v for k, v in STATE.items() if k != "data_seen"}
+            self._reply(200, json.dumps(out).encode())
+        elif path == "/__proxy/reset":
+            with LOCK:
+                for k in STATE:
+                    STATE[k] = 0
+                LOG.clear()
+            self._reply(200, b"{}")
+        elif path == "/__proxy/plan":
+            with LOCK:
+                PLAN = json.loads(body or b"{}")
+                STATE["data_seen"] = 0
+            self._reply(200, b"{}")
+        elif path == "/__proxy/log":
+            with LOCK:
+                text = "".join(LOG)
+            self._reply(200, text.encode(), "text/plain")
+        else:
+            self._reply(404, b"{}")
+
+    def _pick_fault(self):
+        with LOCK:
+            STATE["requests"] += 1
+            if self.command == "GET":
+                STATE["gets"] += 1
+            plan = dict(PLAN)
+            methods = plan.get("methods", ["GET"])
+            if self.command not in methods or not plan.get("fault"):
+                return None, plan
+            STATE["data_seen"] += 1
+            every = max(1, int(plan.get("every", 1)))
+            limit = plan.get("limit")
+            if STATE["data_seen"] % every != 0:
+                return None, plan
+            if limit is not None and STATE["faults"] >= int(limit):
+                return None, plan
+            STATE["faults"] += 1
+            return plan["fault"], plan
+
+    def _count(self, n):
+        with LOCK:
+            STATE["body_bytes"] += n
+
+    def _forward(self):
+        if self.path.startswith("/__proxy/"):
+            return self._control()
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        fault, plan = self._pick_fault()
+        if plan.get("delay_ms"):
+            time.sleep(int(plan["delay_ms"]) / 1000.0)
+        if fault == "reset":
+            # Abort the connection with an RST, before any response.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.close_connection = True
+            self.connection.close()
+            return
+        if fault in ("503", "slowdown", "500"):
+            code = {"503": 503, "slowdown": 503, "500": 500}[fault]
+            xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
+                   "<Message>injected by faultproxy</Message></Error>" %
+                   ("SlowDown" if fault == "slowdown" else
+                    "InternalError" if code == 500 else "ServiceUnavailable")).encode()
+            return self._reply(code, xml, "application/xml")
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("connection", "keep-alive", "proxy-connection")}
+        conn = upstream_conn()
+        try:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read() if self.command != "HEAD" else b""
+        except Exception as e:  # upstream down: 502
+            return self._reply(502, str(e).encode(), "text/plain")
+        finally:
+            conn.close()
+        status = resp.status
+        rheaders = [(k, v) for k, v in resp.getheaders()
+                    if k.lower() not in ("connection", "keep-alive", "transfer-encoding",
+                                         "content-length")]
+        etag = resp.getheader("ETag")
+        ifm = self.headers.get("If-Match")
+        if self.command == "GET" and ifm and etag and ifm.strip() != etag.strip() \
+                and status in (200, 206):
+            status, data = 412, (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>"
+                                 b"PreconditionFailed</Code><Message>At least one of the "
+                                 b"pre-conditions you specified did not hold</Message></Error>")
+            rheaders = [("Content-Type", "application/xml")]
+        with LOCK:
+            LOG.append("%s %s %s %d\n" % (self.command, self.path,
+                                          self.headers.get("Range", "-"), status))
+        if fault == "garbage_range":
+            rheaders = [(k, v) for k, v in rheaders if k.lower() != "content-range"]
+            rheaders.append(("Content-Range", "bytes 0-%d/999999999999" % max(len(data) - 1, 0)))
+        if fault == "drop_header":
+            rheaders = [(k, v) for k, v in rheaders if k.lower() != "content-range"]
+            status = 200 if status == 206 else status
+        self.send_response(status)
+        for k, v in rheaders:
+            self.send_header(k, v)
+        clen = len(data) if self.command != "HEAD" else int(resp.getheader("Content-Length") or 0)
+        self.send_header("Content-Length", str(clen))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if fault == "truncate" and len(data) > 1:
+            half = data[: len(data) // 2]
+            self.wfile.write(half)
+            self._count(len(half))
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == "stall" and len(data) > 1:
+            half = data[: len(data) // 2]
+            self.wfile.write(half)
+            self._count(len(half))
+            self.wfile.flush()
+            time.sleep(float(plan.get("stall_s", 30)))
+            self.close_connection = True
+            return
+        self.wfile.write(data)
+        self._count(len(data))
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    global UPSTREAM
+    args = sys.argv[1:]
+    UPSTREAM = int(args[0])
+    port_file = None
+    if "--port-file" in args:
+        port_file = args[args.index("--port-file") + 1]
+    srv = Server(("127.0.0.1", 0), Handler)
+    port = srv.server_address[1]
+    if port_file:
+        with open(port_file + ".tmp", "w") as f:
+            f.write("%d\n" % port)
+        import os
+        os.rename(port_file + ".tmp", port_file)
+    print(port, flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
