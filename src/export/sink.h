@@ -35,6 +35,12 @@ struct vd_sink_ops {
     /* Discard everything: no file or object is left at the final name. */
     void (*abort)(struct vd_sink *s);
     void (*free)(struct vd_sink *s);
+    /* Optional (NULL = write zeros): append len zero bytes, e.g. as a hole
+     * in a local file. Use vd_sink_zeros(), which picks. */
+    int (*skip)(struct vd_sink *s, uint64_t len, struct vd_error *err);
+    /* Optional (NULL = cannot): read back bytes already written, off + len
+     * <= pos, patches included. Used to hash the output after a head patch. */
+    int (*read)(struct vd_sink *s, uint64_t off, void *buf, size_t len, struct vd_error *err);
 };
 
 struct vd_sink {
@@ -62,6 +68,8 @@ static inline int vd_sink_patch(struct vd_sink *s, uint64_t off, const void *buf
 {
     return s->ops->patch(s, off, buf, len, err);
 }
+/* Append len zero bytes (ops->skip when there is one). */
+int vd_sink_zeros(struct vd_sink *s, uint64_t len, struct vd_error *err);
 int vd_sink_commit(struct vd_sink *s, struct vd_error *err);
 void vd_sink_abort(struct vd_sink *s);
 void vd_sink_free(struct vd_sink *s);
