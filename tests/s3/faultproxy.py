@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fault-injecting HTTP proxy for the S3 tests (python3 stdlib only).
 
-    faultproxy.py UPSTREAM_PORT [--port-file FILE] [--log FILE]
+    faultproxy.py UPSTREAM_PORT [--port-file FILE] [--s3rver-data DIR]
 
 Listens on a free 127.0.0.1 port (written to --port-file, and printed) and
 forwards every request to 127.0.0.1:UPSTREAM_PORT (s3rver), keeping
@@ -12,21 +12,31 @@ purpose. Control endpoints (not forwarded):
     POST /__proxy/reset   zero the counters and the request log
     POST /__proxy/plan    JSON body, replaces the fault plan:
         {"every": N,             apply the fault to every Nth data request
-         "fault": "503" | "slowdown" | "reset" | "truncate" | "stall" | "garbage_range"
-                | "500" | "drop_header",
+         "fault": "503" | "slowdown" | "500" | "reset" | "truncate" | "stall"
+                | "garbage_range" | "drop_header" | "error200",
          "limit": N,             stop after N faults (default unlimited)
          "stall_s": S,           seconds a "stall" holds the body (default 30)
          "delay_ms": N,          delay every response
-         "methods": ["GET"]}     which methods count as data requests (default GET)
+         "methods": ["GET"],     which methods count as data requests (default GET)
+         "path_has": "uploadId="} only requests whose path+query contain this
     GET  /__proxy/log     one line per forwarded request: METHOD PATH RANGE STATUS
 
 It also enforces If-Match on GET (s3rver ignores it): a request whose
-If-Match differs from the object's ETag gets 412, as S3 answers.
+If-Match differs from the object's ETag gets 412, as S3 answers. With
+--s3rver-data (s3rver's -d directory) it implements the two multipart calls
+s3rver 3.7.1 lacks, from s3rver's own upload directories:
+AbortMultipartUpload (DELETE /bucket/key?uploadId=ID: the parts are removed,
+204) and ListMultipartUploads (GET /bucket?uploads: <Upload><Key>,
+<UploadId> per pending upload).
 """
 import http.client
 import http.server
 import json
+import os
+import shutil
 import socket
+import urllib.parse
+from xml.sax.saxutils import escape
 import sys
 import threading
 import time
@@ -35,6 +45,7 @@ LOCK = threading.Lock()
 STATE = {"requests": 0, "body_bytes": 0, "gets": 0, "faults": 0, "data_seen": 0}
 PLAN = {}
 LOG = []
+DATA = None
 
 
 def upstream_conn():
@@ -75,6 +86,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 PLAN = json.loads(body or b"{}")
                 STATE["data_seen"] = 0
+                STATE["faults"] = 0
             self._reply(200, b"{}")
         elif path == "/__proxy/log":
             with LOCK:
@@ -92,6 +104,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             methods = plan.get("methods", ["GET"])
             if self.command not in methods or not plan.get("fault"):
                 return None, plan
+            if plan.get("path_has") and plan["path_has"] not in self.path:
+                return None, plan
             STATE["data_seen"] += 1
             every = max(1, int(plan.get("every", 1)))
             limit = plan.get("limit")
@@ -106,12 +120,56 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with LOCK:
             STATE["body_bytes"] += n
 
+    def _multipart_emulation(self):
+        """AbortMultipartUpload and ListMultipartUploads for s3rver."""
+        if not DATA:
+            return False
+        u = urllib.parse.urlsplit(self.path)
+        q = urllib.parse.parse_qs(u.query, keep_blank_values=True)
+        parts = u.path.lstrip("/").split("/", 1)
+        bucket = urllib.parse.unquote(parts[0])
+        updir = os.path.join(DATA, bucket, "._S3rver_uploads")
+        if self.command == "DELETE" and "uploadId" in q and len(parts) == 2:
+            uid = q["uploadId"][0]
+            d = os.path.join(updir, os.path.basename(uid))
+            if not os.path.isdir(d):
+                body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchUpload"
+                        b"</Code><Message>The specified upload does not exist</Message></Error>")
+                self._reply(404, body, "application/xml")
+            else:
+                shutil.rmtree(d, ignore_errors=True)
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            with LOCK:
+                LOG.append("DELETE %s - emulated\n" % self.path)
+            return True
+        if self.command == "GET" and "uploads" in q and (len(parts) == 1 or not parts[1]):
+            items = []
+            if os.path.isdir(updir):
+                for uid in sorted(os.listdir(updir)):
+                    try:
+                        with open(os.path.join(updir, uid, "key")) as f:
+                            key = f.read()
+                    except OSError:
+                        key = ""
+                    items.append("<Upload><Key>%s</Key><UploadId>%s</UploadId></Upload>" %
+                                 (escape(key), escape(uid)))
+            body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListMultipartUploadsResult>"
+                    "<Bucket>%s</Bucket>%s</ListMultipartUploadsResult>" %
+                    (escape(bucket), "".join(items))).encode()
+            self._reply(200, body, "application/xml")
+            return True
+        return False
+
     def _forward(self):
         if self.path.startswith("/__proxy/"):
             return self._control()
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
         fault, plan = self._pick_fault()
+        if not fault and self._multipart_emulation():
+            return
         if plan.get("delay_ms"):
             time.sleep(int(plan["delay_ms"]) / 1000.0)
         if fault == "reset":
@@ -121,6 +179,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
+        if fault == "error200":
+            # CompleteMultipartUpload's documented failure mode: 200 + <Error>.
+            xml = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>InternalError"
+                   b"</Code><Message>injected by faultproxy</Message></Error>")
+            return self._reply(200, xml, "application/xml")
         if fault in ("503", "slowdown", "500"):
             code = {"503": 503, "slowdown": 503, "500": 500}[fault]
             xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
@@ -196,9 +259,11 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def main():
-    global UPSTREAM
+    global UPSTREAM, DATA
     args = sys.argv[1:]
     UPSTREAM = int(args[0])
+    if "--s3rver-data" in args:
+        DATA = args[args.index("--s3rver-data") + 1]
     port_file = None
     if "--port-file" in args:
         port_file = args[args.index("--port-file") + 1]
@@ -207,7 +272,6 @@ def main():
     if port_file:
         with open(port_file + ".tmp", "w") as f:
             f.write("%d\n" % port)
-        import os
         os.rename(port_file + ".tmp", port_file)
     print(port, flush=True)
     srv.serve_forever()
