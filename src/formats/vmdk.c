@@ -1163,7 +1163,8 @@ static int vmdk_check_extent(struct vmdk_extent *x, vd_check_cb cb, void *opaque
             a[na++] = (struct vmdk_alloc){off, end, g};
         }
     }
-    qsort(a, na, sizeof(*a), vmdk_alloc_cmp);
+    if (na > 1)
+        qsort(a, na, sizeof(*a), vmdk_alloc_cmp);
     for (size_t i = 1; i < na; i++) {
         if (a[i].off < a[i - 1].end) {
             snprintf(msg, sizeof(msg),
