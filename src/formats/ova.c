@@ -503,6 +503,13 @@ int vd_ova_check(struct vd_ova *ova, vd_check_cb cb, void *opaque, struct vd_err
             ova_report(&rep, true, "ovf: %s (%s): not in the archive", f->href, f->id);
             continue;
         }
+        size_t copies = 0;
+        for (size_t k = 0; k < p->tar.n; k++)
+            copies += !p->tar.m[k].unsafe && !strcmp(p->tar.m[k].name, m->name);
+        if (copies > 1)
+            ova_report(&rep, true,
+                       "ovf: %s: the archive holds %zu members of that name; the first is used",
+                       f->href, copies);
         if (f->has_size && !f->has_chunk_size && f->size != m->size)
             ova_report(&rep, true,
                        "ovf: %s: ovf:size is %" PRIu64 " but the archive member has %" PRIu64

@@ -189,4 +189,17 @@ ERROR: ovf: sample_cfg.txt (textfile): not in the archive" "COT input check line
 # the bare input.vmdk (/work/shared/samples/INDEX.md).
 assert_eq "$("$VDISK" hash -q input.ova | cut -d' ' -f1)" \
     49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14 "COT input disk content"
+
+# forklift's OVA: the archive and OVF are fine, its VMDK is not (garbage
+# grain size): the error must come from the VMDK driver, naming the member.
+xz -dc "$VD_TEST_DATA/samples/forklift-console-plugin/2nd_disk.ova.xz" > 2nd_disk.ova
+set +e
+err=$("$VDISK" info 2nd_disk.ova 2>&1 >/dev/null)
+rc=$?
+set -e
+assert_eq "$rc" 1 "forklift OVA with a broken VMDK"
+case "$err" in
+"vdisk: vmdk: 2nd_disk.vmdk: "*) ;;
+*) fail "forklift error: $err" ;;
+esac
 echo OK

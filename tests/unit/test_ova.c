@@ -299,6 +299,31 @@ static void test_check_problems(void)
     free(t.buf);
 }
 
+/* A name stored twice: the first copy is used, and check says so. */
+static void test_duplicate(void)
+{
+    struct tb t = {0};
+    struct vd_io *io;
+    struct vd_ova *ova;
+    struct vd_error err;
+    struct lines l = {0};
+    tb_file_str(&t, "vm.ovf", ovf2);
+    tb_file(&t, "disk1.raw", disk1, sizeof(disk1), TB_USTAR);
+    tb_file(&t, "disk2.raw", disk2, sizeof(disk2), TB_USTAR);
+    tb_file(&t, "./disk2.raw", disk1, 512, TB_USTAR);
+    tb_end(&t);
+    CHECK(open_tb(&t, &io, &ova, &err) == 0, "open: %s", err.msg);
+    if (ova) {
+        CHECK(ova->disks[0].size == sizeof(disk2), "first copy used");
+        CHECK(vd_ova_check(ova, collect, &l, &err) == VD_CHECK_CORRUPT, "dup corrupt");
+        CHECK(!strcmp(l.buf, "ovf: disk2.raw: the archive holds 2 members of that name; the "
+                             "first is used\n"),
+              "dup line: %s", l.buf);
+        vd_ova_close(ova);
+    }
+    free(t.buf);
+}
+
 static void test_refusals(void)
 {
     struct tb t = {0};
@@ -510,6 +535,7 @@ int main(void)
     test_basic();
     test_check_problems();
     test_refusals();
+    test_duplicate();
     test_cot();
     test_source();
     if (failures)
