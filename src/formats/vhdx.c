@@ -468,8 +468,8 @@ static int vhdx_open_log(struct vd_image *img, struct vd_error *err)
     struct vhdx_state *st = img->priv;
     const struct vhdx_header *h = &st->hdr;
     uint64_t end;
-    if (vhdx_guid_zero(h->log_guid))
-        return 0;
+    if (vhdx_guid_zero(h->log_guid) || h->log_length == 0)
+        return 0; /* no log to replay (2.2.2: LogGuid zero) */
     if (h->log_version != 0)
         return vd_err(err, -ENOTSUP, "vhdx: %s: log version %u is not supported", img->name,
                       h->log_version);
@@ -539,8 +539,8 @@ static int vhdx_open_regions(struct vd_image *img, struct vd_error *err)
                       img->name, why[0], why[1]);
     const struct vhdx_region *rs[2] = {&st->regions.bat, &st->regions.meta};
     for (int i = 0; i < 2; i++) {
-        uint64_t end = rs[i]->off + rs[i]->len;
-        if (end > st->file_size)
+        uint64_t end;
+        if (ck_add(rs[i]->off, rs[i]->len, &end) || end > st->file_size)
             return vd_err(err, -EINVAL,
                           "vhdx: %s: %s region (offset %" PRIu64 ", %" PRIu32
                           " bytes) is past end of file (%" PRIu64 " bytes)",

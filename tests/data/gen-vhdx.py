@@ -17,6 +17,12 @@ the C reader, together with the raw bytes each one must read as.
   gen-vhdx.py 4k OUTDIR
       A dynamic VHDX with 4096-byte logical sectors (OUTDIR/4k.vhdx, 4k.raw)
       and a 4K differencing child of it (4kchild.avhdx, 4kchild.raw).
+  gen-vhdx.py fuzzseeds OUTDIR IMG...
+      Seeds for tests/fuzz: each IMG in fuzz_vhdx's sparse form (u32 file
+      size, then {u32 offset, u16 length, bytes} for each non-zero 4 KiB
+      page, first 3 MiB + the BAT's and a few payload pages) into
+      OUTDIR/fuzz_vhdx/, and small logs with valid, torn and wrapping
+      entries (GUID 01..10) into OUTDIR/fuzz_vhdx_log/.
   gen-vhdx.py corrupt KIND IN OUT
       One damaged copy: hdr1, hdr-both, region1, region-both, bat-eof,
       blocksize, required-meta, required-region.
@@ -512,6 +518,54 @@ def cmd_corrupt(kind, src, dst):
         fh.write(f)
 
 
+def sparse_seed(path, max_bytes=40000):
+    with open(path, "rb") as fh:
+        d = fh.read()
+    out = bytearray(struct.pack("<I", len(d)))
+    pages = [o for o in range(0, len(d), 4096) if any(d[o:o + 4096])]
+    # structures first (they are what the parser reads), payload last
+    pages.sort(key=lambda o: (o >= 4 * MiB, o))
+    for o in pages:
+        page = d[o:o + 4096].rstrip(b"\0")
+        if len(out) + 6 + len(page) > max_bytes:
+            break
+        out += struct.pack("<IH", o, len(page)) + page
+    return bytes(out)
+
+
+def cmd_fuzzseeds(outdir, imgs):
+    a = os.path.join(outdir, "fuzz_vhdx")
+    b = os.path.join(outdir, "fuzz_vhdx_log")
+    os.makedirs(a, exist_ok=True)
+    os.makedirs(b, exist_ok=True)
+    for img in imgs:
+        name = os.path.basename(img).replace(".", "-") + ".seed"
+        with open(os.path.join(a, name), "wb") as fh:
+            fh.write(sparse_seed(img))
+    guid = bytes(range(1, 17))
+    rng = random.Random(5)
+    page = rng.randbytes(4096)
+    ln = 64 * KiB
+    logs = {}
+    lg = bytearray(ln)
+    e1 = log_entry(3, ln - 4096, guid, 0, 8 * MiB,
+                   [("data", 2 * MiB, page), ("zero", 3 * MiB, 64 * KiB)])
+    e2 = log_entry(4, ln - 4096, guid, 0, 8 * MiB, [("data", 2 * MiB + 4096, page)])
+    put_ring(lg, 0, ln, ln - 4096, e1)
+    put_ring(lg, 0, ln, 4096, e2)
+    logs["wrap"] = bytes(lg)
+    lg2 = bytearray(lg)
+    lg2[4096 + 4096 + 50] ^= 1
+    logs["torn"] = bytes(lg2)
+    lg3 = bytearray(ln)
+    put_ring(lg3, 0, ln, 0, log_entry(9, 0, guid, 0, 0,
+                                      [("data", 1 * MiB + i * 4096, page) for i in range(130)]))
+    logs["many"] = bytes(lg3)
+    for k, v in logs.items():
+        with open(os.path.join(b, k + ".log"), "wb") as fh:
+            fh.write(v)
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
@@ -522,6 +576,8 @@ def main(argv):
         cmd_log(argv[2], argv[3], argv[4])
     elif cmd == "4k":
         cmd_4k(argv[2])
+    elif cmd == "fuzzseeds":
+        cmd_fuzzseeds(argv[2], argv[3:])
     elif cmd == "corrupt":
         cmd_corrupt(argv[2], argv[3], argv[4])
     else:
