@@ -15,6 +15,10 @@
  * vhdx_type=, compress_level=, ova_manifest=, ...). Returns 1 if consumed,
  * 0 if not an export option, -1 on a bad value (message printed). */
 int export_opt(const char *key, const char *val);
+/* S3 settings (region=, endpoint=, profile=, path_style) for an s3:// DEST;
+ * vdiskfs.c calls it after parsing options, before export_init(). */
+struct vd_open_opts;
+void export_set_remote(const struct vd_open_opts *remote);
 /* True when -o export=DEST was given (then export/ is shown). */
 bool export_enabled(void);
 /* Called once before fuse_main; prints and fails on a bad DEST. */
