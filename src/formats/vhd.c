@@ -24,11 +24,15 @@
  * new blocks with zeros). Bad checksums are read anyway (like libvhdi) and
  * reported by check() and info(). A missing parent is an error.
  *
- * Unsupported: writing (read-only driver), the "Mac " alias-record locator
+ * Writes in place (mount -o rw) work on sound fixed and dynamic disks; a new
+ * block is appended where the footer was, with a full bitmap (like qemu).
+ *
+ * Unsupported: writing differencing disks, the "Mac " alias-record locator
  * (only tried as a plain path), batmap/keyhole extensions of Xen's blktap.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,15 +55,24 @@ struct vhd_state {
     unsigned footer_len; /* 512 or 511 at end of file, 0 if absent */
     bool have_copy;      /* a "conectix" sector at offset 0 */
     bool footer_copy_used;
-    uint64_t data_end; /* where the end-of-file footer starts */
-    uint32_t *bat;     /* host-order sector numbers */
+    uint64_t data_end; /* where the end-of-file footer starts; alloc_lock */
+    uint32_t *bat;     /* host-order sector numbers; entries change only
+                        * from unallocated to allocated, under alloc_lock,
+                        * and are read with vhd_bat() (acquire) */
     uint32_t nbat;
     uint32_t block_size, bitmap_size;
     unsigned block_shift;
     char parent_path[VHD_PATH_MAX]; /* the candidate that opened */
     char parent_via[8];             /* "W2ru", ..., or "name" */
     char note[256];                 /* footer recovery note, or "" */
+    pthread_mutex_t alloc_lock;     /* block allocation by pwrite */
+    bool lock_init;
 };
+
+static uint32_t vhd_bat(const struct vhd_state *st, uint32_t i)
+{
+    return __atomic_load_n(&st->bat[i], __ATOMIC_ACQUIRE);
+}
 
 /* Identities of the images being opened along the current chain, indexed by
  * depth, so that a chain looping back (A -> B -> A) is refused by name
@@ -626,6 +639,21 @@ static int vhd_open(struct vd_image *img, struct vd_error *err)
         return r;
     img->size = f->current_size;
     img->subformat = vhd_type_name(f->disk_type);
+    if (img->opts.writable) {
+        const char *why = NULL;
+        if (f->disk_type == VHD_DIFF)
+            why = "differencing disks cannot be written in place";
+        else if (f->saved_state)
+            why = "the disk is in a saved state (its VM is suspended)";
+        else if (st->note[0] || f->checksum != f->computed_checksum ||
+                 (f->disk_type == VHD_DYNAMIC && st->hdr.checksum != st->hdr.computed_checksum))
+            why = "the disk is damaged (see vdisk check)";
+        if (why)
+            return vd_err(err, -EROFS, "vhd: %s: %s; use overlay=", img->name, why);
+    }
+    if (pthread_mutex_init(&st->alloc_lock, NULL) != 0)
+        return vd_err(err, -ENOMEM, "vhd: %s: cannot create a lock", img->name);
+    st->lock_init = true;
     if (f->disk_type == VHD_DIFF) {
         if (img->depth < VD_MAX_CHAIN) {
             memcpy(vhd_chain[img->depth].uuid, f->uuid, 16);
@@ -641,6 +669,9 @@ static void vhd_close(struct vd_image *img)
     struct vhd_state *st = img->priv;
     free(st->bat);
     st->bat = NULL;
+    if (st->lock_init)
+        pthread_mutex_destroy(&st->alloc_lock);
+    st->lock_init = false;
 }
 
 /* ---- read ---- */
@@ -653,8 +684,7 @@ static int vhd_read_file(struct vd_image *img, uint32_t blk, void *buf, size_t l
         return vd_err(err, -EINVAL,
                       "vhd: %s: block %" PRIu32 " at offset %" PRIu64
                       " lies past end of file (%" PRIu64 " bytes)",
-                      img->name, blk,
-                      (uint64_t)((struct vhd_state *)img->priv)->bat[blk] * VHD_SECTOR,
+                      img->name, blk, (uint64_t)vhd_bat(img->priv, blk) * VHD_SECTOR,
                       img->io->size);
     return vd_io_pread_full(img->io, buf, len, off, err);
 }
@@ -668,7 +698,7 @@ static int vhd_read_bitmap(struct vd_image *img, struct vhd_state *st, uint32_t 
 {
     uint64_t byte = (pos / VHD_SECTOR) / 8;
     size_t n = (size_t)VD_MIN((uint64_t)VHD_BITMAP_CHUNK, st->bitmap_size - byte);
-    uint64_t base = (uint64_t)st->bat[blk] * VHD_SECTOR;
+    uint64_t base = (uint64_t)vhd_bat(st, blk) * VHD_SECTOR;
     *first_sector = byte * 8;
     *bm_len = n;
     return vhd_read_file(img, blk, bm, n, base + byte, err);
@@ -713,7 +743,7 @@ static int vhd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
         uint32_t blk = (uint32_t)(off >> st->block_shift);
         uint64_t pos = off & (st->block_size - 1);
         size_t n = (size_t)VD_MIN((uint64_t)len, st->block_size - pos);
-        uint32_t e = st->bat[blk];
+        uint32_t e = vhd_bat(st, blk);
         int r;
         if (e == VHD_BAT_UNUSED) {
             if (diff) {
@@ -764,10 +794,10 @@ static int vhd_block_status(struct vd_image *img, uint64_t off, uint64_t len, ui
     uint32_t blk = (uint32_t)(off >> st->block_shift);
     uint64_t pos = off & (st->block_size - 1);
     uint64_t n = VD_MIN(len, st->block_size - pos);
-    if (st->bat[blk] == VHD_BAT_UNUSED) {
+    if (vhd_bat(st, blk) == VHD_BAT_UNUSED) {
         /* extend over following unallocated blocks */
         uint64_t total = n;
-        while (total < len && ++blk < st->nbat && st->bat[blk] == VHD_BAT_UNUSED)
+        while (total < len && ++blk < st->nbat && vhd_bat(st, blk) == VHD_BAT_UNUSED)
             total += VD_MIN(len - total, (uint64_t)st->block_size);
         *pnum = total;
         return diff ? VD_STATUS_BACKING : VD_STATUS_ZERO;
@@ -783,6 +813,87 @@ static int vhd_block_status(struct vd_image *img, uint64_t off, uint64_t len, ui
     return set ? VD_STATUS_DATA : VD_STATUS_BACKING;
 }
 
+/* ---- write (fixed and dynamic disks) ---- */
+
+/* Append block blk at the end of the data, where the footer was: the footer
+ * is written first at the new end (the block's data area becomes a hole that
+ * reads as zeros), then a full sector bitmap (like qemu), then the BAT entry
+ * on disk and last in memory, so a crash at any point leaves a readable
+ * file. Caller holds alloc_lock. */
+static int vhd_alloc_block(struct vd_image *img, struct vhd_state *st, uint32_t blk, uint32_t *out,
+                           struct vd_error *err)
+{
+    uint64_t start = div_round_up(st->data_end, VHD_SECTOR) * VHD_SECTOR;
+    uint64_t end = start + st->bitmap_size + st->block_size;
+    if (start / VHD_SECTOR >= VHD_BAT_UNUSED)
+        return vd_err(err, -EFBIG, "vhd: %s: no room for block %" PRIu32 " in a 32-bit BAT",
+                      img->name, blk);
+    uint8_t *bm = malloc(st->bitmap_size);
+    if (!bm)
+        return vd_err(err, -ENOMEM, "vhd: %s: out of memory", img->name);
+    memset(bm, 0xff, st->bitmap_size);
+    uint8_t be[4];
+    put_be32(be, (uint32_t)(start / VHD_SECTOR));
+    int r = vd_io_pwrite_full(img->io, st->tail_raw, VHD_FOOTER_SIZE, end, err);
+    if (r == 0)
+        r = vd_io_pwrite_full(img->io, bm, st->bitmap_size, start, err);
+    if (r == 0)
+        r = vd_io_pwrite_full(img->io, be, 4, st->hdr.table_offset + 4ull * blk, err);
+    free(bm);
+    if (r < 0)
+        return r;
+    st->data_end = end;
+    st->footer_len = VHD_FOOTER_SIZE;
+    *out = (uint32_t)(start / VHD_SECTOR);
+    __atomic_store_n(&st->bat[blk], *out, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static bool vhd_is_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+static int vhd_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off,
+                      struct vd_error *err)
+{
+    struct vhd_state *st = img->priv;
+    const uint8_t *in = buf;
+    if (st->footer.disk_type == VHD_FIXED)
+        return vd_io_pwrite_full(img->io, buf, len, off, err);
+    while (len) {
+        uint32_t blk = (uint32_t)(off >> st->block_shift);
+        uint64_t pos = off & (st->block_size - 1);
+        size_t n = (size_t)VD_MIN((uint64_t)len, st->block_size - pos);
+        uint32_t e = vhd_bat(st, blk);
+        int r = 0;
+        if (e == VHD_BAT_UNUSED && !vhd_is_zero(in, n)) {
+            pthread_mutex_lock(&st->alloc_lock);
+            e = vhd_bat(st, blk);
+            if (e == VHD_BAT_UNUSED)
+                r = vhd_alloc_block(img, st, blk, &e, err);
+            pthread_mutex_unlock(&st->alloc_lock);
+        }
+        if (r == 0 && e != VHD_BAT_UNUSED)
+            r = vd_io_pwrite_full(img->io, in, n, (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos,
+                                  err);
+        if (r < 0)
+            return r;
+        in += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int vhd_flush(struct vd_image *img, struct vd_error *err)
+{
+    return img->io->ops->flush ? img->io->ops->flush(img->io, err) : 0;
+}
+
 static uint64_t vhd_allocated(struct vd_image *img)
 {
     struct vhd_state *st = img->priv;
@@ -790,7 +901,7 @@ static uint64_t vhd_allocated(struct vd_image *img)
         return img->io->size;
     uint64_t n = 0;
     for (uint32_t i = 0; i < st->nbat; i++)
-        n += st->bat[i] != VHD_BAT_UNUSED;
+        n += vhd_bat(st, i) != VHD_BAT_UNUSED;
     return VD_MIN(n * ((uint64_t)st->bitmap_size + st->block_size), img->io->size);
 }
 
@@ -930,9 +1041,10 @@ static int vhd_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct 
     }
     uint64_t blk_bytes = (uint64_t)st->bitmap_size + st->block_size;
     for (uint32_t i = 0; i < st->nbat; i++) {
-        if (st->bat[i] == VHD_BAT_UNUSED)
+        uint32_t e = vhd_bat(st, i);
+        if (e == VHD_BAT_UNUSED)
             continue;
-        uint64_t s = (uint64_t)st->bat[i] * VHD_SECTOR;
+        uint64_t s = (uint64_t)e * VHD_SECTOR;
         /* Only the part up to the virtual size must be present. */
         uint64_t vstart = (uint64_t)i << st->block_shift, need = st->bitmap_size;
         if (vstart < f->current_size)
@@ -992,6 +1104,8 @@ const struct vd_format_ops vd_format_vhd = {
     .open = vhd_open,
     .close = vhd_close,
     .pread = vhd_pread,
+    .pwrite = vhd_pwrite,
+    .flush = vhd_flush,
     .block_status = vhd_block_status,
     .allocated = vhd_allocated,
     .info = vhd_info,

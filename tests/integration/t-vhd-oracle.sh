@@ -5,6 +5,7 @@
 # like the independent readers: qemu-img convert -f vpc -O raw, and vhdimount
 # (libvhdi) where it can read the file.
 . "$VD_TEST_LIB"
+[ -x "$VDISK" ] || skip "vdisk CLI not built ($VDISK)"
 need qemu-img python3 sfdisk
 CRAFT="$(dirname "$0")/vhd_craft.py"
 
