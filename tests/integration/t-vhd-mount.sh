@@ -4,7 +4,6 @@
 # dynamic and a fixed VHD (the fixed one is found from its footer), and for a
 # differencing child (vhd_craft.py) over the dynamic one.
 . "$VD_TEST_LIB"
-[ -x "$VDISK" ] || skip "vdisk CLI not built ($VDISK)"
 need_fuse; need qemu-img sfdisk mkfs.ext4 python3
 CRAFT="$(dirname "$0")/vhd_craft.py"
 
