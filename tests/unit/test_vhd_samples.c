@@ -8,6 +8,7 @@
  *   dfvfs/image*.vhd   bad checksums read anyway (libvhdi); qemu refuses
  *   dfvfs/fat-differential.vhd  parent absent: error (libvhdi); qemu reads zeros
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,60 @@ static int failures;
         fputc('\n', stderr);                                                                       \
         failures++;                                                                                \
     } while (0)
+
+/* Concurrent reads (FUSE is multithreaded): threads read pseudo-random
+ * unaligned ranges and compare them with a single-threaded full read. */
+struct reader {
+    struct vd_image *img;
+    const unsigned char *ref;
+    uint64_t size; /* the first size bytes are compared */
+    unsigned seed;
+    int bad;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    unsigned char *buf = malloc(300000);
+    uint64_t size = r->size;
+    for (int i = 0; i < 200 && buf; i++) {
+        r->seed = r->seed * 1103515245u + 12345u;
+        uint64_t off = ((uint64_t)r->seed * 4099u) % size;
+        size_t len = (size_t)((r->seed >> 8) % 300000u) + 1;
+        if (off + len > size)
+            len = (size_t)(size - off);
+        struct vd_error err = {0};
+        if (vd_image_pread(r->img, buf, len, off, &err) < 0 || memcmp(buf, r->ref + off, len))
+            r->bad++;
+    }
+    free(buf);
+    return NULL;
+}
+
+static void test_concurrent(struct vd_image *img, const char *name)
+{
+    /* node-vhd/dynamic.vhd has its blocks in the first 40 MiB */
+    uint64_t size = vd_image_size(img) < (40u << 20) ? vd_image_size(img) : (40u << 20);
+    unsigned char *ref = malloc(size);
+    struct vd_error err = {0};
+    if (!ref || vd_image_pread(img, ref, size, 0, &err) < 0) {
+        FAIL("%s: full read: %s", name, err.msg);
+        free(ref);
+        return;
+    }
+    struct reader rd[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        rd[i] = (struct reader){img, ref, size, 17u + (unsigned)i, 0};
+        pthread_create(&th[i], NULL, reader_main, &rd[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        if (rd[i].bad)
+            FAIL("%s: %d concurrent reads differ", name, rd[i].bad);
+    }
+    free(ref);
+}
 
 int main(void)
 {
@@ -119,6 +174,9 @@ int main(void)
             FAIL("%s: sha256 %s, want %s", s->file, hex, s->sha256);
         else
             printf("ok %s %s\n", s->file, hex);
+        if (!strcmp(s->file, "node-vhd/dynamic.vhd.gz") ||
+            !strcmp(s->file, "node-vhd/fixed.vhd.gz"))
+            test_concurrent(img, s->file);
         vd_source_close(src);
     }
     char cmd[1100];
