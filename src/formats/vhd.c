@@ -538,7 +538,9 @@ static int vhd_open_parent(struct vd_image *img, struct vhd_state *st, struct vd
     int r = 0;
     vhd_uuid_str(h->parent_uuid, want);
 
-    for (int d = 0; d <= img->depth && d < VD_MAX_CHAIN; d++)
+    static const uint8_t zero[16];
+    /* an all-zero id proves nothing; the core's depth cap still applies */
+    for (int d = 0; d <= img->depth && d < VD_MAX_CHAIN && memcmp(h->parent_uuid, zero, 16); d++)
         if (!memcmp(vhd_chain[d].uuid, h->parent_uuid, 16))
             return vd_err(err, -ELOOP,
                           "vhd: %s: parent chain loops: parent unique id %s is that of '%s', "
