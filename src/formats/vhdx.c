@@ -699,6 +699,8 @@ static int vhdx_open_parent(struct vd_image *img, struct vd_error *err)
     vhdx_guid_str(ps->hdr.data_write_guid, pguid);
     const char *l1 = vhdx_meta_locator(m, "parent_linkage");
     const char *l2 = vhdx_meta_locator(m, "parent_linkage2");
+    if (l2 && !strcmp(l2, "{00000000-0000-0000-0000-000000000000}"))
+        l2 = NULL; /* Hyper-V writes an all-zero parent_linkage2 */
     if (!l1)
         return vd_err(err, -EINVAL, "vhdx: %s: parent locator has no parent_linkage", img->name);
     if (strcasecmp(l1, pguid) != 0 && (!l2 || strcasecmp(l2, pguid) != 0))
