@@ -7,8 +7,9 @@
  * multipart upload). The image is finished when the last writable handle
  * is closed: in flush, so that close(2) - and so `cp` - sees any encode or
  * upload error; release only finishes when no flush did (nothing written,
- * or a killed writer). A flush before any write (`cmd > file` dups and
- * closes the fd first) does not finish.
+ * fds closed by another process than the opener, a killed writer). A flush
+ * before any write (`cmd > file` dups and closes the fd first) or from a
+ * child closing an inherited fd does not finish.
  * A finished entry stays listed with the output's size, and the xattr
  * user.vdisk.status says "writing <output bytes>", "done <bytes> <sha256>"
  * or "error: <message>".
@@ -55,6 +56,7 @@ struct xfile {
 
 struct xhandle {
     struct xfile *x;
+    pid_t pid; /* who opened it */
     bool writer;
     bool finished; /* this handle's flush finished the export */
 };
@@ -199,7 +201,9 @@ static int xhandle_new(struct xfile *x, bool writer, struct fuse_file_info *fi)
     struct xhandle *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
+    struct fuse_context *ctx = fuse_get_context();
     h->x = x;
+    h->pid = ctx ? ctx->pid : 0;
     h->writer = writer;
     x->refs++;
     if (writer)
@@ -374,8 +378,9 @@ int export_open(const char *name, struct fuse_file_info *fi)
     } else if ((fi->flags & O_ACCMODE) == O_RDONLY) {
         r = -EACCES; /* export files are write-only */
     } else {
-        /* Opening a finished export for writing starts it over. */
-        r = x->state == X_WRITING ? 0 : xstart(x);
+        /* O_TRUNC on a finished export starts it over; a finished image
+         * cannot be modified otherwise. */
+        r = x->state == X_WRITING ? 0 : (fi->flags & O_TRUNC) ? xstart(x) : -EBUSY;
         if (r == 0)
             r = xhandle_new(x, true, fi);
     }
@@ -455,9 +460,13 @@ int export_flush(const char *name, struct fuse_file_info *fi)
     if (!h || !h->writer || h->finished)
         return 0;
     pthread_mutex_lock(&g_lock);
-    /* A flush is not always a close: `cmd > file` does open, dup2, close
-     * before writing anything. Only a flush after data arrived finishes. */
-    bool last = h->x->writers == 1 && h->x->state == X_WRITING && h->x->dirty;
+    /* A flush is not always the last close: `cmd > file` does open, dup2,
+     * close before writing anything, and a child exiting closes the fds
+     * it inherited. Only a flush after data arrived, from the process that
+     * opened this handle, of the last writable handle, finishes. */
+    struct fuse_context *ctx = fuse_get_context();
+    pid_t pid = ctx ? ctx->pid : 0;
+    bool last = h->x->writers == 1 && h->x->state == X_WRITING && h->x->dirty && pid == h->pid;
     pthread_mutex_unlock(&g_lock);
     if (!last)
         return 0;

@@ -41,6 +41,7 @@ struct vd_export {
     struct vd_sink *sink; /* the real sink (file, S3); owned */
     struct vd_sink *tap;  /* sha256 tap over sink, given to the encoder; owned */
     struct vd_encoder *enc;
+    char *base; /* DEST's last component, for descriptors and OVA members */
     bool begun;
     bool size_final;
     uint64_t size;   /* virtual size */
@@ -311,7 +312,11 @@ int vd_export_begin(const char *dest, const char *format, const struct vd_export
     if (r < 0)
         goto fail;
     const char *slash = strrchr(dest, '/');
-    r = vd_encoder_new(ops, e->tap, eo, slash ? slash + 1 : dest, &e->enc, err);
+    if (!(e->base = strdup(slash ? slash + 1 : dest))) {
+        r = vd_err(err, -ENOMEM, "export: out of memory");
+        goto fail;
+    }
+    r = vd_encoder_new(ops, e->tap, eo, e->base, &e->enc, err);
     if (r < 0)
         goto fail;
     *out = e;
@@ -502,6 +507,7 @@ static void export_free(struct vd_export *e)
         for (size_t i = 0; i < e->nslots; i++)
             free(e->slots[i].data);
     free(e->slots);
+    free(e->base);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
