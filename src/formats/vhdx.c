@@ -1081,6 +1081,15 @@ static int vhdx_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct
                         img->name, i);
             result = VD_CHECK_CORRUPT;
         }
+        if (is_sb && present && !st->meta.has_parent) {
+            /* 2.5.1: only differencing disks use sector bitmaps */
+            vhdx_report(cb, opaque, false,
+                        "vhdx: %s: BAT entry %" PRIu64
+                        " allocates a sector bitmap in a disk without a parent (unused space)",
+                        img->name, i);
+            if (result == VD_CHECK_CLEAN)
+                result = VD_CHECK_LEAKS;
+        }
         if (!present)
             continue;
         if (off + size > st->file_size) {

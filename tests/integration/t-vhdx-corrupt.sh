@@ -72,5 +72,24 @@ assert_eq "$rc" 2 "check exit code for overlapping blocks"
 grep -q "^ERROR: vhdx: overlap.vhdx: BAT entry 2 (payload block 2) overlaps BAT entry 0 (payload block 0) at file offset [0-9]*$" <<<"$out" \
     || fail "overlap message: $out"
 
+# A sector bitmap allocated in a non-differencing disk: unused space (3).
+qemu-img create -q -f vhdx -o block_size=1M "$T/big.vhdx" 5G
+python3 - "$T/big.vhdx" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+d = f.read()
+for i in range(struct.unpack_from("<I", d, 192 * 1024 + 8)[0]):
+    e = 192 * 1024 + 16 + 32 * i
+    if d[e:e + 4] == bytes.fromhex("6677c22d"):
+        bat = struct.unpack_from("<Q", d, e + 16)[0]
+end = (len(d) + (1 << 20) - 1) >> 20 << 20
+f.truncate(end + (1 << 20))
+f.seek(bat + 8 * 4096)  # chunk_ratio 4096: entry 4096 is the first sector bitmap
+f.write(struct.pack("<Q", 6 | (end >> 20) << 20))
+PY
+set +e; out=$("$VDISK" check "$T/big.vhdx"); rc=$?; set -e
+assert_eq "$rc" 3 "check exit code for a leaked sector bitmap"
+assert_eq "$out" "Leaked: vhdx: big.vhdx: BAT entry 4096 allocates a sector bitmap in a disk without a parent (unused space)" "leak message"
+
 # A log entry with a bad CRC is not replayed (t-vhdx-log.sh checks the data).
 echo "PASS"
