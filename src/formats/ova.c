@@ -13,9 +13,9 @@
  * Nothing is extracted: each disk is the offset window of its tar member
  * (tar.c), which the core opens with a slice io and the normal probe. The
  * descriptor is the first member named *.ovf (ovf.c); hrefs resolve
- * relative to its directory. The manifest is <descriptor stem>.mf, else the
- * first *.mf member; lines read "SHA256(name)= hex" (also SHA1, SHA384,
- * SHA512, MD5) and are verified by vd_ova_check() only.
+ * relative to its directory (macOS "._x.ovf" AppleDouble members are
+ * skipped). The manifest is <descriptor stem>.mf, else the first *.mf member; lines read
+ * "SHA256(name)= hex" (also SHA1, SHA384, SHA512, MD5) and are verified by vd_ova_check() only.
  *
  * Not supported: compressed (ovf:compression="gzip") or chunked
  * (ovf:chunkSize) disk files (-ENOTSUP), files outside the archive
@@ -63,6 +63,15 @@ static bool ova_has_suffix(const char *s, const char *suffix)
 static bool ova_is_plain(const struct vd_tar_member *m)
 {
     return m->typeflag == '0' && !m->unsafe && !m->sparse;
+}
+
+/* A descriptor or manifest candidate: plain, and not one of the "._name"
+ * AppleDouble files that macOS tar adds before each real file. */
+static bool ova_is_candidate(const struct vd_tar_member *m, const char *suffix)
+{
+    const char *base = strrchr(m->name, '/');
+    base = base ? base + 1 : m->name;
+    return ova_is_plain(m) && strncmp(base, "._", 2) && ova_has_suffix(m->name, suffix);
 }
 
 static bool ova_is_url(const char *href)
@@ -196,7 +205,7 @@ int vd_ova_open(struct vd_io *io, struct vd_ova **out, struct vd_error *err)
         goto fail;
     const struct vd_tar_member *desc = NULL;
     for (size_t i = 0; i < p->tar.n && !desc; i++)
-        if (ova_is_plain(&p->tar.m[i]) && ova_has_suffix(p->tar.m[i].name, ".ovf"))
+        if (ova_is_candidate(&p->tar.m[i], ".ovf"))
             desc = &p->tar.m[i];
     if (!desc) {
         r = vd_err(err, -EINVAL, "ova: %s: no .ovf descriptor in the archive (%zu members)",
@@ -233,7 +242,7 @@ int vd_ova_open(struct vd_io *io, struct vd_ova **out, struct vd_error *err)
     if (p->mf && !ova_is_plain(p->mf))
         p->mf = NULL;
     for (size_t i = 0; i < p->tar.n && !p->mf; i++)
-        if (ova_is_plain(&p->tar.m[i]) && ova_has_suffix(p->tar.m[i].name, ".mf"))
+        if (ova_is_candidate(&p->tar.m[i], ".mf"))
             p->mf = &p->tar.m[i];
 
     if (p->ovf->ndisks) {

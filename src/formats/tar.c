@@ -386,6 +386,8 @@ int vd_tar_walk(struct vd_io *io, struct vd_tar *out, struct vd_error *err)
             } while (ext[TAR_GNU_EXT_ISEXTENDED]);
         }
         bool member = false;
+        if (h.typeflag == 'X')
+            h.typeflag = 'x'; /* Solaris tar and old star: pax 'x' under another letter */
         if (h.typeflag != 'x' && h.typeflag != 'g' && h.typeflag != 'L' && h.typeflag != 'K') {
             member = true;
             if (local.has_size)

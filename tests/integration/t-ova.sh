@@ -7,7 +7,7 @@
 # streamOptimized VMDK, whose upstream manifest verifies; the VMware one
 # whose manifest lists files that are absent).
 . "$VD_TEST_LIB"
-need tar python3 sha256sum
+need tar python3 sha256sum xz
 
 cd "$T"
 mkdir src

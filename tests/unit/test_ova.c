@@ -398,6 +398,7 @@ static void test_refusals(void)
                  "</DiskSection></Envelope>";
     memset(&t, 0, sizeof(t));
     tb_file(&t, "notes.txt", "x", 1, TB_USTAR);
+    tb_file(&t, "pkg/._vm.ovf", "\0\5\26\7", 4, TB_USTAR); /* macOS AppleDouble */
     tb_file(&t, "pkg/vm.ovf", sub, strlen(sub), TB_GNU);
     tb_file(&t, "my disk.raw", disk2, sizeof(disk2), TB_USTAR); /* wrong directory */
     const char *x[] = {"path=./pkg/my disk.raw"};

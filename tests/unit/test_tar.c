@@ -267,7 +267,7 @@ static void test_walk(void)
     tb_header(&g, "a", 100, '0', TB_USTAR);
     tb_data(&g, "abc", 3);
     const char *xs[] = {"size=5"};
-    tb_pax(&g, 'x', xs, 1);
+    tb_pax(&g, 'X', xs, 1); /* Solaris spelling of 'x' */
     tb_header(&g, "b", 100, '0', TB_USTAR);
     tb_data(&g, data, 5);
     tb_end(&g);
