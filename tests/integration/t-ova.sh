@@ -89,6 +89,20 @@ for fmt in ustar pax gnu v7; do
     out=$("$VDISK" check "vm-$fmt.ova") || fail "check of a clean $fmt OVA: $out"
     assert_eq "$out" "No errors were found on the image." "clean check ($fmt)"
 done
+# A second, independent writer: python's tarfile, pax with a global header
+# (as git archive writes) and per-file 'x' headers for the long name.
+build pax "$long" /dev/null
+python3 - src pytar.ova "$long" <<'PY'
+import os, sys, tarfile
+src, out, long = sys.argv[1:]
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT,
+                  pax_headers={"comment": "0123456789abcdef0123456789abcdef01234567"}) as t:
+    for n in ("vm.ovf", "vm.mf", "disk1.raw", long):
+        t.add(os.path.join(src, n), arcname=n)
+PY
+check_info pytar.ova "$long" || fail "info JSON (python tarfile)"
+out=$("$VDISK" check pytar.ova) || fail "check of the python-made OVA: $out"
+
 # The pax and gnu archives really use extension headers.
 python3 - vm-pax.ova vm-gnu.ova <<'PY'
 import sys
