@@ -490,6 +490,36 @@ static void test_cot(void)
     }
 }
 
+/* No other sample image may probe as a tar (an OVA); the OVA sample must. */
+static void test_probe_samples(void)
+{
+    const char *dir = getenv("VD_TEST_DATA");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s/samples' && for f in */*.xz */*.gz; do printf '%%s\\n' \"$f\"; done",
+             dir ? dir : "tests/data");
+    FILE *list = popen(cmd, "r");
+    char name[512];
+    int n = 0;
+    while (list && fgets(name, sizeof(name), list)) {
+        name[strcspn(name, "\n")] = 0;
+        const char *tool = strstr(name, ".gz") ? "gzip" : "xz";
+        snprintf(cmd, sizeof(cmd), "%s -dc '%s/samples/%s' 2>/dev/null | head -c 512", tool,
+                 dir ? dir : "tests/data", name);
+        FILE *f = popen(cmd, "r");
+        uint8_t head[512] = {0};
+        size_t got = f ? fread(head, 1, sizeof(head), f) : 0;
+        if (f)
+            pclose(f);
+        bool want = strstr(name, ".ova.") != NULL;
+        CHECK(got < 512 || vd_ova_probe(head, got) == want, "probe %s: %d", name, !want);
+        n++;
+    }
+    if (list)
+        pclose(list);
+    CHECK(n >= 10, "only %d samples probed", n);
+}
+
 /* The whole path the CLI and the mount take: vd_source_open on a file. */
 static void test_source(void)
 {
@@ -538,6 +568,7 @@ int main(void)
     test_refusals();
     test_duplicate();
     test_cot();
+    test_probe_samples();
     test_source();
     if (failures)
         fprintf(stderr, "%d failure(s)\n", failures);
