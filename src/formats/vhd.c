@@ -96,12 +96,13 @@ uint32_t vd_vhd_checksum(const uint8_t *buf, size_t len, size_t skip)
     return ~sum;
 }
 
+/* Four-character field as text: a NUL ends it ("tap\0" -> "tap"),
+ * unprintable bytes become '?'. */
 static void vhd_copy4(char out[5], const uint8_t *p)
 {
     for (int i = 0; i < 4; i++)
         out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : (p[i] ? '?' : '\0');
     out[4] = '\0';
-    /* keep trailing NULs as terminators but show inner ones ("tap\0") */
 }
 
 int vd_vhd_parse_footer(const uint8_t *buf, size_t len, const char *name, struct vhd_footer *f,
