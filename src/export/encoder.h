@@ -38,6 +38,8 @@ struct vd_encoder_ops {
     const char *name;  /* "vmdk" */
     size_t priv_size;  /* private state the core allocates */
     uint64_t max_size; /* largest virtual size this format holds */
+    bool patches_head; /* always patches its head at the end (so a
+                        * streamed digest would be wasted work) */
     /* Write the head (declare it with vd_sink_set_head first when it is to be
      * patched). Called once, before the first chunk or at finish. */
     int (*begin)(struct vd_encoder *enc, struct vd_error *err);
@@ -71,6 +73,9 @@ void vd_encoder_free(struct vd_encoder *enc);
  * commit/abort are forwarded; free releases only the tap. */
 int vd_sink_tap_open(struct vd_sink *next, uint64_t base_off, const char *md, struct vd_sink **out,
                      struct vd_error *err);
+/* Stop digesting while streaming (the digest is not wanted, or a head patch
+ * will make it stale anyway); vd_sink_tap_digest then reads back. */
+void vd_sink_tap_off(struct vd_sink *tap);
 /* Hex digest of the bytes written through the tap, patches included (read
  * back from next when a patch changed them). hex must hold 129 bytes.
  * -ENOTSUP when a patch happened and next cannot read back. */

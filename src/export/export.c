@@ -311,6 +311,8 @@ int vd_export_begin(const char *dest, const char *format, const struct vd_export
     r = vd_sink_tap_open(e->sink, 0, "sha256", &e->tap, err);
     if (r < 0)
         goto fail;
+    if (ops->patches_head)
+        vd_sink_tap_off(e->tap);
     const char *slash = strrchr(dest, '/');
     if (!(e->base = strdup(slash ? slash + 1 : dest))) {
         r = vd_err(err, -ENOMEM, "export: out of memory");
@@ -545,7 +547,7 @@ int vd_export_finish(struct vd_export *e, uint64_t *out_bytes, char sha256_hex[6
     if (r < 0)
         goto fail;
     struct vd_error derr = {0};
-    if (vd_sink_tap_digest(e->tap, hex, &derr) < 0 && derr.code != -ENOTSUP) {
+    if (sha256_hex && vd_sink_tap_digest(e->tap, hex, &derr) < 0 && derr.code != -ENOTSUP) {
         r = vd_err(err, derr.code, "%s", derr.msg);
         goto fail;
     }
@@ -584,6 +586,7 @@ int vd_convert(struct vd_image *src, const char *dest, const char *format,
     if (r < 0)
         goto fail;
     e->size_final = true;
+    vd_sink_tap_off(e->tap); /* vd_convert reports no digest */
     for (uint64_t off = 0; off < size;) {
         uint64_t want = VD_MIN((uint64_t)bufsz, size - off), n = 0;
         r = vd_image_block_status(src, off, want, &n, err);

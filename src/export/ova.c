@@ -324,6 +324,7 @@ const struct vd_encoder_ops vd_encoder_ova = {
     .name = "ova",
     .priv_size = sizeof(struct ova_enc),
     .max_size = 64ull << 40,
+    .patches_head = true,
     .begin = ova_begin,
     .chunk = ova_chunk,
     .finish = ova_finish,

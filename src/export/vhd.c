@@ -242,6 +242,7 @@ const struct vd_encoder_ops vd_encoder_vhd = {
     .name = "vhd",
     .priv_size = sizeof(struct vhd_enc),
     .max_size = VHD_MAX_SIZE,
+    .patches_head = true,
     .begin = vhd_begin,
     .chunk = vhd_chunk,
     .finish = vhd_finish,

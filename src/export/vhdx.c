@@ -287,6 +287,7 @@ const struct vd_encoder_ops vd_encoder_vhdx = {
     .name = "vhdx",
     .priv_size = sizeof(struct vhdx_enc),
     .max_size = VHDX_MAX_SIZE,
+    .patches_head = true,
     .begin = vhdx_begin,
     .chunk = vhdx_chunk,
     .finish = vhdx_finish,
