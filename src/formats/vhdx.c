@@ -160,7 +160,7 @@ int vhdx_parse_header(const uint8_t *buf, size_t len, struct vhdx_header *out, c
         *why = "bad signature";
         return -EINVAL;
     }
-    if (vhdx_crc_skip(buf, VHDX_HEADER_SIZE, 4) != le32(buf + 4)) {
+    if (!vhdx_crc_matches(vhdx_crc_skip(buf, VHDX_HEADER_SIZE, 4), le32(buf + 4))) {
         *why = "bad checksum";
         return -EINVAL;
     }
@@ -187,7 +187,7 @@ int vhdx_parse_region_table(const uint8_t *buf, size_t len, struct vhdx_regions 
         snprintf(why, whylen, "bad signature");
         return -EINVAL;
     }
-    if (vhdx_crc_skip(buf, VHDX_REGION_SIZE, 4) != le32(buf + 4)) {
+    if (!vhdx_crc_matches(vhdx_crc_skip(buf, VHDX_REGION_SIZE, 4), le32(buf + 4))) {
         snprintf(why, whylen, "bad checksum");
         return -EINVAL;
     }

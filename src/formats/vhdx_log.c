@@ -99,7 +99,7 @@ static bool log_entry_valid(const uint8_t *p, size_t avail, const uint8_t guid[1
     static const uint8_t zero4[4];
     crc = vd_crc32c(crc, zero4, 4);
     crc = vd_crc32c(crc, p + 8, len - 8);
-    if (crc != le32(p + 4))
+    if (!vhdx_crc_matches(crc, le32(p + 4)))
         return false;
     *len_out = len;
     *seq_out = seq;
