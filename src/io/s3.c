@@ -3,7 +3,7 @@
  * awsconf.c) or any http(s):// URL that serves Range requests (a presigned
  * URL, say).
  *
- *   open      HEAD (s3) or GET bytes=0-0 (http) -> size, ETag (pinned)
+ *   open      HEAD (s3) or GET bytes=0-1 (http) -> size, ETag (pinned)
  *   pread     block cache (64 KiB blocks, LRU, bounded by cache_size) ->
  *             on a miss, one ranged GET for the run of missing blocks,
  *             with If-Match: <pinned ETag>
@@ -81,8 +81,11 @@ struct s3_ctx {
     uint64_t cached_bytes, capacity;
     struct s3_job *qhead, *qtail;
     pthread_t *workers;
-    int nworkers;
+    int nworkers; /* wanted */
+    int started;  /* running in this process */
+    int running;  /* jobs being fetched */
     bool stop;
+    struct s3_ctx *all_next;
 };
 
 struct s3_stream {
@@ -113,18 +116,70 @@ static void *s3_worker(void *arg);
 
 /* ---- context ---- */
 
+/*
+ * Fork safety. vdiskfs opens its sources, then daemonizes with fork(): only
+ * the forking thread survives in the child. Worker threads therefore start
+ * lazily, on the first readahead, and a pthread_atfork handler quiesces
+ * every context before a fork (no job queued or running, lock held) and
+ * makes the child start its own workers again.
+ */
+static pthread_mutex_t s3_all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct s3_ctx *s3_all; /* every live context, under s3_all_lock */
+static pthread_once_t s3_atfork_once = PTHREAD_ONCE_INIT;
+
+static void s3_atfork_prepare(void)
+{
+    pthread_mutex_lock(&s3_all_lock);
+    for (struct s3_ctx *c = s3_all; c; c = c->all_next) {
+        pthread_mutex_lock(&c->lock);
+        while (c->qhead || c->running > 0)
+            pthread_cond_wait(&c->changed, &c->lock);
+    }
+}
+
+static void s3_atfork_parent(void)
+{
+    for (struct s3_ctx *c = s3_all; c; c = c->all_next)
+        pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&s3_all_lock);
+}
+
+static void s3_atfork_child(void)
+{
+    for (struct s3_ctx *c = s3_all; c; c = c->all_next) {
+        /* The workers (and any waiters) did not survive the fork. */
+        pthread_cond_init(&c->work, NULL);
+        pthread_cond_init(&c->changed, NULL);
+        c->started = 0;
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&s3_all_lock);
+}
+
+static void s3_atfork_register(void)
+{
+    pthread_atfork(s3_atfork_prepare, s3_atfork_parent, s3_atfork_child);
+}
+
 static void s3_ctx_unref(struct s3_ctx *c)
 {
+    pthread_mutex_lock(&s3_all_lock);
     pthread_mutex_lock(&c->lock);
     bool last = --c->refcnt == 0;
     if (last) {
         c->stop = true;
         pthread_cond_broadcast(&c->work);
+        struct s3_ctx **pp = &s3_all;
+        while (*pp && *pp != c)
+            pp = &(*pp)->all_next;
+        if (*pp)
+            *pp = c->all_next;
     }
     pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&s3_all_lock);
     if (!last)
         return;
-    for (int i = 0; i < c->nworkers; i++)
+    for (int i = 0; i < c->started; i++)
         pthread_join(c->workers[i], NULL);
     free(c->workers);
     free(c->table); /* objects removed their blocks on close */
@@ -135,8 +190,17 @@ static void s3_ctx_unref(struct s3_ctx *c)
     free(c);
 }
 
+/* Start the workers if this process has none yet. Lock held. */
+static void s3_start_workers(struct s3_ctx *c)
+{
+    while (c->started < c->nworkers &&
+           pthread_create(&c->workers[c->started], NULL, s3_worker, c) == 0)
+        c->started++;
+}
+
 static struct s3_ctx *s3_ctx_new(uint64_t capacity)
 {
+    pthread_once(&s3_atfork_once, s3_atfork_register);
     struct s3_ctx *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -164,13 +228,10 @@ static struct s3_ctx *s3_ctx_new(uint64_t capacity)
         free(c);
         return NULL;
     }
-    int started = 0;
-    for (int i = 0; i < c->nworkers; i++)
-        if (pthread_create(&c->workers[i], NULL, s3_worker, c) == 0)
-            started++;
-        else
-            break;
-    c->nworkers = started;
+    pthread_mutex_lock(&s3_all_lock);
+    c->all_next = s3_all;
+    s3_all = c;
+    pthread_mutex_unlock(&s3_all_lock);
     return c;
 }
 
@@ -458,12 +519,14 @@ static void *s3_worker(void *arg)
         c->qhead = j->next;
         if (!c->qhead)
             c->qtail = NULL;
+        c->running++;
         pthread_mutex_unlock(&c->lock);
         struct vd_error err = {0};
         int rc = s3_fetch(j->obj, j->first, j->n, &err);
         pthread_mutex_lock(&c->lock);
         s3_complete(c, j->obj, j->first, j->n, rc, &err);
         j->obj->jobs--;
+        c->running--;
         pthread_cond_broadcast(&c->changed);
         free(j);
     }
@@ -478,6 +541,9 @@ static void s3_readahead(struct s3_obj *o, uint64_t from, uint64_t to)
     if (to > o->io.size)
         to = o->io.size;
     uint64_t bi = from / S3_BLOCK, be = (to + S3_BLOCK - 1) / S3_BLOCK;
+    s3_start_workers(c);
+    if (c->started == 0)
+        return; /* no threads: no readahead, readers fetch for themselves */
     while (bi < be) {
         struct s3_blk *b = s3_lookup(c, o, bi);
         if (b) {
@@ -671,7 +737,7 @@ static void s3_close(struct vd_io *io)
     free(o);
 }
 
-/* Learn size and ETag: HEAD for S3, GET bytes=0-0 for plain URLs (a
+/* Learn size and ETag: HEAD for S3, GET bytes=0-1 for plain URLs (a
  * presigned URL is signed for GET only, and this also proves Range works). */
 static int s3_stat(struct s3_obj *o, struct vd_error *err)
 {
@@ -681,7 +747,8 @@ static int s3_stat(struct s3_obj *o, struct vd_error *err)
     for (int attempt = 1; attempt <= attempts; attempt++) {
         if (attempt > 1)
             vd_s3_backoff(attempt - 1);
-        const char *hdrs[] = {"Range: bytes=0-0"};
+        /* bytes=0-1, not 0-0: s3rver 3.7 reads an end of 0 as "to the end". */
+        const char *hdrs[] = {"Range: bytes=0-1"};
         struct vd_s3_call call = {
             .method = head ? "HEAD" : "GET", .headers = hdrs, .nheaders = head ? 0 : 1};
         struct vd_http_resp resp;
@@ -693,7 +760,7 @@ static int s3_stat(struct s3_obj *o, struct vd_error *err)
         } else if (rc == 0 && !head && resp.status == 206) {
             unsigned long long ra, rb, rt;
             if (sscanf(resp.content_range, "bytes %llu-%llu/%llu", &ra, &rb, &rt) != 3 || ra != 0 ||
-                rb != 0) {
+                rb > 1 || rb >= rt) {
                 snprintf(why, sizeof(why), "unusable Content-Range '%s'", resp.content_range);
                 vd_http_resp_free(&resp);
                 return vd_err(err, -EIO, "s3: %s: %s", o->t->uri, why);
@@ -704,7 +771,7 @@ static int s3_stat(struct s3_obj *o, struct vd_error *err)
         } else if (rc == 0 && !head && resp.status == 200) {
             vd_http_resp_free(&resp);
             return vd_err(err, -ENOTSUP,
-                          "s3: %s: the server ignores Range requests (HTTP 200 to bytes=0-0)",
+                          "s3: %s: the server ignores Range requests (HTTP 200 to bytes=0-1)",
                           o->t->uri);
         } else {
             vd_s3_describe(rc, &resp, why, sizeof(why));
