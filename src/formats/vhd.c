@@ -712,6 +712,22 @@ static bool vhd_bit(const uint8_t *bm, uint64_t i)
     return (bm[i / 8] >> (7 - i % 8)) & 1; /* MSB first */
 }
 
+/* In a bitmap window bm (bm_len bytes, bit 0 = sector s0), from byte pos of
+ * the block for up to len bytes: the run of sectors whose bits equal the
+ * first one's, cut at the window's end. Returns its length in bytes. */
+static uint64_t vhd_bitmap_scan(const uint8_t *bm, size_t bm_len, uint64_t s0, uint64_t pos,
+                                uint64_t len, bool *set)
+{
+    uint64_t sec = pos / VHD_SECTOR;
+    bool b = vhd_bit(bm, sec - s0);
+    uint64_t end = pos + len, p = (sec + 1) * VHD_SECTOR;
+    while (p < end && (p / VHD_SECTOR - s0) < (uint64_t)bm_len * 8 &&
+           vhd_bit(bm, p / VHD_SECTOR - s0) == b)
+        p += VHD_SECTOR;
+    *set = b;
+    return VD_MIN(p, end) - pos;
+}
+
 /* Within block blk, from byte pos (< block end) for up to len bytes: the
  * length of the run of sectors whose bitmap bits equal the first one. */
 static int vhd_bitmap_run(struct vd_image *img, struct vhd_state *st, uint32_t blk, uint64_t pos,
@@ -723,14 +739,38 @@ static int vhd_bitmap_run(struct vd_image *img, struct vhd_state *st, uint32_t b
     int r = vhd_read_bitmap(img, st, blk, pos, bm, &bm_len, &s0, err);
     if (r < 0)
         return r;
-    uint64_t sec = pos / VHD_SECTOR;
-    bool b = vhd_bit(bm, sec - s0);
-    uint64_t end = pos + len, p = (sec + 1) * VHD_SECTOR;
-    while (p < end && (p / VHD_SECTOR - s0) < (uint64_t)bm_len * 8 &&
-           vhd_bit(bm, p / VHD_SECTOR - s0) == b)
-        p += VHD_SECTOR;
-    *set = b;
-    *run = VD_MIN(p, end) - pos;
+    *run = vhd_bitmap_scan(bm, bm_len, s0, pos, len, set);
+    return 0;
+}
+
+/* Differencing block blk (at sector e): n bytes from byte pos of the block,
+ * reading each bitmap window once and each run from this file or the
+ * parent. */
+static int vhd_pread_diff_block(struct vd_image *img, struct vhd_state *st, uint32_t blk,
+                                uint32_t e, uint8_t *out, size_t n, uint64_t pos, uint64_t off,
+                                struct vd_error *err)
+{
+    uint8_t bm[VHD_BITMAP_CHUNK];
+    size_t bm_len, done = 0;
+    uint64_t s0;
+    while (done < n) {
+        int r = vhd_read_bitmap(img, st, blk, pos + done, bm, &bm_len, &s0, err);
+        if (r < 0)
+            return r;
+        uint64_t win_end = VD_MIN((uint64_t)n, (s0 + (uint64_t)bm_len * 8) * VHD_SECTOR - pos);
+        while (done < win_end) {
+            bool set;
+            size_t run = (size_t)vhd_bitmap_scan(bm, bm_len, s0, pos + done, win_end - done, &set);
+            if (set)
+                r = vhd_read_file(img, blk, out + done, run,
+                                  (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos + done, err);
+            else
+                r = vd_image_read_backing(img, out + done, run, off + done, err);
+            if (r < 0)
+                return r;
+            done += run;
+        }
+    }
     return 0;
 }
 
@@ -762,21 +802,9 @@ static int vhd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
             if (r < 0)
                 return r;
         } else {
-            for (size_t done = 0; done < n;) {
-                bool set;
-                uint64_t run;
-                r = vhd_bitmap_run(img, st, blk, pos + done, n - done, &set, &run, err);
-                if (r < 0)
-                    return r;
-                if (set)
-                    r = vhd_read_file(img, blk, out + done, (size_t)run,
-                                      (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos + done, err);
-                else
-                    r = vd_image_read_backing(img, out + done, (size_t)run, off + done, err);
-                if (r < 0)
-                    return r;
-                done += (size_t)run;
-            }
+            r = vhd_pread_diff_block(img, st, blk, e, out, n, pos, off, err);
+            if (r < 0)
+                return r;
         }
         out += n;
         off += n;

@@ -73,6 +73,14 @@ python3 "$CRAFT" child "$T/flat/name.vhd" "$P" "$PRAW" "$T/name.expect" \
     --block-size 524288 --data-offset 0x3a1 --seed 15
 assert_eq "$(vdisk_sha "$T/flat/name.vhd")" "$(sha "$T/name.expect")" "parent by unicode name"
 
+# 5b. 32 MiB blocks: the 8 KiB sector bitmap is read in several windows.
+truncate -s 20M "$T/p20.raw"
+dd if="$PRAW" of="$T/p20.raw" bs=1M count=4 seek=15 conv=notrunc status=none
+qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$T/p20.raw" "$T/flat/p20.vhd"
+python3 "$CRAFT" child "$T/flat/big.vhd" "$T/flat/p20.vhd" "$T/p20.raw" "$T/big.expect" \
+    --block-size 33554432 --seed 17
+assert_eq "$(vdisk_sha "$T/flat/big.vhd")" "$(sha "$T/big.expect")" "32 MiB blocks"
+
 # 6. Three levels: grandchild -> rel.vhd -> parent.vhd.
 python3 "$CRAFT" child "$T/kids/grand.vhd" "$T/kids/rel.vhd" "$T/rel.expect" "$T/grand.expect" \
     --loc 'W2ru=.\rel.vhd' --seed 16
