@@ -13,7 +13,8 @@ the C reader, together with the raw bytes each one must read as.
       older stale sequence), which allocate blocks, zero and rewrite payload
       pages, drop a block, and grow the virtual size through the metadata;
       OUTDIR/log.raw is the expected view. Also OUTDIR/logbad.vhdx whose third
-      entry has a bad CRC, with OUTDIR/logbad.raw (only entries 1-2 apply).
+      entry has a bad CRC, with OUTDIR/logbad.raw (only entries 1-2 apply),
+      and lognowrap.vhdx/logbadnowrap.vhdx: the same entries from log offset 0.
   gen-vhdx.py 4k OUTDIR
       A dynamic VHDX with 4096-byte logical sectors (OUTDIR/4k.vhdx, 4k.raw)
       and a 4K differencing child of it (4kchild.avhdx, 4kchild.raw).
@@ -399,43 +400,51 @@ def cmd_log(base, base_raw, outdir):
     view[p2:p2 + 4096] = pg2
     raw_bad = bytearray(raw)
     raw[2 * MiB:3 * MiB] = bytes(MiB)
-    # Place them: E1 wraps around the end of the log; Tail (offset of E1) is
-    # set in every entry; an older valid sequence sits in the middle.
-    tail = log_len - 4096
-    e1 = log_entry(1000, tail, lguid, old_size, len(f),
-                   [("data", p, bytes(pg)),
-                    ("zero", b0off + 128 * KiB, 64 * KiB)])
-    e2 = log_entry(1001, tail, lguid, len(f), last,
-                   [("data", b5off + 8 * KiB, newpage), ("data", p6, bytes(pg6)),
-                    ("data", pv, bytes(pgv))])
-    e3 = log_entry(1002, tail, lguid, len(f), last, [("data", p2, bytes(pg2))])
-    stale_pos = log_len // 2
-    bogus = bytearray(4096)
-    stale1 = log_entry(990, stale_pos, lguid, old_size, old_size, [("data", p, bytes(bogus))])
-    stale2 = log_entry(991, stale_pos, lguid, old_size, old_size, [("data", p2, bytes(bogus))])
-    put_ring(f, log_off, log_len, stale_pos, stale1)
-    put_ring(f, log_off, log_len, stale_pos + len(stale1), stale2)
-    pos = tail
-    for e in (e1, e2, e3):
-        put_ring(f, log_off, log_len, pos, e)
-        pos = (pos + len(e)) % log_len
-    e3_pos = (tail + len(e1) + len(e2)) % log_len
-    # Point the current header at the log.
-    h = bytearray(f[info["hdr_off"]:info["hdr_off"] + 4096])
-    h[48:64] = lguid
-    f[info["hdr_off"]:info["hdr_off"] + 4096] = with_crc(h)
+    f0 = bytearray(f)
+
+    def place(tail):
+        """The file with E1-E3 written from log offset tail (Tail = tail in
+        every entry) and an older complete sequence in the middle of the log;
+        returns it and the log offset of E3."""
+        out = bytearray(f0)
+        e1 = log_entry(1000, tail, lguid, old_size, len(f0),
+                       [("data", p, bytes(pg)), ("zero", b0off + 128 * KiB, 64 * KiB)])
+        e2 = log_entry(1001, tail, lguid, len(f0), last,
+                       [("data", b5off + 8 * KiB, newpage), ("data", p6, bytes(pg6)),
+                        ("data", pv, bytes(pgv))])
+        e3 = log_entry(1002, tail, lguid, len(f0), last, [("data", p2, bytes(pg2))])
+        stale_pos = log_len // 2
+        bogus = bytes(4096)
+        stale1 = log_entry(990, stale_pos, lguid, old_size, old_size, [("data", p, bogus)])
+        stale2 = log_entry(991, stale_pos, lguid, old_size, old_size, [("data", p2, bogus)])
+        put_ring(out, log_off, log_len, stale_pos, stale1)
+        put_ring(out, log_off, log_len, stale_pos + len(stale1), stale2)
+        pos = tail
+        for e in (e1, e2, e3):
+            put_ring(out, log_off, log_len, pos, e)
+            pos = (pos + len(e)) % log_len
+        # Point the current header at the log.
+        h = bytearray(out[info["hdr_off"]:info["hdr_off"] + 4096])
+        h[48:64] = lguid
+        out[info["hdr_off"]:info["hdr_off"] + 4096] = with_crc(h)
+        return out, (tail + len(e1) + len(e2)) % log_len
+
     os.makedirs(outdir, exist_ok=True)
-    with open(os.path.join(outdir, "log.vhdx"), "wb") as fh:
-        fh.write(f)
-    with open(os.path.join(outdir, "log.raw"), "wb") as fh:
-        fh.write(raw)
-    # Torn third entry: flip a byte of its data sector.
-    fb = bytearray(f)
-    fb[log_off + (e3_pos + 4096) % log_len + 100] ^= 0xFF
-    with open(os.path.join(outdir, "logbad.vhdx"), "wb") as fh:
-        fh.write(fb)
-    with open(os.path.join(outdir, "logbad.raw"), "wb") as fh:
-        fh.write(raw_bad)
+
+    def write(name, data):
+        with open(os.path.join(outdir, name), "wb") as fh:
+            fh.write(data)
+
+    write("log.raw", raw)
+    write("logbad.raw", raw_bad)
+    # E1 wraps around the end of the log; and a variant from offset 0 (qemu,
+    # which ignores Tail, replays that one the same way).
+    for suffix, tail in (("", log_len - 4096), ("nowrap", 0)):
+        img, e3_pos = place(tail)
+        write("log%s.vhdx" % suffix, img)
+        # Torn third entry: flip a byte of its data sector.
+        img[log_off + (e3_pos + 4096) % log_len + 100] ^= 0xFF
+        write("logbad%s.vhdx" % suffix, img)
 
 
 def cmd_4k(outdir):
