@@ -732,13 +732,12 @@ static int vhdx_open(struct vd_image *img, struct vd_error *err)
         return r;
     img->size = st->meta.virtual_size;
     img->sector_size = st->meta.logical_sector_size;
-    bool fixed = !st->meta.has_parent;
-    for (uint64_t b = 0; fixed && b < st->data_blocks; b++)
-        fixed = (st->bat[b + b / st->chunk_ratio] & 7) == PAYLOAD_FULLY_PRESENT;
+    /* No format field says "fixed"; Hyper-V and qemu set LeaveBlockAllocated
+     * on fixed disks (and only there). */
     snprintf(st->subformat, sizeof(st->subformat), "%s",
-             st->meta.has_parent ? "differencing"
-             : fixed             ? "fixed"
-                                 : "dynamic");
+             st->meta.has_parent               ? "differencing"
+             : st->meta.leave_blocks_allocated ? "fixed"
+                                               : "dynamic");
     img->subformat = st->subformat;
     if (st->meta.has_parent && (r = vhdx_open_parent(img, err)) < 0)
         return r;

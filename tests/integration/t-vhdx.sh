@@ -50,6 +50,8 @@ for key in '"block_size": 1048576' '"logical_sector_size": 512' '"log_replayed":
            '"has_parent": false' '"log_entries": 0'; do
     grep -qF "$key" <<<"$info" || fail "info lacks $key: $info"
 done
+"$VDISK" info --json "$T/q1.vhdx" | grep -qF '"subformat": "fixed"' || fail "q1 is fixed"
+"$VDISK" info --json "$T/q2.vhdx" | grep -qF '"subformat": "dynamic"' || fail "q2 is dynamic"
 "$VDISK" check "$T/q2.vhdx" >"$T/check.out" || fail "check of a clean image: $(cat "$T/check.out")"
 
 # Second oracle: libvhdi's vhdimount, where FUSE is available.
