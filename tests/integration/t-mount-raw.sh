@@ -68,13 +68,25 @@ assert_eq "$name" "boot" "GPT partition name"
 
 # Read-only: writes are refused and the source is untouched.
 if echo x 2>/dev/null > "$M/web01/disk.raw"; then fail "write to a read-only mount succeeded"; fi
-# SEEK_DATA at 0 on a raw file is 0; SEEK_HOLE is the end.
-python3 - "$M/web01/disk.raw" <<'PY'
+# SEEK_DATA/SEEK_HOLE through the mount walk the same extents as the sparse
+# source file itself (holes left by truncate, sfdisk and dd).
+python3 - "$M/web01/disk.raw" "$img" <<'PY'
 import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-size = os.fstat(fd).st_size
-assert os.lseek(fd, 0, os.SEEK_DATA) == 0
-assert os.lseek(fd, 0, os.SEEK_HOLE) == size
+def extents(path):
+    fd = os.open(path, os.O_RDONLY)
+    size, pos, out = os.fstat(fd).st_size, 0, []
+    while pos < size:
+        try:
+            d = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:
+            break
+        h = os.lseek(fd, d, os.SEEK_HOLE)
+        out.append((d, h))
+        pos = h
+    return out
+got, want = extents(sys.argv[1]), extents(sys.argv[2])
+assert len(want) > 1, want  # the source really is sparse
+assert got == want, (got, want)
 PY
 vumount "$M"
 mountpoint -q "$M" && fail "still mounted after fusermount3 -u"
