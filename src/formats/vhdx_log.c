@@ -39,12 +39,19 @@
 #define LOG_MIN_FILE_OFFSET (192u * 1024u)
 /* Writes beyond this are rejected as hostile (4 PiB). */
 #define LOG_MAX_FILE_OFFSET (1ull << 52)
+/* Bound on checksum work while searching, in passes over the log. */
+#define LOG_CRC_PASSES 16
 
 /* One write of the replayed sequence, in log order (idx). */
 struct log_op {
     uint64_t off, len;
     const uint8_t *page; /* 4 KiB assembled in ov->pages, or NULL = zeros */
     size_t idx;
+};
+
+struct log_budget {
+    uint64_t left; /* bytes we may still checksum */
+    bool exhausted;
 };
 
 static uint32_t log_desc_sectors(uint32_t count)
@@ -55,7 +62,7 @@ static uint32_t log_desc_sectors(uint32_t count)
 /* Is the entry at p (contiguous, at most avail bytes) valid for guid? On
  * success sets *len_out, *seq_out and *ndata (data descriptors). */
 static bool log_entry_valid(const uint8_t *p, size_t avail, const uint8_t guid[16],
-                            uint32_t *len_out, uint64_t *seq_out)
+                            struct log_budget *budget, uint32_t *len_out, uint64_t *seq_out)
 {
     if (avail < VHDX_LOG_SECTOR || memcmp(p, "loge", 4) != 0)
         return false;
@@ -95,6 +102,13 @@ static bool log_entry_valid(const uint8_t *p, size_t avail, const uint8_t guid[1
             return false;
         }
     }
+    /* Checksumming is the costly step: a hostile log could make every
+     * sector start a long entry. The caller bounds the total. */
+    if (budget->left < len) {
+        budget->exhausted = true;
+        return false;
+    }
+    budget->left -= len;
     uint32_t crc = vd_crc32c(0, p, 4);
     static const uint8_t zero4[4];
     crc = vd_crc32c(crc, zero4, 4);
@@ -222,13 +236,16 @@ int vhdx_log_replay(const uint8_t *log, size_t log_len, const uint8_t guid[16], 
     memcpy(ring + log_len, log, log_len);
 
     /* Search for the active sequence (2.3.3). */
+    /* A sane log checksums each byte about twice (search plus run
+     * extension); 16 passes leave room for stale entries of earlier laps. */
+    struct log_budget budget = {(uint64_t)LOG_CRC_PASSES * log_len, false};
     bool have = false;
     uint64_t best_head_seq = 0;
     size_t best_first = 0, best_count = 0;
     for (size_t pos = 0; pos < log_len;) {
         uint32_t elen;
         uint64_t seq;
-        if (!log_entry_valid(ring + pos, log_len, guid, &elen, &seq)) {
+        if (!log_entry_valid(ring + pos, log_len, guid, &budget, &elen, &seq)) {
             pos += VHDX_LOG_SECTOR;
             continue;
         }
@@ -241,7 +258,8 @@ int vhdx_log_replay(const uint8_t *log, size_t log_len, const uint8_t guid[16], 
             uint64_t s2;
             if (used >= log_len || nxt == start)
                 break;
-            if (!log_entry_valid(ring + nxt, log_len - used, guid, &l2, &s2) || s2 != head_seq + 1)
+            if (!log_entry_valid(ring + nxt, log_len - used, guid, &budget, &l2, &s2) ||
+                s2 != head_seq + 1)
                 break;
             head = nxt;
             head_seq = s2;
@@ -270,6 +288,12 @@ int vhdx_log_replay(const uint8_t *log, size_t log_len, const uint8_t guid[16], 
         pos = after;
     }
     (void)nsec;
+    if (budget.exhausted) {
+        r = vd_err(err, -EINVAL,
+                   "vhdx: %s: log is too damaged to search (over %d passes of checksums)", name,
+                   LOG_CRC_PASSES);
+        goto out;
+    }
     if (!have)
         goto out;
 

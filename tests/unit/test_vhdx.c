@@ -423,6 +423,22 @@ static void test_log(void)
           "header write refused");
     vhdx_overlay_free(&ov);
 
+    /* Hostile: every sector starts a log-long entry with a bad checksum.
+     * The search is bounded and says so. */
+    memset(log, 0, log_len);
+    for (size_t p = 0; p < log_len; p += 4096) {
+        memcpy(log + p, "loge", 4);
+        put_le32(log + p + 8, (uint32_t)log_len);
+        put_le64(log + p + 16, 1);
+        memcpy(log + p + 32, LOG_GUID, 16);
+    }
+    vd_err_clear(&err);
+    CHECK(vhdx_log_replay(log, log_len, LOG_GUID, "t", &ov, &err) == -EINVAL &&
+              !strcmp(err.msg, "vhdx: t: log is too damaged to search (over 16 passes of "
+                               "checksums)"),
+          "hostile log: %s", err.msg);
+    vhdx_overlay_free(&ov);
+
     /* Many descriptors (several descriptor sectors). */
     memset(log, 0, log_len);
     struct desc many[200];
