@@ -1055,7 +1055,13 @@ static int vhdx_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct
             result = VD_CHECK_CORRUPT;
         }
     }
-    used = malloc((st->bat_entries + 4) * sizeof(*used));
+    uint64_t npresent = 0;
+    for (uint64_t i = 0; i < st->bat_entries; i++) {
+        unsigned s = st->bat[i] & 7;
+        npresent +=
+            s == PAYLOAD_FULLY_PRESENT || s == PAYLOAD_PARTIALLY_PRESENT; /* == SB_PRESENT */
+    }
+    used = malloc((npresent + 4) * sizeof(*used));
     if (!used) {
         r = vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
         goto fail;
