@@ -77,8 +77,7 @@ struct vhdx_state {
     uint64_t bat_entries;
     uint64_t data_blocks;
     uint64_t chunk_ratio;
-    uint64_t past_eof;       /* present blocks past end of file */
-    uint64_t first_past_eof; /* BAT index of the first one */
+    uint64_t past_eof; /* present blocks past end of file or inside the first MiB */
     char subformat[16];
 };
 
@@ -627,10 +626,8 @@ static int vhdx_open_bat(struct vd_image *img, struct vd_error *err)
             }
         }
         uint64_t size = is_sb ? VHDX_SB_BLOCK : bs;
-        if (present && (off < VHDX_MIB || off + size > st->file_size)) {
-            if (st->past_eof++ == 0)
-                st->first_past_eof = i;
-        }
+        if (present && (off < VHDX_MIB || off + size > st->file_size))
+            st->past_eof++;
     }
     return 0;
 }
@@ -659,6 +656,10 @@ static int vhdx_open_parent(struct vd_image *img, struct vd_error *err)
         if (k == 0) {
             while (!strncmp(rel, "./", 2))
                 rel += 2;
+            if (rel[0] == '/' || strchr(rel, ':')) { /* not relative: ignore */
+                free(path);
+                continue;
+            }
         } else {
             const char *b = strrchr(rel, '/');
             rel = b ? b + 1 : rel;
@@ -975,6 +976,7 @@ static void vhdx_info(struct vd_image *img, struct vd_json *j)
         vd_json_u64(j, "log_head_sequence", st->ov.head_seq);
     vd_json_u64(j, "chunk_ratio", st->chunk_ratio);
     vd_json_u64(j, "bat_entries", st->bat_entries);
+    vd_json_u64(j, "blocks_past_eof", st->past_eof);
     if (m->have_locator) {
         vd_json_obj_begin(j, "parent_locator");
         for (size_t i = 0; i < m->nlocator; i++)

@@ -42,6 +42,7 @@ expect_fail required-region "vhdx: required-region.vhdx: region table 1: unknown
 # that block fails, check lists it.
 mk bat-eof
 expect_fail bat-eof "vhdx: bat-eof.vhdx: BAT entry 1 (payload block 1) points to file offset 4294967296, past end of file ($(stat -c %s "$T/bat-eof.vhdx") bytes)"
+"$VDISK" info --json "$T/bat-eof.vhdx" | grep -qF '"blocks_past_eof": 1' || fail "blocks_past_eof"
 set +e; out=$("$VDISK" check "$T/bat-eof.vhdx"); rc=$?; set -e
 assert_eq "$rc" 2 "check exit code for bat-eof"
 assert_eq "$out" "ERROR: vhdx: bat-eof.vhdx: BAT entry 1 points to file offset 4294967296, past end of file ($(stat -c %s "$T/bat-eof.vhdx") bytes)" "check bat-eof"
