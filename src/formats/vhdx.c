@@ -308,7 +308,7 @@ int vhdx_parse_metadata(const uint8_t *buf, size_t len, const char *name, struct
                           "vhdx: %s: metadata item %s (offset %" PRIu32 ", %" PRIu32
                           " bytes) lies outside the metadata region (%zu bytes)",
                           name, g, off, ilen, len);
-        const uint8_t *p = buf + off;
+        const uint8_t *p = ilen ? buf + off : buf; /* off is checked only when ilen > 0 */
         if (is_user)
             continue;
         if (!strcasecmp(g, GUID_FILE_PARAMS)) {
