@@ -3,6 +3,7 @@
 the C reader, together with the raw bytes each one must read as.
 
   gen-vhdx.py diff PARENT.vhdx PARENT.raw OUTDIR [--no-relative] [--bad-linkage]
+                   [--linkage2] [--relpath=WINDOWS\\PATH]
       Differencing child (OUTDIR/child.avhdx) of a (qemu-made) parent, with
       FULLY/PARTIALLY_PRESENT (sector bitmap), ZERO, UNMAPPED, UNDEFINED and
       NOT_PRESENT blocks; OUTDIR/child.raw is what it must read as
@@ -255,7 +256,8 @@ def rand_bytes(rng, n):
     return bytes(rng.getrandbits(8) for _ in range(n)) if n < 4096 else rng.randbytes(n)
 
 
-def cmd_diff(parent, parent_raw, outdir, no_relative=False, bad_linkage=False):
+def cmd_diff(parent, parent_raw, outdir, no_relative=False, bad_linkage=False, relpath=None,
+             linkage2=False):
     rng = random.Random(7)
     _, pi = parse(parent)
     with open(parent_raw, "rb") as fh:
@@ -268,8 +270,11 @@ def cmd_diff(parent, parent_raw, outdir, no_relative=False, bad_linkage=False):
         linkage = "{01234567-89ab-cdef-0123-456789abcdef}"
     pname = os.path.basename(parent)
     kv = [("parent_linkage", linkage)]
+    if linkage2:  # the right GUID only in parent_linkage2
+        kv = [("parent_linkage", "{01234567-89ab-cdef-0123-456789abcdef}"),
+              ("parent_linkage2", linkage)]
     if not no_relative:
-        kv.append(("relative_path", ".\\" + pname))
+        kv.append(("relative_path", relpath or ".\\" + pname))
     kv += [("volume_path", "\\\\?\\Volume{26a21bda-a627-11d7-9931-806e6f6e6963}\\VMs\\" + pname),
            ("absolute_win32_path", "C:\\VMs\\" + pname)]
     blocks = {}
@@ -580,7 +585,9 @@ def main(argv):
         sys.exit(__doc__)
     cmd = argv[1]
     if cmd == "diff":
-        cmd_diff(argv[2], argv[3], argv[4], "--no-relative" in argv, "--bad-linkage" in argv)
+        rel = [a.split("=", 1)[1] for a in argv if a.startswith("--relpath=")]
+        cmd_diff(argv[2], argv[3], argv[4], "--no-relative" in argv, "--bad-linkage" in argv,
+                 rel[0] if rel else None, "--linkage2" in argv)
     elif cmd == "log":
         cmd_log(argv[2], argv[3], argv[4])
     elif cmd == "4k":

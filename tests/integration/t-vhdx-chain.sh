@@ -28,6 +28,13 @@ python3 "$GEN" diff "$T/parent.vhdx" "$T/parent.raw" "$T/norel" --no-relative
 assert_eq "$("$VDISK" hash --sha256 "$T/norel/child.avhdx" | cut -d' ' -f1)" \
     "$(sha "$T/norel/child.raw")" "parent found by absolute_win32_path"
 
+# relative_path into a sibling folder; the right GUID in parent_linkage2.
+mkdir -p "$T/vms/child" "$T/vms/base"
+cp "$T/parent.vhdx" "$T/vms/base/"
+python3 "$GEN" diff "$T/parent.vhdx" "$T/parent.raw" "$T/vms/child" '--relpath=..\base\parent.vhdx' --linkage2
+assert_eq "$("$VDISK" hash --sha256 "$T/vms/child/child.avhdx" | cut -d' ' -f1)" \
+    "$(sha "$T/vms/child/child.raw")" "parent in ..\\base, matched by parent_linkage2"
+
 # Missing parent, and a parent that changed since (DataWriteGuid mismatch).
 mkdir -p "$T/orphan"
 cp "$T/child.avhdx" "$T/orphan/"
