@@ -3,7 +3,7 @@
 the C reader, together with the raw bytes each one must read as.
 
   gen-vhdx.py diff PARENT.vhdx PARENT.raw OUTDIR [--no-relative] [--bad-linkage]
-                   [--linkage2] [--relpath=WINDOWS\\PATH]
+                   [--linkage2] [--relpath=WINDOWS\\PATH] [--name=child]
       Differencing child (OUTDIR/child.avhdx) of a (qemu-made) parent, with
       FULLY/PARTIALLY_PRESENT (sector bitmap), ZERO, UNMAPPED, UNDEFINED and
       NOT_PRESENT blocks; OUTDIR/child.raw is what it must read as
@@ -257,8 +257,8 @@ def rand_bytes(rng, n):
 
 
 def cmd_diff(parent, parent_raw, outdir, no_relative=False, bad_linkage=False, relpath=None,
-             linkage2=False):
-    rng = random.Random(7)
+             linkage2=False, name="child"):
+    rng = random.Random(7 + len(name))
     _, pi = parse(parent)
     with open(parent_raw, "rb") as fh:
         praw = fh.read()
@@ -305,9 +305,9 @@ def cmd_diff(parent, parent_raw, outdir, no_relative=False, bad_linkage=False, r
     exp[6 * bs:7 * bs] = d6
     blocks[7] = (PARTIAL, rng.randbytes(bs), [0] * spb)
     os.makedirs(outdir, exist_ok=True)
-    build(os.path.join(outdir, "child.avhdx"), vsize, bs, lss, blocks, has_parent=True,
+    build(os.path.join(outdir, name + ".avhdx"), vsize, bs, lss, blocks, has_parent=True,
           locator=parent_locator(kv))
-    with open(os.path.join(outdir, "child.raw"), "wb") as fh:
+    with open(os.path.join(outdir, name + ".raw"), "wb") as fh:
         fh.write(exp)
 
 
@@ -586,8 +586,9 @@ def main(argv):
     cmd = argv[1]
     if cmd == "diff":
         rel = [a.split("=", 1)[1] for a in argv if a.startswith("--relpath=")]
+        nm = [a.split("=", 1)[1] for a in argv if a.startswith("--name=")]
         cmd_diff(argv[2], argv[3], argv[4], "--no-relative" in argv, "--bad-linkage" in argv,
-                 rel[0] if rel else None, "--linkage2" in argv)
+                 rel[0] if rel else None, "--linkage2" in argv, nm[0] if nm else "child")
     elif cmd == "log":
         cmd_log(argv[2], argv[3], argv[4])
     elif cmd == "4k":

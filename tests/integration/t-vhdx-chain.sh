@@ -21,6 +21,13 @@ grep -qF '"file": "parent.vhdx"' <<<"$info" || fail "backing chain in info: $inf
 "$VDISK" check "$T/child.avhdx" >/dev/null || fail "check of the generated child"
 assert_eq "$(sha "$T/child.avhdx")" "$before" "child file changed by reading"
 
+# Three levels: a grandchild of the child (its own partial/zero/... blocks
+# over the child's).
+python3 "$GEN" diff "$T/child.avhdx" "$T/child.raw" "$T" --name=grandchild
+assert_eq "$("$VDISK" hash --sha256 "$T/grandchild.avhdx" | cut -d' ' -f1)" \
+    "$(sha "$T/grandchild.raw")" "three-level chain"
+"$VDISK" info --json "$T/grandchild.avhdx" | grep -qF '"file": "parent.vhdx"' || fail "chain of 3"
+
 # No relative_path: found through absolute_win32_path's basename.
 mkdir -p "$T/norel"
 cp "$T/parent.vhdx" "$T/norel/"
