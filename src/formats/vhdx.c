@@ -171,10 +171,6 @@ int vhdx_parse_header(const uint8_t *buf, size_t len, struct vhdx_header *out, c
     out->version = le16(buf + 66);
     out->log_length = le32(buf + 68);
     out->log_offset = le64(buf + 72);
-    if (out->version != 1) {
-        *why = "unsupported version";
-        return -EINVAL;
-    }
     return 0;
 }
 
@@ -459,6 +455,9 @@ static int vhdx_open_headers(struct vd_image *img, struct vd_error *err)
     int c = !ok[0] || (ok[1] && h[1].seq > h[0].seq);
     st->hdr = h[c];
     st->hdr_index = c + 1;
+    if (st->hdr.version != 1)
+        return vd_err(err, -ENOTSUP, "vhdx: %s: header version %u is not supported (only 1)",
+                      img->name, st->hdr.version);
     return 0;
 }
 
