@@ -19,7 +19,7 @@ purpose. Control endpoints (not forwarded):
          "delay_ms": N,          delay every response
          "methods": ["GET"],     which methods count as data requests (default GET)
          "path_has": "uploadId="} only requests whose path+query contain this
-    GET  /__proxy/log     one line per forwarded request: METHOD PATH RANGE STATUS
+    GET  /__proxy/log     one line per forwarded request: METHOD PATH RANGE STATUS BODYLEN
 
 It also enforces If-Match on GET (s3rver ignores it): a request whose
 If-Match differs from the object's ETag gets 412, as S3 answers. With
@@ -215,8 +215,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                  b"pre-conditions you specified did not hold</Message></Error>")
             rheaders = [("Content-Type", "application/xml")]
         with LOCK:
-            LOG.append("%s %s %s %d\n" % (self.command, self.path,
-                                          self.headers.get("Range", "-"), status))
+            LOG.append("%s %s %s %d %d\n" % (self.command, self.path,
+                                             self.headers.get("Range", "-"), status,
+                                             len(body or b"")))
         if fault == "garbage_range":
             rheaders = [(k, v) for k, v in rheaders if k.lower() != "content-range"]
             rheaders.append(("Content-Range", "bytes 0-%d/999999999999" % max(len(data) - 1, 0)))
