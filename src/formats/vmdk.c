@@ -26,9 +26,11 @@
  * Supported: header versions 1-3, with or without redundant GD, zeroed-grain
  * GTEs, streamOptimized with GD at end (footer) or preallocated (qemu),
  * FLAT/VMFS/ZERO/SPARSE extents in any mix, embedded or separate
- * descriptors, delta disks (parentFileNameHint, CID checked).
+ * descriptors, delta disks (parentFileNameHint, CID checked). Writes in
+ * place for flat and uncompressed sparse extents (grains and grain tables
+ * are appended; GD and RGD kept in step; the CID changes on first write).
  * Unsupported (-ENOTSUP): vmfsSparse/COWD redo logs, seSparse, raw device
- * mappings and physical-disk descriptors, writes.
+ * mappings and physical-disk descriptors; writes to streamOptimized (-EROFS).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/byteorder.h"
@@ -84,7 +87,8 @@ struct vmdk_sparse {
     bool compressed, markers, gd_at_end;
     uint64_t ngrains;
     uint32_t ngts;
-    uint32_t *gd;   /* ngts entries, host order */
+    uint32_t *gd;   /* ngts entries, host order; atomic (writes allocate GTs) */
+    uint32_t *rgd;  /* redundant GD if present and valid, else NULL */
     uint32_t **gts; /* GT i once loaded (validated, host order); atomic publish */
 };
 
@@ -110,6 +114,8 @@ struct vmdk_state {
     size_t nextents;
     struct vmdk_extent *ext;
     char subformat[40];
+    pthread_mutex_t wlock; /* serialises writers (allocation, CID update) */
+    bool wlock_init, cid_bumped;
 
     /* Everything below is protected by lock. */
     pthread_mutex_t lock;
@@ -124,7 +130,9 @@ struct vmdk_state {
     bool stop;
     uint64_t queue[VMDK_RA_GRAINS * 2];
     unsigned qhead, qlen;
-    uint64_t ra_last, ra_next; /* keys: last grain read, next to queue */
+    uint64_t ra_last, ra_next;    /* keys: last grain read, next to queue */
+    struct vmdk_state *fork_next; /* registry for the fork handlers */
+    bool registered;
 };
 
 static struct vmdk_state *vmdk_state(struct vd_image *img)
@@ -306,6 +314,26 @@ static int vmdk_sparse_init(struct vmdk_extent *x, const uint8_t *head, const ch
                           "%u, inside the grain directory",
                           name, i, s);
     }
+    /* The redundant GD is only needed to keep it in step when writing; a
+     * broken one does not stop reads (check reports it). */
+    uint64_t rgd_off;
+    if ((sp->flags & VMDK4_FLAG_RGD) && sp->rgd_sector && !sp->gd_at_end &&
+        !ck_mul(sp->rgd_sector, VMDK_SECTOR, &rgd_off) && rgd_off <= io->size &&
+        gd_bytes <= io->size - rgd_off && (sp->rgd = malloc(gd_bytes)) &&
+        vd_io_pread_full(io, sp->rgd, gd_bytes, rgd_off, NULL) == 0) {
+        for (uint32_t i = 0; i < sp->ngts; i++) {
+            sp->rgd[i] = le32(&sp->rgd[i]);
+            if ((uint64_t)sp->rgd[i] * VMDK_SECTOR + gt_bytes > io->size ||
+                (sp->rgd[i] == 0) != (sp->gd[i] == 0)) {
+                free(sp->rgd);
+                sp->rgd = NULL;
+                break;
+            }
+        }
+    } else if (sp->rgd) {
+        free(sp->rgd);
+        sp->rgd = NULL;
+    }
     return 0;
 }
 
@@ -372,7 +400,7 @@ static int vmdk_gte(struct vmdk_extent *x, uint64_t g, uint32_t *out, struct vd_
         return 0;
     }
     uint32_t t = (uint32_t)(g / sp->gtes_per_gt);
-    if (sp->gd[t] == 0) {
+    if (__atomic_load_n(&sp->gd[t], __ATOMIC_ACQUIRE) == 0) {
         *out = 0;
         return 0;
     }
@@ -382,7 +410,7 @@ static int vmdk_gte(struct vmdk_extent *x, uint64_t g, uint32_t *out, struct vd_
         if (r < 0)
             return r;
     }
-    *out = gt[g % sp->gtes_per_gt];
+    *out = __atomic_load_n(&gt[g % sp->gtes_per_gt], __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -490,6 +518,76 @@ static unsigned vmdk_slot_of(struct vmdk_state *s, uint64_t key)
 }
 
 static void *vmdk_worker(void *arg);
+
+/* fork() safety. A process that forks after readahead workers started (a
+ * FUSE daemon that opens its sources before daemonising) would lose the
+ * workers in the child, and with them any lock or BUSY slot they held. The
+ * handlers take every state's lock around fork() and, in the child, forget
+ * the workers and their unfinished slots, which are simply decoded again. */
+static pthread_mutex_t vmdk_fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t vmdk_fork_once = PTHREAD_ONCE_INIT;
+static struct vmdk_state *vmdk_fork_list;
+
+static void vmdk_prefork(void)
+{
+    pthread_mutex_lock(&vmdk_fork_lock);
+    for (struct vmdk_state *s = vmdk_fork_list; s; s = s->fork_next)
+        pthread_mutex_lock(&s->lock);
+}
+
+static void vmdk_postfork_parent(void)
+{
+    for (struct vmdk_state *s = vmdk_fork_list; s; s = s->fork_next)
+        pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&vmdk_fork_lock);
+}
+
+static void vmdk_postfork_child(void)
+{
+    for (struct vmdk_state *s = vmdk_fork_list; s; s = s->fork_next) {
+        s->nworkers = 0;
+        s->qlen = 0;
+        s->ra_last = VMDK_KEY_NONE;
+        for (unsigned i = 0; i < s->nslots; i++)
+            if (s->slots[i].state == SLOT_BUSY) {
+                s->slots[i].state = SLOT_EMPTY;
+                s->slots[i].key = VMDK_KEY_NONE;
+            }
+        pthread_cond_init(&s->slot_cond, NULL);
+        pthread_cond_init(&s->queue_cond, NULL);
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&vmdk_fork_lock);
+}
+
+static void vmdk_fork_init(void)
+{
+    (void)pthread_atfork(vmdk_prefork, vmdk_postfork_parent, vmdk_postfork_child);
+}
+
+static void vmdk_fork_register(struct vmdk_state *s)
+{
+    pthread_once(&vmdk_fork_once, vmdk_fork_init);
+    pthread_mutex_lock(&vmdk_fork_lock);
+    s->fork_next = vmdk_fork_list;
+    vmdk_fork_list = s;
+    s->registered = true;
+    pthread_mutex_unlock(&vmdk_fork_lock);
+}
+
+static void vmdk_fork_unregister(struct vmdk_state *s)
+{
+    if (!s->registered)
+        return;
+    pthread_mutex_lock(&vmdk_fork_lock);
+    for (struct vmdk_state **pp = &vmdk_fork_list; *pp; pp = &(*pp)->fork_next)
+        if (*pp == s) {
+            *pp = s->fork_next;
+            break;
+        }
+    s->registered = false;
+    pthread_mutex_unlock(&vmdk_fork_lock);
+}
 
 /* Note a read of grain g of x and queue the grains after it when reads
  * look sequential. Called with s->lock held. */
@@ -728,7 +826,8 @@ static int vmdk_block_status(struct vd_image *img, uint64_t off, uint64_t len, u
         uint64_t g = (xoff + done) / gb;
         uint64_t step = gb - (xoff + done) % gb;
         uint32_t v = 0;
-        if (g < sp->ngrains && sp->gd[g / sp->gtes_per_gt] == 0) {
+        if (g < sp->ngrains &&
+            __atomic_load_n(&sp->gd[g / sp->gtes_per_gt], __ATOMIC_ACQUIRE) == 0) {
             /* whole grain table unallocated */
             uint64_t gt_end = (g / sp->gtes_per_gt + 1) * sp->gtes_per_gt;
             step += (gt_end - g - 1) * gb;
@@ -760,6 +859,248 @@ static uint64_t vmdk_allocated(struct vd_image *img)
             sum += io->size;
     }
     return sum;
+}
+
+/* --------------------------------------------------------------- writes */
+
+/* Give the image a new CID before its first write, as VMware and qemu do,
+ * so that children made from it detect the change (parentCID check). The
+ * "CID=" value is rewritten in the embedded descriptor or descriptor file. */
+static int vmdk_bump_cid(struct vd_image *img, struct vd_error *err)
+{
+    struct vmdk_state *s = vmdk_state(img);
+    if (!s->have_desc)
+        return 0;
+    struct vmdk_extent *x = &s->ext[0];
+    bool embedded = s->nextents == 1 && x->type == VMDK_EXT_SPARSE && x->io == img->io;
+    uint64_t off = embedded ? x->sp.desc_sector * VMDK_SECTOR : 0;
+    uint64_t cap = embedded ? x->sp.desc_sectors * VMDK_SECTOR : img->io->size;
+    if (cap == 0 || cap > VMDK_DESC_MAX)
+        return 0;
+    char *text = calloc(1, cap + 16), *out = NULL;
+    int r = text ? vd_io_pread_full(img->io, text, cap, off, err) : -ENOMEM;
+    if (r < 0)
+        goto done;
+    size_t len = strnlen(text, cap);
+    char *c = NULL;
+    for (char *p = text; p && p < text + len; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, "CID=", 4)) {
+            c = p + 4;
+            break;
+        }
+    if (!c)
+        goto done; /* no CID line: nothing to keep in step */
+    size_t digits = strspn(c, "0123456789abcdefABCDEF");
+    uint32_t cid;
+    do {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        cid = (uint32_t)(ts.tv_nsec ^ ts.tv_sec * 2654435761u ^ (uintptr_t)s);
+    } while (cid == s->desc.cid || cid >= 0xfffffffeu);
+    size_t newlen = len - digits + 8;
+    if (newlen > cap && embedded)
+        goto done; /* no room (never seen: descriptors are NUL-padded) */
+    size_t outcap = VD_MAX(newlen, embedded ? (size_t)cap : newlen);
+    if (!(out = calloc(1, outcap + 1))) {
+        r = -ENOMEM;
+        goto done;
+    }
+    size_t pre = (size_t)(c - text);
+    memcpy(out, text, pre);
+    snprintf(out + pre, 9, "%08x", cid);
+    memcpy(out + pre + 8, c + digits, len - pre - digits);
+    r = vd_io_pwrite_full(img->io, out, embedded ? outcap : newlen, off, err);
+    if (r == 0)
+        s->desc.cid = cid;
+done:
+    if (r == -ENOMEM)
+        vd_err(err, r, "vmdk: %s: out of memory", img->name);
+    free(text);
+    free(out);
+    return r;
+}
+
+/* Allocate grain g of x at the end of the file with content data (one
+ * grain), creating its grain table(s) if the GD has none. Called with
+ * s->wlock held. */
+static int vmdk_alloc_grain(struct vmdk_extent *x, uint64_t g, const uint8_t *data,
+                            struct vd_error *err)
+{
+    struct vmdk_sparse *sp = &x->sp;
+    struct vd_io *io = x->io;
+    const char *name = vd_io_basename(io);
+    uint32_t t = (uint32_t)(g / sp->gtes_per_gt), j = (uint32_t)(g % sp->gtes_per_gt);
+    uint64_t gt_bytes = (uint64_t)sp->gtes_per_gt * 4;
+    uint64_t gt_sectors = div_round_up(gt_bytes, VMDK_SECTOR);
+    uint64_t next = div_round_up(io->size, VMDK_SECTOR);
+    uint64_t need = sp->grain_sectors + (sp->gd[t] ? 0 : gt_sectors * (sp->rgd ? 2 : 1));
+    uint8_t le[4];
+    int r;
+    if (next + need > UINT32_MAX)
+        return vd_err(err, -EFBIG, "vmdk: %s: a sparse extent cannot grow past 2 TiB", name);
+    if (!sp->gd[t]) {
+        /* New grain tables (zeroed on disk and in memory), then GD entries. */
+        uint32_t *gt = calloc(sp->gtes_per_gt, 4);
+        uint8_t *zero = calloc(gt_sectors, VMDK_SECTOR);
+        uint32_t gsec = (uint32_t)next, rsec = (uint32_t)(next + gt_sectors);
+        r = gt && zero ? 0 : vd_err(err, -ENOMEM, "vmdk: %s: out of memory", name);
+        if (r == 0)
+            r = vd_io_pwrite_full(io, zero, gt_sectors * VMDK_SECTOR, gsec * (uint64_t)VMDK_SECTOR,
+                                  err);
+        if (r == 0 && sp->rgd)
+            r = vd_io_pwrite_full(io, zero, gt_sectors * VMDK_SECTOR, rsec * (uint64_t)VMDK_SECTOR,
+                                  err);
+        free(zero);
+        if (r == 0) {
+            put_le32(le, gsec);
+            r = vd_io_pwrite_full(io, le, 4, sp->gd_sector * VMDK_SECTOR + t * 4ull, err);
+        }
+        if (r == 0 && sp->rgd) {
+            put_le32(le, rsec);
+            r = vd_io_pwrite_full(io, le, 4, sp->rgd_sector * VMDK_SECTOR + t * 4ull, err);
+        }
+        if (r < 0) {
+            free(gt);
+            return r;
+        }
+        uint32_t *old = __atomic_exchange_n(&sp->gts[t], gt, __ATOMIC_ACQ_REL);
+        free(old); /* never set while gd[t] == 0; defensive */
+        if (sp->rgd)
+            sp->rgd[t] = rsec;
+        __atomic_store_n(&sp->gd[t], gsec, __ATOMIC_RELEASE);
+        next += gt_sectors * (sp->rgd ? 2 : 1);
+    }
+    uint32_t *gt;
+    r = vmdk_gte(x, g, &(uint32_t){0}, err); /* loads the GT */
+    if (r < 0)
+        return r;
+    gt = __atomic_load_n(&sp->gts[t], __ATOMIC_ACQUIRE);
+    /* Data first, then the table entries that point at it. */
+    r = vd_io_pwrite_full(io, data, sp->grain_bytes, next * VMDK_SECTOR, err);
+    if (r < 0)
+        return r;
+    put_le32(le, (uint32_t)next);
+    r = vd_io_pwrite_full(io, le, 4, (uint64_t)sp->gd[t] * VMDK_SECTOR + j * 4ull, err);
+    if (r == 0 && sp->rgd)
+        r = vd_io_pwrite_full(io, le, 4, (uint64_t)sp->rgd[t] * VMDK_SECTOR + j * 4ull, err);
+    if (r == 0)
+        __atomic_store_n(&gt[j], (uint32_t)next, __ATOMIC_RELEASE);
+    return r;
+}
+
+static int vmdk_write_sparse(struct vd_image *img, struct vmdk_extent *x, const uint8_t *p,
+                             size_t n, uint64_t xoff, uint64_t voff, struct vd_error *err)
+{
+    struct vmdk_sparse *sp = &x->sp;
+    uint64_t gb = sp->grain_bytes;
+    uint8_t *tmp = NULL;
+    int r = 0;
+    while (n > 0) {
+        uint64_t g = xoff / gb;
+        uint32_t in = (uint32_t)(xoff % gb), v;
+        size_t chunk = (size_t)VD_MIN((uint64_t)n, gb - in);
+        if (g >= sp->ngrains) {
+            r = vd_err(err, -EINVAL,
+                       "vmdk: %s: write past the capacity of extent %s (descriptor and header "
+                       "disagree)",
+                       img->name, vd_io_basename(x->io));
+            break;
+        }
+        r = vmdk_gte(x, g, &v, err);
+        if (r < 0)
+            break;
+        if (v > 1) {
+            r = vd_io_pwrite_full(x->io, p, chunk, (uint64_t)v * VMDK_SECTOR + in, err);
+        } else if (chunk == gb) {
+            r = vmdk_alloc_grain(x, g, p, err);
+        } else {
+            /* Partial grain: start from what it reads as now. */
+            if (!tmp && !(tmp = malloc(gb))) {
+                r = vd_err(err, -ENOMEM, "vmdk: %s: out of memory", img->name);
+                break;
+            }
+            uint64_t gstart = voff - in;
+            memset(tmp, 0, gb);
+            if (v == 0 && gstart < img->size)
+                r = vd_image_read_backing(img, tmp, (size_t)VD_MIN(gb, img->size - gstart), gstart,
+                                          err);
+            if (r == 0) {
+                memcpy(tmp + in, p, chunk);
+                r = vmdk_alloc_grain(x, g, tmp, err);
+            }
+        }
+        if (r < 0)
+            break;
+        p += chunk;
+        n -= chunk;
+        xoff += chunk;
+        voff += chunk;
+    }
+    free(tmp);
+    return r;
+}
+
+static bool vmdk_all_zero(const uint8_t *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
+static int vmdk_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off,
+                       struct vd_error *err)
+{
+    struct vmdk_state *s = vmdk_state(img);
+    const uint8_t *p = buf;
+    int r = 0;
+    pthread_mutex_lock(&s->wlock);
+    if (!s->cid_bumped) {
+        r = vmdk_bump_cid(img, err);
+        if (r < 0)
+            goto out;
+        s->cid_bumped = true;
+    }
+    while (len > 0) {
+        struct vmdk_extent *x = vmdk_find_extent(s, off);
+        uint64_t xoff = off - x->start;
+        size_t n = (size_t)VD_MIN((uint64_t)len, x->len - xoff);
+        switch (x->type) {
+        case VMDK_EXT_ZERO:
+            if (!vmdk_all_zero(p, n))
+                r = vd_err(err, -EROFS,
+                           "vmdk: %s: cannot write data at offset %" PRIu64 " into ZERO extent %u",
+                           img->name, off, x->idx + 1);
+            break;
+        case VMDK_EXT_SPARSE:
+            r = vmdk_write_sparse(img, x, p, n, xoff, off, err);
+            break;
+        default:
+            r = vd_io_pwrite_full(x->io, p, n, x->file_off + xoff, err);
+            break;
+        }
+        if (r < 0)
+            goto out;
+        p += n;
+        len -= n;
+        off += n;
+    }
+out:
+    pthread_mutex_unlock(&s->wlock);
+    return r;
+}
+
+static int vmdk_flush(struct vd_image *img, struct vd_error *err)
+{
+    struct vmdk_state *s = vmdk_state(img);
+    for (size_t i = 0; i < s->nextents; i++) {
+        struct vd_io *io = s->ext[i].io;
+        if (io && io->writable && io->ops->flush) {
+            int r = io->ops->flush(io, err);
+            if (r < 0)
+                return r;
+        }
+    }
+    if (img->io->writable && img->io->ops->flush)
+        return img->io->ops->flush(img->io, err);
+    return 0;
 }
 
 /* ----------------------------------------------------------------- open */
@@ -899,7 +1240,7 @@ static int vmdk_open_descriptor(struct vd_image *img, struct vd_error *err)
         if (x->type == VMDK_EXT_ZERO)
             continue;
         struct vd_error e = {0};
-        r = vd_io_open_relative(io, de->file, false, &x->io, &e);
+        r = vd_io_open_relative(io, de->file, img->opts.writable, &x->io, &e);
         if (r < 0)
             return vd_err(err, r, "vmdk: %s: extent %zu ('%s'): %s", img->name, i + 1, de->file,
                           e.msg);
@@ -985,10 +1326,17 @@ static int vmdk_open(struct vd_image *img, struct vd_error *err)
         return r;
     img->size = s->ext[s->nextents - 1].start + s->ext[s->nextents - 1].len;
     img->subformat = s->subformat;
-    if (img->opts.writable)
-        return vd_err(err, -EROFS,
-                      "vmdk: %s: %s images cannot be written in place yet; use overlay=", img->name,
-                      s->subformat);
+    if (img->opts.writable) {
+        for (size_t i = 0; i < s->nextents; i++)
+            if (s->ext[i].type == VMDK_EXT_SPARSE && s->ext[i].sp.compressed)
+                return vd_err(err, -EROFS,
+                              "vmdk: %s: %s images (compressed grains) cannot be written in "
+                              "place; use overlay=",
+                              img->name, s->subformat);
+        if (pthread_mutex_init(&s->wlock, NULL) != 0)
+            return vd_err(err, -ENOMEM, "vmdk: %s: cannot create a mutex", img->name);
+        s->wlock_init = true;
+    }
 
     /* Grain cache for compressed extents. */
     uint32_t max_grain = 0;
@@ -1010,6 +1358,8 @@ static int vmdk_open(struct vd_image *img, struct vd_error *err)
         s->max_workers = ncpu > 1 ? (unsigned)VD_MIN(ncpu - 1, 3) : 0;
         if (s->max_workers && !(s->workers = calloc(s->max_workers, sizeof(*s->workers))))
             s->max_workers = 0;
+        if (s->max_workers)
+            vmdk_fork_register(s);
     }
 
     if (s->have_desc && s->desc.parent_hint && s->desc.parent_hint[0])
@@ -1020,6 +1370,7 @@ static int vmdk_open(struct vd_image *img, struct vd_error *err)
 static void vmdk_close(struct vd_image *img)
 {
     struct vmdk_state *s = vmdk_state(img);
+    vmdk_fork_unregister(s);
     if (s->lock_init) {
         pthread_mutex_lock(&s->lock);
         s->stop = true;
@@ -1031,6 +1382,8 @@ static void vmdk_close(struct vd_image *img)
         pthread_cond_destroy(&s->slot_cond);
         pthread_cond_destroy(&s->queue_cond);
     }
+    if (s->wlock_init)
+        pthread_mutex_destroy(&s->wlock);
     free(s->workers);
     for (unsigned i = 0; s->slots && i < s->nslots; i++)
         free(s->slots[i].data);
@@ -1041,6 +1394,7 @@ static void vmdk_close(struct vd_image *img)
             free(x->sp.gts[t]);
         free(x->sp.gts);
         free(x->sp.gd);
+        free(x->sp.rgd);
         vd_io_unref(x->io);
     }
     free(s->ext);
@@ -1200,6 +1554,8 @@ const struct vd_format_ops vd_format_vmdk = {
     .open = vmdk_open,
     .close = vmdk_close,
     .pread = vmdk_pread,
+    .pwrite = vmdk_pwrite,
+    .flush = vmdk_flush,
     .block_status = vmdk_block_status,
     .allocated = vmdk_allocated,
     .info = vmdk_info,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/byteorder.h"
@@ -217,6 +218,29 @@ static void test_concurrent(void)
         pthread_join(th[i], NULL);
         CHECK(rd[i].bad == 0, "thread %d: %d mismatching reads", i, rd[i].bad);
     }
+    /* fork while the readahead workers are busy (a FUSE daemon that opens
+     * before daemonising): the child must still read everything. */
+    for (int it = 0; it < 20; it++) {
+        struct vd_image *fi = vd_source_disk(src, 0);
+        uint8_t *b = malloc(size);
+        uint64_t o = (uint64_t)(it * 7 % 100) * 65536;
+        (void)vd_image_pread(fi, b, 65536, o, &err);
+        (void)vd_image_pread(fi, b, 65536, o + 65536, &err); /* sequential: queues readahead */
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(20); /* a deadlocked child dies instead of hanging the test */
+            int bad = vd_image_pread(fi, b, size, 0, &err) < 0 || memcmp(b, ref, size);
+            _exit(bad);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork %d: read in the child failed (%d)", it,
+              st);
+        free(b);
+        if (!WIFEXITED(st) || WEXITSTATUS(st))
+            break;
+    }
     /* info JSON carries the vmdk object */
     char *json = NULL;
     CHECK(vd_source_info_json(src, &json, &err) == 0 && json &&
@@ -258,6 +282,31 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("%s  %s\n", out, argv[2]);
+        return 0;
+    }
+    if (argc == 5 && !strcmp(argv[1], "pwrite")) {
+        /* pwrite IMG OFFSET SRCFILE: write SRCFILE's bytes into IMG at OFFSET */
+        FILE *f = fopen(argv[4], "rb");
+        if (!f) {
+            perror(argv[4]);
+            return 1;
+        }
+        static uint8_t data[64 << 20];
+        size_t n = fread(data, 1, sizeof(data), f);
+        fclose(f);
+        struct vd_open_opts o = {.writable = true};
+        struct vd_error err = {0};
+        struct vd_source *src = NULL;
+        int r = vd_source_open(argv[2], &o, &src, &err);
+        if (r == 0)
+            r = vd_image_pwrite(vd_source_disk(src, 0), data, n, strtoull(argv[3], NULL, 0), &err);
+        if (r == 0)
+            r = vd_image_flush(vd_source_disk(src, 0), &err);
+        vd_source_close(src);
+        if (r < 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
         return 0;
     }
     if (!mkdtemp(tmpdir)) {
