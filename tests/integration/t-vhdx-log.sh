@@ -26,6 +26,12 @@ grep -qF '"log_entries": 3' "$T/log.json" || fail "3 entries expected"
 grep -qF '"virtual_size": 12582912' "$T/log.json" || fail "size from replayed metadata"
 grep -qF '"log_entries": 2' "$T/logbad.json" || fail "torn entry must not count"
 
+# A file shorter than the log's FlushedFileOffset was truncated: refused.
+size=$(stat -c %s "$T/log.vhdx")
+head -c $((size - 1048576)) "$T/log.vhdx" >"$T/logtrunc.vhdx"
+out=$("$VDISK" hash --sha256 "$T/logtrunc.vhdx" 2>&1) && fail "truncated dirty image opened"
+assert_eq "$out" "vdisk: vhdx: logtrunc.vhdx: the log says the file was flushed at $size bytes but it has only $((size - 1048576)) (truncated)" "truncated dirty image"
+
 # Independent oracle: qemu replays a dirty log when it opens the file
 # read-write (it refuses read-only). Two qemu quirks: it extends the file for
 # LastFileOffset only when that is not 1 MiB aligned (so the block the log
