@@ -224,7 +224,14 @@ int vd_ova_open(struct vd_io *io, struct vd_ova **out, struct vd_error *err)
                         err);
     if (r < 0)
         goto fail;
-    r = vd_ovf_parse(ova->ovf_text, ova->ovf_len, desc->name, &p->ovf, err);
+    /* Messages name the descriptor as "web01.ova/web01.ovf". */
+    char *label = NULL;
+    if (asprintf(&label, "%s/%s", vd_io_basename(io), desc->name) < 0) {
+        r = vd_err(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    r = vd_ovf_parse(ova->ovf_text, ova->ovf_len, label, &p->ovf, err);
+    free(label);
     if (r < 0)
         goto fail;
 

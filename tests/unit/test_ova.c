@@ -373,7 +373,7 @@ static void test_refusals(void)
                   "</DiskSection></Envelope>",
          -EINVAL, "ova: t.ova: disk d: file evil is not in the archive"},
         {"not xml", -EINVAL,
-         "ovf: vm.ovf: not well-formed XML: line 1: Start tag expected, '<' not found"},
+         "ovf: t.ova/vm.ovf: not well-formed XML: line 1: Start tag expected, '<' not found"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         memset(&t, 0, sizeof(t));
