@@ -367,7 +367,10 @@ static int s3sink_complete(struct s3sink *k, struct vd_error *err)
                            .nheaders = 1,
                            .body = xml,
                            .body_len = n,
-                           .max_body = 1 << 20};
+                           .max_body = 1 << 20,
+                           /* Assembling a big object takes a while; S3 sends
+                            * keep-alive whitespace, other servers may not. */
+                           .low_speed_secs = 900};
     struct vd_http_resp resp;
     int r = 0, attempts = vd_s3_max_attempts();
     for (int attempt = 1; attempt <= attempts; attempt++) {

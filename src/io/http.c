@@ -232,7 +232,8 @@ int vd_http_do(struct vd_http_pool *p, const struct vd_http_req *req, struct vd_
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, p->low_speed_secs);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+                     req->low_speed_secs ? req->low_speed_secs : p->low_speed_secs);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     if (!strcmp(req->method, "HEAD")) {

@@ -26,7 +26,8 @@ struct vd_http_req {
     size_t body_len;
     vd_http_sink_fn sink; /* body consumer; NULL: collect up to max_body bytes */
     void *sink_opaque;
-    size_t max_body; /* cap for collected bodies (error XML, CompleteMultipartUpload) */
+    size_t max_body;     /* cap for collected bodies (error XML, CompleteMultipartUpload) */
+    long low_speed_secs; /* 0: the pool's; for calls the server may think about long */
 };
 
 struct vd_http_resp {

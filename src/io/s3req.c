@@ -279,7 +279,8 @@ int vd_s3_call(struct vd_http_pool *pool, const struct vd_s3_target *t, const st
                              .body_len = c->body_len,
                              .sink = c->sink,
                              .sink_opaque = c->sink_opaque,
-                             .max_body = c->max_body ? c->max_body : 64 * 1024};
+                             .max_body = c->max_body ? c->max_body : 64 * 1024,
+                             .low_speed_secs = c->low_speed_secs};
     r = vd_http_do(pool, &hr, resp);
 out:
     free(url);

@@ -47,6 +47,7 @@ struct vd_s3_call {
     vd_http_sink_fn sink;
     void *sink_opaque;
     size_t max_body;
+    long low_speed_secs; /* 0: default (VD_S3_TIMEOUT) */
 };
 
 /* One attempt: sign (s3) and send. Same return as vd_http_do(). */

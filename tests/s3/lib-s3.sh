@@ -68,3 +68,19 @@ for u in E.fromstring(sys.stdin.read()).iter("Upload"):
     # s3rver keeps parts here; nothing may stay behind.
     ls "$S3_DATA/vdtest/._S3rver_uploads" 2>/dev/null || true
 }
+
+# s3_make_disk OUT: a 64 MiB disk, MBR + 40 MiB ext4 partition (files from
+# $T/root, /etc/hostname says "hello from s3") and 8 MB of random data at 48 MiB.
+s3_make_disk() {
+    need sfdisk mkfs.ext4
+    local out=$1
+    mkdir -p "$T/root/etc"
+    head -c 3000000 /dev/urandom >"$T/root/blob.bin"
+    echo "hello from s3" >"$T/root/etc/hostname"
+    truncate -s 64M "$out"
+    echo 'start=2048, size=81920, type=83' | sfdisk -q "$out"
+    truncate -s 40M "$T/p1.img"
+    mkfs.ext4 -q -F -d "$T/root" "$T/p1.img"
+    dd if="$T/p1.img" of="$out" bs=1M seek=1 conv=notrunc status=none
+    head -c 8000000 /dev/urandom | dd of="$out" bs=1M seek=48 conv=notrunc status=none
+}
