@@ -252,10 +252,6 @@ def bat_abs(info, blk):
 
 # ---- scenarios ----
 
-def rand_bytes(rng, n):
-    return bytes(rng.getrandbits(8) for _ in range(n)) if n < 4096 else rng.randbytes(n)
-
-
 def cmd_diff(parent, parent_raw, outdir, no_relative=False, bad_linkage=False, relpath=None,
              linkage2=False, name="child"):
     rng = random.Random(7 + len(name))
