@@ -81,6 +81,10 @@ void vd_sink_tap_off(struct vd_sink *tap);
  * -ENOTSUP when a patch happened and next cannot read back. */
 int vd_sink_tap_digest(struct vd_sink *tap, char *hex, struct vd_error *err);
 
+/* One ustar header block for a regular file (OVA members): octal fields,
+ * GNU base-256 size from 8 GiB on. name must fit 100 bytes. */
+void vd_export_tar_header(uint8_t *h, const char *name, uint64_t size, uint32_t mtime);
+
 /* True when buf[0, len) is all zeros. */
 bool vd_export_is_zero(const void *buf, size_t len);
 /* Random bytes for UUIDs and CIDs (getrandom, never fails silently: falls

@@ -54,7 +54,7 @@ static void ova_octal(char *field, size_t width, uint64_t v)
     snprintf(field, width, "%0*" PRIo64, (int)width - 1, v);
 }
 
-static void ova_tar_header(uint8_t *h, const char *name, uint64_t size, uint32_t mtime)
+void vd_export_tar_header(uint8_t *h, const char *name, uint64_t size, uint32_t mtime)
 {
     memset(h, 0, OVA_BLOCK);
     snprintf((char *)h, 100, "%s", name);
@@ -228,11 +228,11 @@ static int ova_begin(struct vd_encoder *enc, struct vd_error *err)
         r = vd_err(err, -ENOMEM, "ova: %s: out of memory", enc->base);
         goto out;
     }
-    ova_tar_header(head, o->ovf_name, o->ovf_len, o->mtime);
+    vd_export_tar_header(head, o->ovf_name, o->ovf_len, o->mtime);
     ova_ovf(o, 0, 0, n - ova_ovf(o, 0, 0, 0, NULL, 0), (char *)head + o->ovf_data, o->ovf_len + 1);
-    ova_tar_header(head + o->mf_data - OVA_BLOCK, o->mf_name, o->mf_len, o->mtime);
+    vd_export_tar_header(head + o->mf_data - OVA_BLOCK, o->mf_name, o->mf_len, o->mtime);
     ova_mf(o, algo, zeros, zeros, (char *)head + o->mf_data, o->mf_len + 1);
-    ova_tar_header(head + o->disk_hdr, o->disk_name, 0, o->mtime);
+    vd_export_tar_header(head + o->disk_hdr, o->disk_name, 0, o->mtime);
     if ((r = vd_sink_set_head(enc->sink, o->disk_data + VD_EXPORT_VMDK_HEAD_LEN, err)) < 0 ||
         (r = vd_sink_write(enc->sink, head, o->disk_data, err)) < 0)
         goto out;
@@ -302,7 +302,7 @@ static int ova_finish(struct vd_encoder *enc, uint64_t size, struct vd_error *er
     }
     ova_mf(o, algo, ovf_hex, disk_hex, mf, o->mf_len + 1);
     uint8_t hdr[OVA_BLOCK];
-    ova_tar_header(hdr, o->disk_name, disk_len, o->mtime);
+    vd_export_tar_header(hdr, o->disk_name, disk_len, o->mtime);
     if ((r = vd_sink_patch(enc->sink, o->ovf_data, ovf, o->ovf_len, err)) < 0 ||
         (r = vd_sink_patch(enc->sink, o->mf_data, mf, o->mf_len, err)) < 0)
         goto out;

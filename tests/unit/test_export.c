@@ -18,6 +18,7 @@
 
 #include "common/byteorder.h"
 #include "common/crc32c.h"
+#include "export/encoder.h"
 #include "vdisk/export.h"
 #include "vdisk/vdisk.h"
 
@@ -366,6 +367,37 @@ static void test_vhdx_fields(void)
     free(f);
 }
 
+/* ustar headers: octal below 8 GiB, GNU base-256 above, as GNU tar reads. */
+static void test_tar_header(void)
+{
+    uint8_t h[512 * 3] = {0};
+    vd_export_tar_header(h, "big-disk1.vmdk", 9663676416ull, 1700000000u);
+    CHECK(h[124] == 0x80 && be64(h + 128) == 9663676416ull, "base-256 size");
+    CHECK(memcmp(h + 257, "ustar", 6) == 0, "magic");
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    CHECK(strtoul((char *)h + 148, NULL, 8) == sum, "checksum");
+    uint8_t s[512];
+    vd_export_tar_header(s, "a.ovf", 3557, 1700000000u);
+    CHECK(memcmp(s + 124, "00000006745", 12) == 0, "octal size %.12s", s + 124);
+    char path[300], cmd[400], line[512] = "";
+    snprintf(path, sizeof(path), "%s/h.tar", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite(h, 1, sizeof(h), f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "tar tvf %s 2>/dev/null", path);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(line, sizeof(line), p))
+            line[0] = '\0';
+        pclose(p);
+        if (line[0]) /* GNU tar present */
+            CHECK(strstr(line, " 9663676416 ") && strstr(line, "big-disk1.vmdk"), "tar: %s", line);
+    }
+    unlink(path);
+}
+
 struct writer_arg {
     struct vd_export *e;
     const uint8_t *data;
@@ -456,6 +488,7 @@ int main(int argc, char **argv)
     test_vhd_fields();
     test_vhdx_fields();
     test_threads();
+    test_tar_header();
     rmdir(dir);
     if (failures)
         fprintf(stderr, "%d failure(s)\n", failures);
