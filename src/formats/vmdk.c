@@ -1481,6 +1481,33 @@ static int vmdk_check_extent(struct vmdk_extent *x, vd_check_cb cb, void *opaque
             *rc = VD_CHECK_CORRUPT;
             continue;
         }
+        if (sp->rgd) {
+            /* The redundant GT must say the same as the primary. */
+            uint64_t gt_bytes = (uint64_t)sp->gtes_per_gt * 4;
+            uint8_t *rgt = malloc(gt_bytes);
+            struct vd_error e2 = {0};
+            if (!rgt) {
+                r = vd_err(err, -ENOMEM, "out of memory");
+                goto out;
+            }
+            if (vd_io_pread_full(x->io, rgt, gt_bytes, (uint64_t)sp->rgd[t] * VMDK_SECTOR, &e2) <
+                0) {
+                cb(opaque, true, e2.msg);
+                *rc = VD_CHECK_CORRUPT;
+            } else {
+                for (uint32_t j = 0; j < sp->gtes_per_gt; j++)
+                    if (le32(rgt + 4 * j) != gt[j]) {
+                        snprintf(msg, sizeof(msg),
+                                 "vmdk: %s: redundant grain table %u entry %u is %u, the primary "
+                                 "says %u",
+                                 name, t, j, le32(rgt + 4 * j), gt[j]);
+                        cb(opaque, true, msg);
+                        *rc = VD_CHECK_CORRUPT;
+                        break;
+                    }
+            }
+            free(rgt);
+        }
         for (uint32_t j = 0; j < sp->gtes_per_gt; j++) {
             uint64_t g = (uint64_t)t * sp->gtes_per_gt + j;
             if (gt[j] <= 1 || g >= sp->ngrains)

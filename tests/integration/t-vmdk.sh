@@ -276,6 +276,17 @@ if "$VDISK" hash --sha256 "$T/streamOptimized/d.vmdk" > cli.out 2>&1; then
     assert_eq "$rc" 2 "vdisk check exit status on overlapping grains"
     grep -qF "vmdk: ovl.vmdk: grains 0 and 1 overlap at offset $((g0 * 512))" check.out ||
         fail "check output: $(cat check.out)"
+    # redundant GT disagreeing with the primary
+    cp monolithicSparse/d.vmdk rg.vmdk
+    rgt=$(peek rg.vmdk $(( $(peek rg.vmdk 48 8) * 512 )) 4)
+    pv=$(peek rg.vmdk $(( $(peek rg.vmdk $(( $(peek rg.vmdk 56 8) * 512 )) 4) * 512 + 8 )) 4)
+    poke rg.vmdk $((rgt * 512 + 8)) 4 0
+    rc=0; "$VDISK" check rg.vmdk > check.out 2>&1 || rc=$?
+    assert_eq "$rc" 2 "vdisk check exit status on a stale redundant GT"
+    grep -qF "vmdk: rg.vmdk: redundant grain table 0 entry 2 is 0, the primary says $pv" check.out ||
+        fail "check output: $(cat check.out)"
+    "$VDISK" check w-monolithicSparse/d.vmdk >/dev/null || fail "check after our writes: RGD out of step"
+    "$VDISK" check gtless.vmdk >/dev/null || fail "check after GT allocation: $("$VDISK" check gtless.vmdk 2>&1)"
 else
     echo "note: vdisk hash not usable yet ($(head -c 200 cli.out)); CLI part skipped"
 fi
