@@ -7,10 +7,12 @@
  *   pread     block cache (64 KiB blocks, LRU, bounded by cache_size) ->
  *             on a miss, one ranged GET for the run of missing blocks,
  *             with If-Match: <pinned ETag>
- *   readahead per-reader streams; a read that continues a stream grows its
- *             window (256 KiB, doubling to 32 MiB), a seek starts a new
- *             stream with none; readahead GETs of up to 2 MiB run on a
- *             few worker threads, each on its own keep-alive connection
+ *   readahead per-reader streams; the second read that continues a stream
+ *             reads 256 KiB ahead, and the window doubles (to 32 MiB, or a
+ *             quarter of the cache) each time the reader has consumed half
+ *             of it; a seek starts a new stream with none. Readahead GETs
+ *             of up to 2 MiB run on a few worker threads, each on its own
+ *             keep-alive connection
  *
  * Every GET must answer 206 with "Content-Range: bytes A-B/SIZE" for
  * exactly the range asked and the pinned ETag, and deliver all B-A+1
@@ -595,12 +597,20 @@ static void s3_track(struct s3_obj *o, uint64_t off, size_t len)
     if (end > s->next)
         s->next = end;
     uint64_t cap = o->ctx->capacity / 4 < S3_RA_MAX ? o->ctx->capacity / 4 : S3_RA_MAX;
-    s->window = s->window ? (2 * s->window < cap ? 2 * s->window : cap) : S3_RA_MIN;
-    uint64_t target = s->next + s->window;
-    uint64_t from = s->ra_next > s->next ? s->ra_next : s->next;
-    if (target > from) {
-        s3_readahead(o, from, target);
-        s->ra_next = target;
+    if (s->window == 0) {
+        /* Second read in a row: start with a small window. */
+        s->window = S3_RA_MIN;
+        s->ra_next = s->next + s->window;
+        s3_readahead(o, s->next, s->ra_next);
+        return;
+    }
+    /* The window doubles only once the reader has consumed half of what was
+     * read ahead, so many small sequential reads (metadata) stay cheap. */
+    if (s->next + s->window / 2 >= s->ra_next) {
+        uint64_t from = s->ra_next > s->next ? s->ra_next : s->next;
+        s->window = 2 * s->window < cap ? 2 * s->window : cap;
+        s->ra_next = from + s->window;
+        s3_readahead(o, from, s->ra_next);
     }
 }
 
