@@ -46,7 +46,8 @@ struct xfile {
     bool listed;
     bool dirty; /* written or truncated since it started */
     enum xstate state;
-    struct vd_export *e; /* X_WRITING only */
+    struct vd_export *e;          /* X_WRITING only; NULL while finishing */
+    uint64_t snap_size, snap_out; /* sizes when finishing began */
     pthread_rwlock_t rw;
     uint64_t out_bytes;
     char sha[65];
@@ -66,6 +67,7 @@ static struct xfile *g_files;
 static char *g_dest;
 static struct vd_export_opts g_opts;
 static bool g_opts_ready;
+static struct timespec g_start; /* export/'s times: the mount's start */
 
 static void export_opts_ready(void)
 {
@@ -110,6 +112,7 @@ bool export_enabled(void)
 int export_init(void)
 {
     export_opts_ready();
+    clock_gettime(CLOCK_REALTIME, &g_start);
     if (!g_dest || strncmp(g_dest, "s3://", 5) == 0)
         return 0;
     struct stat st;
@@ -260,6 +263,10 @@ static int xfinish(struct xfile *x)
     pthread_mutex_lock(&g_lock);
     struct vd_export *e = x->state == X_WRITING ? x->e : NULL;
     bool abort_it = !x->listed;
+    if (e) {
+        x->snap_size = vd_export_size(e);
+        x->snap_out = vd_export_output_bytes(e);
+    }
     x->e = NULL;
     pthread_mutex_unlock(&g_lock);
     if (!e) {
@@ -299,6 +306,7 @@ int export_getattr(const char *name, struct stat *st)
     if (!*name) {
         st->st_mode = S_IFDIR | 0755;
         st->st_nlink = 2;
+        st->st_mtim = st->st_ctim = st->st_atim = g_start;
         return 0;
     }
     pthread_mutex_lock(&g_lock);
@@ -306,9 +314,10 @@ int export_getattr(const char *name, struct stat *st)
     if (x) {
         st->st_mode = S_IFREG | 0644;
         st->st_nlink = 1;
-        st->st_size = (off_t)(x->state == X_WRITING ? vd_export_size(x->e)
-                              : x->state == X_DONE  ? x->out_bytes
-                                                    : 0);
+        st->st_size = (off_t)(x->state == X_DONE    ? x->out_bytes
+                              : x->state == X_ERROR ? 0
+                              : x->e                ? vd_export_size(x->e)
+                                                    : x->snap_size);
         st->st_blocks = (st->st_size + 511) / 512;
         st->st_mtim = st->st_ctim = st->st_atim = x->mtime;
     }
@@ -530,7 +539,7 @@ int export_getxattr(const char *name, const char *attr, char *value, size_t size
         snprintf(status, sizeof(status), "error: %s", x->msg);
     else
         snprintf(status, sizeof(status), "writing %llu",
-                 (unsigned long long)vd_export_output_bytes(x->e));
+                 (unsigned long long)(x->e ? vd_export_output_bytes(x->e) : x->snap_out));
     pthread_mutex_unlock(&g_lock);
     if (strcmp(attr, STATUS_XATTR) != 0)
         return -ENODATA;
