@@ -302,9 +302,21 @@ char *vd_s3_xml_tag(const char *xml, size_t len, const char *tag)
     xmlNodePtr n = xmlDocGetRootElement(doc);
     while (n && !out) {
         if (n->type == XML_ELEMENT_NODE && !xmlStrcmp(n->name, (const xmlChar *)tag)) {
-            xmlChar *s = xmlNodeGetContent(n);
-            out = strdup(s ? (const char *)s : "");
-            xmlFree(s);
+            /* Direct text children only: entity references stay unexpanded. */
+            size_t cap = 1, used = 0;
+            for (xmlNodePtr c = n->children; c; c = c->next)
+                if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content)
+                    cap += strlen((const char *)c->content);
+            out = malloc(cap);
+            if (!out)
+                break;
+            for (xmlNodePtr c = n->children; c; c = c->next)
+                if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content) {
+                    size_t l = strlen((const char *)c->content);
+                    memcpy(out + used, c->content, l);
+                    used += l;
+                }
+            out[used] = '\0';
             break;
         }
         if (n->children) {
