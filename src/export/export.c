@@ -110,7 +110,7 @@ static int export_pick(const char *val, const char *const *choices, const char *
 
 int vd_export_opt(struct vd_export_opts *o, const char *key, const char *val, struct vd_error *err)
 {
-    static const char *const vmdk_types[] = {"streamOptimized", NULL};
+    static const char *const vmdk_types[] = {"streamOptimized", "monolithicSparse", NULL};
     static const char *const dyn_fixed[] = {"dynamic", "fixed", NULL};
     static const char *const manifests[] = {"sha256", "sha1", NULL};
     uint64_t v;
@@ -118,7 +118,9 @@ int vd_export_opt(struct vd_export_opts *o, const char *key, const char *val, st
         val = "";
     if (strcmp(key, "vmdk_type") == 0) {
         if (export_pick(val, vmdk_types, &o->vmdk_type) < 0)
-            return vd_err(err, -EINVAL, "export: vmdk_type=%s: expected streamOptimized", val);
+            return vd_err(err, -EINVAL,
+                          "export: vmdk_type=%s: expected streamOptimized or monolithicSparse",
+                          val);
     } else if (strcmp(key, "vhd_type") == 0 || strcmp(key, "vhdx_type") == 0) {
         const char **dst = key[3] == 'x' ? &o->vhdx_type : &o->vhd_type;
         if (export_pick(val, dyn_fixed, dst) < 0)
@@ -286,11 +288,8 @@ int vd_export_begin(const char *dest, const char *format, const struct vd_export
         eo->vhdx_type = "dynamic";
     if (!eo->ova_manifest)
         eo->ova_manifest = "sha256";
-    if (strcasecmp(eo->vmdk_type, "streamOptimized") != 0) {
-        r = vd_err(err, -ENOTSUP, "export: vmdk_type=%s is not supported (streamOptimized only)",
-                   eo->vmdk_type);
-        goto fail;
-    }
+    if (ops == &vd_encoder_vmdk && strcasecmp(eo->vmdk_type, "monolithicSparse") == 0)
+        ops = &vd_encoder_vmdk_sparse;
     if (eo->compress_level <= 0)
         eo->compress_level = -1;
     if (!eo->threads) {

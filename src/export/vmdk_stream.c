@@ -22,7 +22,13 @@
  * known then; when the size changed by the end (FUSE writes), the header's
  * capacity and the descriptor's extent size are patched through the sink.
  * Grains are deflated on a small thread pool and written in order.
- * Unsupported: monolithicSparse output, grain sizes other than 64 KiB.
+ *
+ * vmdk_type=monolithicSparse (vd_encoder_vmdk_sparse) shares the head:
+ * header v1, flags 0x3 (valid NL test, redundant GD), no compression; raw
+ * 64 KiB grains from sector 128 in LBA order, then at the end the redundant
+ * GTs + RGD and the GTs + GD (0 entries for ranges without grains), and the
+ * head patched with both offsets.
+ * Unsupported: grain sizes other than 64 KiB.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -87,6 +93,12 @@ struct vmdk_stream {
     uint8_t head_buf[VMDK_HEAD_LEN]; /* what was written at offset 0 */
     uint32_t cid;
     uint8_t uuid[16];
+    bool sparse; /* monolithicSparse: no pool, GTs kept until the end */
+    struct vmdk_saved_gt {
+        uint64_t index;
+        uint32_t *gt;
+    } * saved;
+    size_t nsaved, saved_cap;
 };
 
 static void *vmdk_worker(void *arg)
@@ -127,12 +139,36 @@ static int vmdk_marker(struct vd_sink *s, uint64_t val, uint32_t type, struct vd
     return vd_sink_write(s, m, sizeof(m), err);
 }
 
+/* monolithicSparse: keep the finished GT for the end. */
+static int vmdk_save_gt(struct vd_encoder *enc, struct vd_error *err)
+{
+    struct vmdk_stream *v = enc->priv;
+    if (v->nsaved == v->saved_cap) {
+        size_t cap = v->saved_cap ? 2 * v->saved_cap : 64;
+        struct vmdk_saved_gt *n = realloc(v->saved, cap * sizeof(*n));
+        if (!n)
+            return vd_err(err, -ENOMEM, "vmdk: %s: out of memory", enc->base);
+        v->saved = n;
+        v->saved_cap = cap;
+    }
+    v->saved[v->nsaved].index = v->gt_index;
+    v->saved[v->nsaved].gt = v->gt;
+    v->nsaved++;
+    v->gt = calloc(VMDK_GTES, sizeof(*v->gt));
+    v->gt_used = false;
+    if (!v->gt)
+        return vd_err(err, -ENOMEM, "vmdk: %s: out of memory", enc->base);
+    return 0;
+}
+
 static int vmdk_flush_gt(struct vd_encoder *enc, struct vd_error *err)
 {
     struct vmdk_stream *v = enc->priv;
     struct vd_sink *s = enc->sink;
     if (!v->gt_used)
         return 0;
+    if (v->sparse)
+        return vmdk_save_gt(enc, err);
     if (v->gt_index >= v->gd_cap) {
         uint64_t cap = VD_MAX(v->gt_index + 1, v->gd_cap * 2);
         uint32_t *gd = realloc(v->gd, cap * sizeof(*gd));
@@ -213,7 +249,7 @@ static int vmdk_descriptor(const struct vd_encoder *enc, uint64_t sectors, char 
         "encoding=\"UTF-8\"\n"
         "CID=%08" PRIx32 "\n"
         "parentCID=ffffffff\n"
-        "createType=\"streamOptimized\"\n"
+        "createType=\"%s\"\n"
         "\n"
         "# Extent description\n"
         "RW %" PRIu64 " SPARSE \"%s\"\n"
@@ -229,26 +265,27 @@ static int vmdk_descriptor(const struct vd_encoder *enc, uint64_t sectors, char 
         "ddb.uuid = \"%02x %02x %02x %02x %02x %02x %02x %02x-%02x %02x %02x %02x %02x %02x %02x "
         "%02x\"\n"
         "ddb.virtualHWVersion = \"4\"\n",
-        v->cid, sectors, enc->base, cyl, u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
-        u[10], u[11], v->cid, u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
-        u[11], u[12], u[13], u[14], u[15]);
+        v->cid, v->sparse ? "monolithicSparse" : "streamOptimized", sectors, enc->base, cyl, u[0],
+        u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], v->cid, u[0], u[1],
+        u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
     if (n < 0 || (size_t)n >= cap)
         return -ENAMETOOLONG;
     return n;
 }
 
-static void vmdk_header(uint8_t *h, uint64_t sectors, uint64_t gd_offset)
+static void vmdk_header(uint8_t *h, uint64_t sectors, uint64_t gd_offset, uint64_t rgd_offset,
+                        bool sparse)
 {
     memset(h, 0, VMDK_SECTOR);
     memcpy(h, "KDMV", 4);
-    put_le32(h + 4, 3);
-    put_le32(h + 8, 0x30001);
+    put_le32(h + 4, sparse ? 1 : 3);
+    put_le32(h + 8, sparse ? 0x3 : 0x30001);
     put_le64(h + 12, sectors);
     put_le64(h + 20, VMDK_GRAIN_SECTORS);
     put_le64(h + 28, 1);
     put_le64(h + 36, VMDK_DESC_SECTORS);
     put_le32(h + 44, VMDK_GTES);
-    put_le64(h + 48, 0);
+    put_le64(h + 48, rgd_offset);
     put_le64(h + 56, gd_offset);
     put_le64(h + 64, VMDK_HEAD_SECTORS);
     h[72] = 0;
@@ -256,16 +293,17 @@ static void vmdk_header(uint8_t *h, uint64_t sectors, uint64_t gd_offset)
     h[74] = ' ';
     h[75] = '\r';
     h[76] = '\n';
-    put_le16(h + 77, 1); /* deflate */
+    put_le16(h + 77, sparse ? 0 : 1); /* none / deflate */
 }
 
 /* Build header + descriptor for a disk of `size` bytes into head. */
-static int vmdk_build_head(struct vd_encoder *enc, uint64_t size, uint8_t *head,
-                           struct vd_error *err)
+static int vmdk_build_head(struct vd_encoder *enc, uint64_t size, uint64_t gd, uint64_t rgd,
+                           uint8_t *head, struct vd_error *err)
 {
+    const struct vmdk_stream *v = enc->priv;
     uint64_t sectors = div_round_up(size, VMDK_GRAIN) * VMDK_GRAIN_SECTORS;
     memset(head, 0, VMDK_HEAD_LEN);
-    vmdk_header(head, sectors, UINT64_MAX);
+    vmdk_header(head, sectors, gd, rgd, v->sparse);
     if (vmdk_descriptor(enc, sectors, (char *)head + VMDK_SECTOR, VMDK_DESC_SECTORS * VMDK_SECTOR) <
         0)
         return vd_err(err, -ENAMETOOLONG, "vmdk: %s: file name too long for the descriptor",
@@ -287,6 +325,14 @@ static int vmdk_begin(struct vd_encoder *enc, struct vd_error *err)
     vd_export_random(&v->cid, sizeof(v->cid));
     vd_export_random(v->uuid, sizeof(v->uuid));
     v->gt_index = UINT64_MAX;
+    if (v->sparse) {
+        if (!(v->gt = calloc(VMDK_GTES, sizeof(*v->gt))))
+            return vd_err(err, -ENOMEM, "vmdk: %s: out of memory", enc->base);
+        r = vmdk_build_head(enc, enc->size, 0, 0, v->head_buf, err);
+        if (r == 0)
+            r = vd_sink_set_head(enc->sink, VMDK_HEAD_LEN, err);
+        return r < 0 ? r : vd_sink_write(enc->sink, v->head_buf, VMDK_HEAD_LEN, err);
+    }
     v->nthreads = VD_MAX(enc->opts->threads, 1u);
     v->njobs = VD_MAX(16u, 8u * v->nthreads);
     v->out_cap = 12 + vd_codec_zlib_bound(VMDK_GRAIN) + VMDK_SECTOR;
@@ -306,7 +352,7 @@ static int vmdk_begin(struct vd_encoder *enc, struct vd_error *err)
                           strerror(r));
         }
     }
-    r = vmdk_build_head(enc, enc->size, v->head_buf, err);
+    r = vmdk_build_head(enc, enc->size, UINT64_MAX, 0, v->head_buf, err);
     if (r == 0)
         r = vd_sink_set_head(enc->sink, VMDK_HEAD_LEN, err);
     if (r == 0)
@@ -364,12 +410,12 @@ static int vmdk_finish(struct vd_encoder *enc, uint64_t size, struct vd_error *e
     if (gd_bytes && (r = vd_sink_write(s, buf, gd_bytes, err)) < 0)
         goto out;
     uint8_t footer[VMDK_SECTOR];
-    vmdk_header(footer, sectors, gd_sector);
+    vmdk_header(footer, sectors, gd_sector, 0, false);
     if ((r = vmdk_marker(s, 1, VMDK_MARKER_FOOTER, err)) < 0 ||
         (r = vd_sink_write(s, footer, sizeof(footer), err)) < 0 ||
         (r = vmdk_marker(s, 0, VMDK_MARKER_EOS, err)) < 0)
         goto out;
-    if ((r = vmdk_build_head(enc, size, head, err)) < 0)
+    if ((r = vmdk_build_head(enc, size, UINT64_MAX, 0, head, err)) < 0)
         goto out;
     if (memcmp(head, v->head_buf, VMDK_HEAD_LEN) != 0)
         r = vd_sink_patch(s, 0, head, VMDK_HEAD_SECTORS * VMDK_SECTOR, err);
@@ -382,8 +428,13 @@ out:
 static void vmdk_free(struct vd_encoder *enc)
 {
     struct vmdk_stream *v = enc->priv;
-    if (!v->pool_up)
+    for (size_t i = 0; i < v->nsaved; i++)
+        free(v->saved[i].gt);
+    free(v->saved);
+    if (!v->pool_up) {
+        free(v->gt);
         return;
+    }
     pthread_mutex_lock(&v->mu);
     v->stop = true;
     pthread_cond_broadcast(&v->work_cv);
@@ -403,6 +454,90 @@ static void vmdk_free(struct vd_encoder *enc)
     pthread_cond_destroy(&v->done_cv);
     pthread_mutex_destroy(&v->mu);
 }
+
+/* ---- monolithicSparse ---- */
+
+static int vmdk_sparse_begin(struct vd_encoder *enc, struct vd_error *err)
+{
+    struct vmdk_stream *v = enc->priv;
+    v->sparse = true;
+    return vmdk_begin(enc, err);
+}
+
+static int vmdk_sparse_chunk(struct vd_encoder *enc, uint64_t idx, const uint8_t *data,
+                             struct vd_error *err)
+{
+    struct vmdk_stream *v = enc->priv;
+    uint64_t gti = idx / VMDK_GTES;
+    int r;
+    if (gti != v->gt_index) {
+        if ((r = vmdk_flush_gt(enc, err)) < 0)
+            return r;
+        v->gt_index = gti;
+    }
+    uint64_t sector = enc->sink->pos / VMDK_SECTOR;
+    if (sector > UINT32_MAX)
+        return vd_err(err, -EFBIG, "vmdk: %s: output passes 2 TiB", enc->base);
+    v->gt[idx % VMDK_GTES] = (uint32_t)sector;
+    v->gt_used = true;
+    return vd_sink_write(enc->sink, data, VMDK_GRAIN, err);
+}
+
+/* Write every saved GT, then a directory of their sectors; *dir_sector
+ * gets the directory's sector. */
+static int vmdk_sparse_tables(struct vd_encoder *enc, uint64_t ngt, uint64_t *dir_sector,
+                              struct vd_error *err)
+{
+    struct vmdk_stream *v = enc->priv;
+    uint64_t gd_bytes = div_round_up(ngt * 4, VMDK_SECTOR) * VMDK_SECTOR;
+    uint8_t *gd = calloc(1, gd_bytes ? gd_bytes : 1), gt[VMDK_GT_BYTES];
+    int r = 0;
+    if (!gd)
+        return vd_err(err, -ENOMEM, "vmdk: %s: out of memory", enc->base);
+    for (size_t i = 0; i < v->nsaved && r == 0; i++) {
+        if (v->saved[i].index >= ngt || enc->sink->pos / VMDK_SECTOR > UINT32_MAX) {
+            r = vd_err(err, -EFBIG, "vmdk: %s: grain table out of range", enc->base);
+            break;
+        }
+        put_le32(gd + 4 * v->saved[i].index, (uint32_t)(enc->sink->pos / VMDK_SECTOR));
+        for (unsigned k = 0; k < VMDK_GTES; k++)
+            put_le32(gt + 4 * k, v->saved[i].gt[k]);
+        r = vd_sink_write(enc->sink, gt, sizeof(gt), err);
+    }
+    *dir_sector = enc->sink->pos / VMDK_SECTOR;
+    if (r == 0 && gd_bytes)
+        r = vd_sink_write(enc->sink, gd, gd_bytes, err);
+    free(gd);
+    return r;
+}
+
+static int vmdk_sparse_finish(struct vd_encoder *enc, uint64_t size, struct vd_error *err)
+{
+    uint64_t rgd = 0, gd = 0, ngt = div_round_up(div_round_up(size, VMDK_GRAIN), VMDK_GTES);
+    uint8_t *head = malloc(VMDK_HEAD_LEN);
+    int r = head ? vmdk_flush_gt(enc, err) : vd_err(err, -ENOMEM, "vmdk: out of memory");
+    if (r == 0)
+        r = vmdk_sparse_tables(enc, ngt, &rgd, err);
+    if (r == 0)
+        r = vmdk_sparse_tables(enc, ngt, &gd, err);
+    if (r == 0)
+        r = vmdk_build_head(enc, size, gd, rgd, head, err);
+    if (r == 0)
+        r = vd_sink_patch(enc->sink, 0, head, VMDK_HEAD_LEN, err);
+    free(head);
+    return r;
+}
+
+const struct vd_encoder_ops vd_encoder_vmdk_sparse = {
+    .name = "vmdk",
+    .priv_size = sizeof(struct vmdk_stream),
+    .max_size = 2ull << 40, /* raw grains: sector offsets are u32 */
+    .patches_head = true,
+    .begin = vmdk_sparse_begin,
+    .chunk = vmdk_sparse_chunk,
+    .finish = vmdk_sparse_finish,
+    .free = vmdk_free,
+};
 
 const struct vd_encoder_ops vd_encoder_vmdk = {
     .name = "vmdk",

@@ -73,6 +73,7 @@ for src in "$R" "$E"; do
     check "$src" raw raw 1
     check "$src" vmdk vmdk 65536
     check "$src" vmdk vmdk 65536 compress_level=1,threads=1
+    check "$src" vmdk vmdk 65536 vmdk_type=monolithicSparse
     check "$src" vhd vpc 1048576
     check "$src" vhd vpc 1048576 vhd_type=fixed
     check "$src" vhdx vhdx 512
