@@ -5,6 +5,7 @@
  * `vdisk info --json` and the mount's info.json (docs/info-json.md).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,20 @@ int vd_source_check(struct vd_source *src, vd_check_cb cb, void *opaque, struct 
         if (r < 0)
             return r;
         worst = VD_MAX(worst, r);
+        /* Importers size the new disk from ovf:capacity: a disk whose own
+         * virtual size differs would be truncated or padded on import. */
+        for (size_t i = 0; i < src->ndisks; i++) {
+            const struct vd_ova_disk *d = &src->ova->disks[i];
+            if (d->capacity && d->capacity != src->disks[i]->size) {
+                char msg[512];
+                snprintf(msg, sizeof(msg),
+                         "ovf: %s: ovf:capacity is %" PRIu64
+                         " bytes but the disk's virtual size is %" PRIu64 " bytes",
+                         d->member, d->capacity, src->disks[i]->size);
+                cb(opaque, true, msg);
+                worst = VD_CHECK_CORRUPT;
+            }
+        }
     }
     for (size_t i = 0; i < src->ndisks; i++) {
         for (struct vd_image *img = src->disks[i]; img; img = img->backing) {
