@@ -44,7 +44,8 @@ struct xfile {
     int refs;
     int writers;
     bool listed;
-    bool dirty; /* written or truncated since it started */
+    bool dirty;    /* written or truncated since it started */
+    bool had_data; /* a non-zero byte was written since it started */
     enum xstate state;
     struct vd_export *e;          /* X_WRITING only; NULL while finishing */
     uint64_t snap_size, snap_out; /* sizes when finishing began */
@@ -195,8 +196,47 @@ static int xstart(struct xfile *x)
     }
     x->msg[0] = '\0';
     x->dirty = false;
+    x->had_data = false;
     x->state = X_WRITING;
     return 0;
+}
+
+/* The process (thread group) of the calling thread: FUSE reports thread ids,
+ * and a multithreaded writer may open and close on different threads. */
+static pid_t caller_tgid(void)
+{
+    struct fuse_context *ctx = fuse_get_context();
+    pid_t pid = ctx ? ctx->pid : 0, tgid = pid;
+    char path[64], line[128];
+    if (pid <= 0)
+        return pid;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return pid;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Tgid: %d", &tgid) == 1)
+            break;
+    fclose(f);
+    return tgid;
+}
+
+static bool all_zero(const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i])
+            return false;
+    return true;
+}
+
+/* Start over with a virtual size already set (g_lock held). */
+static int xrestart_sized(struct xfile *x, uint64_t size)
+{
+    struct vd_error err = {0};
+    int r = xstart(x);
+    if (r == 0 && size && (r = vd_export_truncate(x->e, size, &err)) < 0)
+        snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
+    return r;
 }
 
 static int xhandle_new(struct xfile *x, bool writer, struct fuse_file_info *fi)
@@ -204,9 +244,8 @@ static int xhandle_new(struct xfile *x, bool writer, struct fuse_file_info *fi)
     struct xhandle *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
-    struct fuse_context *ctx = fuse_get_context();
     h->x = x;
-    h->pid = ctx ? ctx->pid : 0;
+    h->pid = caller_tgid();
     h->writer = writer;
     x->refs++;
     if (writer)
@@ -314,10 +353,18 @@ int export_getattr(const char *name, struct stat *st)
     if (x) {
         st->st_mode = S_IFREG | 0644;
         st->st_nlink = 1;
-        st->st_size = (off_t)(x->state == X_DONE    ? x->out_bytes
-                              : x->state == X_ERROR ? 0
-                              : x->e                ? vd_export_size(x->e)
-                                                    : x->snap_size);
+        /* A finished export lists its output's size, except one holding
+         * only zeros (a created and sized file about to be reopened, as
+         * qemu-img convert does): it lists the size it was given, which
+         * the reopen continues from. */
+        uint64_t size;
+        if (x->state == X_DONE)
+            size = x->had_data ? x->out_bytes : x->snap_size;
+        else if (x->state == X_ERROR)
+            size = 0;
+        else
+            size = x->e ? vd_export_size(x->e) : x->snap_size;
+        st->st_size = (off_t)size;
         st->st_blocks = (st->st_size + 511) / 512;
         st->st_mtim = st->st_ctim = st->st_atim = x->mtime;
     }
@@ -387,9 +434,19 @@ int export_open(const char *name, struct fuse_file_info *fi)
     } else if ((fi->flags & O_ACCMODE) == O_RDONLY) {
         r = -EACCES; /* export files are write-only */
     } else {
-        /* O_TRUNC on a finished export starts it over; a finished image
-         * cannot be modified otherwise. */
-        r = x->state == X_WRITING ? 0 : (fi->flags & O_TRUNC) ? xstart(x) : -EBUSY;
+        /* O_TRUNC on a finished export starts it over; so does opening one
+         * that holds only zeros, at the same size, which loses nothing
+         * (`qemu-img convert` creates the file, sizes it, zeroes its first
+         * 4 KiB, closes it, then opens it again to write). A finished image
+         * with data cannot be modified. */
+        if (x->state == X_WRITING)
+            r = 0;
+        else if (fi->flags & O_TRUNC)
+            r = xstart(x);
+        else if (x->state == X_DONE && !x->had_data)
+            r = xrestart_sized(x, x->snap_size);
+        else
+            r = -EBUSY;
         if (r == 0)
             r = xhandle_new(x, true, fi);
     }
@@ -414,6 +471,8 @@ int export_write(const char *name, const char *buf, size_t size, off_t off,
     pthread_mutex_lock(&g_lock);
     struct vd_export *e = x->state == X_WRITING ? x->e : NULL;
     x->dirty = true;
+    if (!x->had_data && !all_zero(buf, size))
+        x->had_data = true;
     pthread_mutex_unlock(&g_lock);
     int r = e ? vd_export_pwrite(e, buf, size, (uint64_t)off, &err) : -EIO;
     if (r < 0 && e) {
@@ -440,9 +499,12 @@ int export_truncate(const char *name, off_t size, struct fuse_file_info *fi)
         return -ENOENT;
     }
     if (x->state != X_WRITING) {
-        /* truncate to 0 of a finished export starts it over (open without
-         * atomic O_TRUNC); anything else cannot change a finished image. */
-        r = size == 0 ? xstart(x) : -EPERM;
+        /* truncate of a finished export to 0 (open without atomic O_TRUNC)
+         * or of one that never got data starts it over at that size;
+         * anything else cannot change a finished image. */
+        r = size == 0                            ? xstart(x)
+            : x->state == X_DONE && !x->had_data ? xrestart_sized(x, (uint64_t)size)
+                                                 : -EPERM;
         pthread_mutex_unlock(&g_lock);
         return r;
     }
@@ -473,8 +535,7 @@ int export_flush(const char *name, struct fuse_file_info *fi)
      * close before writing anything, and a child exiting closes the fds
      * it inherited. Only a flush after data arrived, from the process that
      * opened this handle, of the last writable handle, finishes. */
-    struct fuse_context *ctx = fuse_get_context();
-    pid_t pid = ctx ? ctx->pid : 0;
+    pid_t pid = caller_tgid();
     bool last = h->x->writers == 1 && h->x->state == X_WRITING && h->x->dirty && pid == h->pid;
     pthread_mutex_unlock(&g_lock);
     if (!last)

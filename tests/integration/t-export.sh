@@ -45,6 +45,10 @@ command -v vmdkmount >/dev/null && {
     mkdir -p "$T/vm"; vmdkmount "$OUT/a.vmdk" "$T/vm" >/dev/null
     got=$(sha "$T/vm/vmdk1"); fusermount3 -u "$T/vm"; assert_eq "$got" "$WANT" "vmdkmount a.vmdk"; }
 
+# qemu-img convert creates and sizes the file, closes it, reopens it.
+qemu-img convert -f raw -O raw "$SRC" "$X/qc.vhd" || fail "qemu-img convert into export/"
+done_ok qc.vhd vpc
+
 # dd bs=1M in reverse block order (inside the 16 MiB window), holding the
 # file open so the separate dd runs are one export; then the final size.
 exec 3>"$X/r.vhdx"
