@@ -6,19 +6,11 @@
 # ranged GETs of a cold small read.
 . "$VD_TEST_LIB"
 . "$(dirname "$0")/../s3/lib-s3.sh"
-need qemu-img sfdisk mkfs.ext4
+need qemu-img
 s3_start
 
-# A 64 MiB disk: MBR, one ext4 partition with files, random tail data.
-mkdir -p "$T/root/etc"
-head -c 3000000 /dev/urandom >"$T/root/blob.bin"
-echo "hello from s3" >"$T/root/etc/hostname"
-truncate -s 64M "$T/disk.raw"
-echo 'start=2048, size=81920, type=83' | sfdisk -q "$T/disk.raw"
-truncate -s 40M "$T/p1.img"
-mkfs.ext4 -q -F -d "$T/root" "$T/p1.img"
-dd if="$T/p1.img" of="$T/disk.raw" bs=1M seek=1 conv=notrunc status=none
-head -c 8000000 /dev/urandom | dd of="$T/disk.raw" bs=1M seek=48 conv=notrunc status=none
+# A 64 MiB disk: MBR, one ext4 partition ($T/p1.img) with files, random data.
+s3_make_disk "$T/disk.raw"
 want=$(sha "$T/disk.raw")
 
 s3_put "$T/disk.raw" "img/disk.raw"
@@ -58,6 +50,19 @@ oracle=$(qemu_raw_sha "$T/split/split.vmdk" vmdk)
 got=$("$VDISK" hash s3://vdtest/img/split/split.vmdk | cut -d' ' -f1)
 assert_eq "$got" "$oracle" "twoGbMaxExtentSparse with extents beside it"
 
+# A VMDK delta disk whose parent (parentFileNameHint) lies beside it.
+if command -v qemu-io >/dev/null; then
+    mkdir -p "$T/chain"
+    qemu-img convert -f raw -O vmdk "$T/disk.raw" "$T/chain/base.vmdk"
+    (cd "$T/chain" && qemu-img create -q -f vmdk -b base.vmdk -F vmdk child.vmdk)
+    qemu-io -c "write -P 0x55 1M 64k" -c "write -P 0xaa 50M 4k" "$T/chain/child.vmdk" >/dev/null
+    s3_put "$T/chain/base.vmdk" "img/chain/base.vmdk"
+    s3_put "$T/chain/child.vmdk" "img/chain/child.vmdk"
+    oracle=$(qemu_raw_sha "$T/chain/child.vmdk" vmdk)
+    got=$("$VDISK" hash s3://vdtest/img/chain/child.vmdk | cut -d' ' -f1)
+    assert_eq "$got" "$oracle" "VMDK delta with its parent beside it"
+fi
+
 # info --json carries the backend statistics.
 "$VDISK" info --json s3://vdtest/img/disk.raw >"$T/info.json"
 python3 - "$T/info.json" <<'PY'
@@ -86,7 +91,7 @@ vmount "$T/mnt" -o "endpoint=http://127.0.0.1:$S3P_PORT,path_style,region=us-eas
 assert_eq "$(sha "$T/mnt/disk/disk.raw")" "$want" "mounted disk.raw"
 cmp "$T/mnt/disk/disk-p1.raw" "$T/p1.img" || fail "disk-p1.raw differs from the partition"
 pids=()
-for i in $(seq 1 24); do
+for _ in $(seq 1 24); do
     off=$(( (RANDOM * 32768 + RANDOM) % (64 * 1024 * 1024 - 300000) ))
     len=$(( RANDOM * 9 + 1 ))
     (

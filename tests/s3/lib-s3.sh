@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # S3 helpers for integration tests; source after "$VD_TEST_LIB".
 #   s3_start            start s3rver (bucket vdtest) and the fault proxy; sets
 #                       S3_PORT (direct), S3P_PORT (proxy), S3_DATA, and the AWS_*
