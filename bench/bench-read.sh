@@ -52,19 +52,29 @@ best_mounted() {
     while [ "$1" != -- ]; do args+=("$1"); shift; done
     local file=$2
     mkdir -p "$MNT/o"
+    local hz pid c0 c1 cpu=""
+    hz=$(getconf CLK_TCK)
     for ((i = 0; i < RUNS; i++)); do
         "${args[@]}" "$MNT/o" >/dev/null
+        pid=$(pgrep -n -f "$(basename "${args[0]}") .*$MNT/o" || true)
+        c0=$(daemon_ticks "$pid")
         t0=$(now); read_file "$MNT/o/$file"; t1=$(now)
+        c1=$(daemon_ticks "$pid")
         if [ -n "${VERIFY:-}" ] && [ $i = 0 ]; then
             [ "$(sha256sum < "$MNT/o/$file")" = "$(sha256sum < "$WORK/disk.raw")" ] ||
                 die "${args[0]}: read differs from the source raw"
         fi
         umount_quiet "$MNT/o"
         d=$(echo "$t1 - $t0" | bc -l)
-        if [ -z "$best" ] || [ "$(echo "$d < $best" | bc -l)" = 1 ]; then best=$d; fi
+        if [ -z "$best" ] || [ "$(echo "$d < $best" | bc -l)" = 1 ]; then
+            best=$d
+            cpu=$(echo "($c1 - $c0) / $hz" | bc -l)
+        fi
     done
-    printf '%.2f' "$best"
+    printf '%.2f %.2f' "$best" "$cpu"
 }
+# user+system clock ticks used so far by the mount daemon PID (0 if unknown)
+daemon_ticks() { if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 
 # make_once OUT CMD...: build OUT with CMD unless it exists.
 make_once() {
@@ -107,14 +117,16 @@ run_vdiskfs() {
     local img=$1 name
     name=$(basename "${img%.*}")
     read_file "$img" # the image file itself comes from the page cache for every reader
-    T[vdiskfs]=$(best_mounted "$VDISKFS" "$img" -- "$name/disk.raw")
+    set -- $(best_mounted "$VDISKFS" "$img" -- "$name/disk.raw")
+    T[vdiskfs]=$1 T[vdiskfs_cpu]=$2
 }
 
 # run_mount TOOL IMG FILE: a FUSE mount by another tool (vmdkmount, vhdimount).
 run_mount() {
     local tool=$1 img=$2 file=$3
     command -v "$tool" >/dev/null || { T[$tool]=-; return 0; }
-    T[$tool]=$(best_mounted "$tool" "$img" -- "$file")
+    set -- $(best_mounted "$tool" "$img" -- "$file")
+    T[$tool]=$1 T[${tool}_cpu]=$2
     T[other]=$tool
 }
 
@@ -130,8 +142,9 @@ ratio() { if [ "$1" = - ] || [ "$2" = - ]; then echo -; else printf '%.2f' "$(ec
 report() {
     local name=$1 other=${T[other]:-none}
     local mb=$SIZE_MB
-    printf '%-14s vdiskfs %6ss (%4.0f MB/s) | %-9s %6ss -> %sx | qemu-img %6ss -> %sx\n' \
-        "$name" "${T[vdiskfs]}" "$(echo "$mb / ${T[vdiskfs]}" | bc -l)" "$other" "${T[$other]:--}" \
+    printf '%-12s vdiskfs %5ss (%4.0f MB/s, daemon cpu %ss) | %s %5ss (cpu %ss) -> %sx | qemu-img %5ss -> %sx\n' \
+        "$name" "${T[vdiskfs]}" "$(echo "$mb / ${T[vdiskfs]}" | bc -l)" "${T[vdiskfs_cpu]}" \
+        "$other" "${T[$other]:--}" "${T[${other}_cpu]:--}" \
         "$(ratio "${T[$other]:--}" "${T[vdiskfs]}")" "${T[qemu]}" "$(ratio "${T[qemu]}" "${T[vdiskfs]}")"
     T=()
 }
@@ -175,6 +188,7 @@ bench_case_vhdx_dynamic() {
 need qemu-img bc dd fusermount3
 [ -x "$VDISKFS" ] || die "no vdiskfs at $VDISKFS (set VDISKFS=)"
 make_once "$WORK/disk.raw" build_raw
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews wall times; daemon cpu does not)"
 echo "source: $WORK/disk.raw, ${SIZE_MB} MiB, $(du -sm --apparent-size "$WORK/disk.raw" | cut -f1) MB apparent, best of $RUNS runs, $(nproc) CPUs"
 for c in "${@:-vmdk_stream}"; do
     declare -F "bench_case_$c" >/dev/null || die "unknown case '$c' (have: $(declare -F | sed -n 's/.*bench_case_//p' | tr '\n' ' '))"

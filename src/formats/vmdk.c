@@ -105,6 +105,7 @@ struct vmdk_extent {
 struct vmdk_slot {
     uint64_t key;
     int state;
+    unsigned pins; /* readers copying out of a READY slot without the lock */
     uint8_t *data;
 };
 
@@ -426,6 +427,14 @@ static int vmdk_decode_grain(struct vmdk_extent *x, uint64_t g, uint32_t v, uint
     uint64_t avail = x->io->size - off; /* > 0: checked when the GT loaded */
     uint64_t max_comp = (uint64_t)sp->grain_bytes * 2 + 4096;
     size_t want = (size_t)VD_MIN(avail, (uint64_t)sp->grain_bytes + VMDK_SECTOR);
+    /* Streams store grains in order, so the next grain's sector usually
+     * bounds this one: read just that much (the marker still rules). */
+    if (g + 1 < sp->ngrains && (g + 1) % sp->gtes_per_gt != 0) {
+        const uint32_t *gt = __atomic_load_n(&sp->gts[g / sp->gtes_per_gt], __ATOMIC_ACQUIRE);
+        uint32_t w = gt ? __atomic_load_n(&gt[(g + 1) % sp->gtes_per_gt], __ATOMIC_RELAXED) : 0;
+        if (w > v)
+            want = (size_t)VD_MIN((uint64_t)want, (uint64_t)(w - v) * VMDK_SECTOR);
+    }
     uint8_t *buf = malloc(sp->markers ? want : (size_t)VD_MIN(avail, max_comp));
     const uint8_t *src;
     size_t src_len, n = 0;
@@ -442,7 +451,7 @@ static int vmdk_decode_grain(struct vmdk_extent *x, uint64_t g, uint32_t v, uint
             r = vd_err(err, -EINVAL,
                        "vmdk: %s: grain %" PRIu64 ": expected a grain marker at offset %" PRIu64
                        ", found a metadata marker of type %u",
-                       name, g, off, le32(buf + 12));
+                       name, g, off, want >= 16 ? le32(buf + 12) : 0);
             goto out;
         }
         if (lba != g * sp->grain_sectors) {
@@ -589,26 +598,37 @@ static void vmdk_fork_unregister(struct vmdk_state *s)
     pthread_mutex_unlock(&vmdk_fork_lock);
 }
 
-/* Note a read of grain g of x and queue the grains after it when reads
- * look sequential. Called with s->lock held. */
-static void vmdk_readahead_locked(struct vmdk_state *s, struct vmdk_extent *x, uint64_t g)
+/* Note a read of grains [g_start, g_end) of x and, when reads look
+ * sequential, queue the grains after g_end for the workers. The reader
+ * decodes its own grains; the workers work on what the next reads will
+ * want, so both run in parallel instead of the reader waiting for a worker
+ * that is one grain ahead of it. */
+static void vmdk_readahead(struct vmdk_state *s, struct vmdk_extent *x, uint64_t g_start,
+                           uint64_t g_end)
 {
-    uint64_t key = VMDK_KEY(x->idx, g);
     if (s->max_workers == 0)
         return;
-    bool seq = s->ra_last != VMDK_KEY_NONE && key >= s->ra_last && key <= s->ra_last + 4;
-    s->ra_last = key;
+    uint64_t ks = VMDK_KEY(x->idx, g_start), ke = VMDK_KEY(x->idx, g_end);
+    pthread_mutex_lock(&s->lock);
+    /* FUSE delivers the reads of one sequential stream slightly out of
+     * order (several threads), so "sequential" is a window. */
+    bool seq = s->ra_last != VMDK_KEY_NONE && ks + VMDK_RA_GRAINS >= s->ra_last &&
+               ks <= s->ra_last + VMDK_RA_GRAINS;
     if (!seq) {
-        s->ra_next = key + 1;
+        s->ra_last = ke;
+        s->ra_next = ke;
+        s->qlen = 0; /* drop stale work from an earlier stream */
+        pthread_mutex_unlock(&s->lock);
         return;
     }
-    uint64_t end = VD_MIN(key + 1 + VMDK_RA_GRAINS, VMDK_KEY(x->idx, x->sp.ngrains));
-    uint64_t k = VD_MAX(s->ra_next, key + 1);
+    s->ra_last = VD_MAX(s->ra_last, ke);
+    uint64_t end = VD_MIN(ke + VMDK_RA_GRAINS, VMDK_KEY(x->idx, x->sp.ngrains));
+    uint64_t k = VD_MAX(s->ra_next, ke);
     for (; k < end && s->qlen < VD_ARRAY_SIZE(s->queue); k++) {
         s->queue[(s->qhead + s->qlen) % VD_ARRAY_SIZE(s->queue)] = k;
         s->qlen++;
     }
-    s->ra_next = k;
+    s->ra_next = VD_MAX(s->ra_next, k);
     if (s->nworkers < s->max_workers) {
         if (pthread_create(&s->workers[s->nworkers], NULL, vmdk_worker, s) == 0)
             s->nworkers++;
@@ -616,6 +636,7 @@ static void vmdk_readahead_locked(struct vmdk_state *s, struct vmdk_extent *x, u
             s->max_workers = s->nworkers; /* run without */
     }
     pthread_cond_signal(&s->queue_cond);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* Readahead worker: decodes queued grains into free cache slots. */
@@ -632,7 +653,7 @@ static void *vmdk_worker(void *arg)
         s->qhead = (s->qhead + 1) % VD_ARRAY_SIZE(s->queue);
         s->qlen--;
         struct vmdk_slot *slot = &s->slots[vmdk_slot_of(s, key)];
-        if (slot->key == key || slot->state == SLOT_BUSY)
+        if (slot->key == key || slot->state == SLOT_BUSY || slot->pins)
             continue;
         slot->key = key;
         slot->state = SLOT_BUSY;
@@ -667,17 +688,22 @@ static int vmdk_read_cgrain(struct vmdk_state *s, struct vmdk_extent *x, uint64_
     if (x->sp.grain_bytes > s->slot_bytes)
         goto private_decode;
     pthread_mutex_lock(&s->lock);
-    vmdk_readahead_locked(s, x, g);
     struct vmdk_slot *slot = &s->slots[vmdk_slot_of(s, key)];
     for (;;) {
         if (slot->key == key && slot->state == SLOT_READY) {
+            /* Pinned slots are not reused, so copy without the lock. */
+            slot->pins++;
+            pthread_mutex_unlock(&s->lock);
             memcpy(p, slot->data + in, n);
+            pthread_mutex_lock(&s->lock);
+            slot->pins--;
             pthread_mutex_unlock(&s->lock);
             return 0;
         }
-        if (slot->state != SLOT_BUSY)
+        if (slot->state != SLOT_BUSY && slot->pins == 0)
             break;
-        if (slot->key != key) { /* busy with another grain: do not wait */
+        if (slot->key != key || slot->state != SLOT_BUSY) {
+            /* busy with (or pinned for) another grain: do not wait */
             pthread_mutex_unlock(&s->lock);
             goto private_decode;
         }
@@ -687,10 +713,11 @@ static int vmdk_read_cgrain(struct vmdk_state *s, struct vmdk_extent *x, uint64_
     slot->state = SLOT_BUSY;
     pthread_mutex_unlock(&s->lock);
     r = vmdk_decode_grain(x, g, v, slot->data, err);
+    if (r == 0)
+        memcpy(p, slot->data + in, n); /* still ours: BUSY */
     pthread_mutex_lock(&s->lock);
     if (r == 0) {
         slot->state = SLOT_READY;
-        memcpy(p, slot->data + in, n);
     } else {
         slot->state = SLOT_EMPTY;
         slot->key = VMDK_KEY_NONE;
@@ -733,6 +760,8 @@ static int vmdk_read_sparse(struct vd_image *img, struct vmdk_extent *x, uint8_t
     struct vmdk_state *s = vmdk_state(img);
     struct vmdk_sparse *sp = &x->sp;
     uint64_t gb = sp->grain_bytes;
+    if (sp->compressed && s->slots)
+        vmdk_readahead(s, x, xoff / gb, div_round_up(xoff + n, gb));
     while (n > 0) {
         uint64_t g = xoff / gb;
         uint32_t in = (uint32_t)(xoff % gb), v;
