@@ -334,7 +334,7 @@ static int vmdk_begin(struct vd_encoder *enc, struct vd_error *err)
         return r < 0 ? r : vd_sink_write(enc->sink, v->head_buf, VMDK_HEAD_LEN, err);
     }
     v->nthreads = VD_MAX(enc->opts->threads, 1u);
-    v->njobs = VD_MAX(16u, 8u * v->nthreads);
+    v->njobs = VD_MAX(64u, 32u * v->nthreads); /* 4+ MiB ahead: the producer stalls on reads */
     v->out_cap = 12 + vd_codec_zlib_bound(VMDK_GRAIN) + VMDK_SECTOR;
     v->jobs = calloc(v->njobs, sizeof(*v->jobs));
     v->gt = calloc(VMDK_GTES, sizeof(*v->gt));
