@@ -760,8 +760,29 @@ static int vmdk_read_sparse(struct vd_image *img, struct vmdk_extent *x, uint8_t
     struct vmdk_state *s = vmdk_state(img);
     struct vmdk_sparse *sp = &x->sp;
     uint64_t gb = sp->grain_bytes;
-    if (sp->compressed && s->slots)
-        vmdk_readahead(s, x, xoff / gb, div_round_up(xoff + n, gb));
+    if (sp->compressed) {
+        /* Walk the grains backwards: a readahead worker queued by the
+         * previous read is decoding this one's grains front to back, so the
+         * two meet in the middle instead of queueing behind each other. */
+        uint64_t g0 = xoff / gb, g1 = (xoff + n - 1) / gb;
+        if (s->slots)
+            vmdk_readahead(s, x, g0, g1 + 1);
+        for (uint64_t g = g1 + 1; g-- > g0;) {
+            uint64_t a = VD_MAX(g * gb, xoff), b = VD_MIN(g * gb + gb, xoff + n);
+            uint8_t *dst = p + (a - xoff);
+            uint32_t v;
+            int r = vmdk_gte(x, g, &v, err);
+            if (r == 0 && v > 1)
+                r = vmdk_read_cgrain(s, x, g, v, (uint32_t)(a - g * gb), dst, (size_t)(b - a), err);
+            else if (r == 0 && v == 1)
+                memset(dst, 0, (size_t)(b - a));
+            else if (r == 0)
+                r = vd_image_read_backing(img, dst, (size_t)(b - a), voff + (a - xoff), err);
+            if (r < 0)
+                return r;
+        }
+        return 0;
+    }
     while (n > 0) {
         uint64_t g = xoff / gb;
         uint32_t in = (uint32_t)(xoff % gb), v;
@@ -769,9 +790,7 @@ static int vmdk_read_sparse(struct vd_image *img, struct vmdk_extent *x, uint8_t
         int r = vmdk_gte(x, g, &v, err);
         if (r < 0)
             return r;
-        if (v > 1 && sp->compressed) {
-            r = vmdk_read_cgrain(s, x, g, v, in, p, chunk, err);
-        } else {
+        {
             /* Coalesce following grains of the same kind (contiguous on disk
              * for allocated ones) into one request. */
             uint64_t ng = g + 1;
