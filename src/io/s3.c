@@ -8,10 +8,10 @@
  *             on a miss, one ranged GET for the run of missing blocks,
  *             with If-Match: <pinned ETag>
  *   readahead per-reader streams; the second read that continues a stream
- *             reads 256 KiB ahead, and the window doubles (to 32 MiB, or a
+ *             reads 256 KiB ahead, and the window doubles (to 64 MiB, or a
  *             quarter of the cache) each time the reader has consumed half
  *             of it; a seek starts a new stream with none. Readahead GETs
- *             of up to 2 MiB run on a few worker threads, each on its own
+ *             of up to 4 MiB run on a few worker threads, each on its own
  *             keep-alive connection
  *
  * Every GET must answer 206 with "Content-Range: bytes A-B/SIZE" for
@@ -39,9 +39,9 @@
 #include "io/s3req.h"
 
 #define S3_BLOCK           (64u * 1024)
-#define S3_RA_CHUNK_BLOCKS 32u /* 2 MiB per readahead GET */
+#define S3_RA_CHUNK_BLOCKS 64u /* 4 MiB per readahead GET */
 #define S3_RA_MIN          (256u * 1024)
-#define S3_RA_MAX          (32u * 1024 * 1024)
+#define S3_RA_MAX          (64u * 1024 * 1024)
 #define S3_STREAMS         8
 #define S3_SEQ_SLACK       (1024u * 1024) /* FUSE threads reorder reads a little */
 #define S3_DEFAULT_CACHE   (256ull * 1024 * 1024)
