@@ -125,7 +125,7 @@ qemu-img create -q -f vmdk -b c2.vmdk -F vmdk sub/c3.vmdk
 assert_eq "$(vhash sub/c3.vmdk)" "$(qemu_raw_sha sub/c3.vmdk)" "two-level chain"
 # a streamOptimized child: holes read from the parent
 qemu-img create -q -f vmdk -o subformat=streamOptimized -b base.vmdk -F vmdk schild.vmdk
-qemu-io -c 'write -P 0x44 1M 64k' -c 'write -P 0x45 3M 200k' schild.vmdk >/dev/null
+qemu-io -c 'write -P 0x44 1M 64k' -c 'write -P 0x45 3M 128k' schild.vmdk >/dev/null
 assert_eq "$(vhash schild.vmdk)" "$(qemu_raw_sha schild.vmdk)" "streamOptimized delta disk"
 cid=$(grep -a -m1 '^CID=' base.vmdk | cut -d= -f2)
 cid8=$(printf %08x 0x$cid)
