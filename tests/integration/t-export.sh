@@ -116,7 +116,7 @@ vmount "$T/ovamnt" "$OUT/vm.ova"
 assert_eq "$(sha "$T/ovamnt/vm/disk.raw")" "$WANT" "OVA mounted back by vdiskfs"
 vumount "$T/ovamnt"
 
-ls -a "$OUT" | grep -q partial && fail "temporary files left in DEST: $(ls -a "$OUT")"
+ls -a "$OUT" | grep partial >/dev/null && fail "temporary files left in DEST: $(ls -a "$OUT")"
 vumount "$M"
 
 # DEST read-only (a read-only bind mount): cp fails, nothing appears.
@@ -162,7 +162,7 @@ for i in range(4):
 time.sleep(30)
 PY
 writer=$!
-for i in $(seq 1 100); do ls -a "$OUT" | grep -q "killed.vmdk.partial" && break; sleep 0.05; done
+for i in $(seq 1 100); do ls -a "$OUT" | grep "killed.vmdk.partial" >/dev/null && break; sleep 0.05; done
 sleep 0.3
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
