@@ -175,6 +175,7 @@ static size_t http_header_cb(char *data, size_t size, size_t nmemb, void *opaque
     if (n >= 5 && !strncmp(data, "HTTP/", 5)) {
         x->resp->etag[0] = '\0';
         x->resp->content_range[0] = '\0';
+        x->resp->bucket_region[0] = '\0';
         x->resp->content_length = -1;
         return n;
     }
@@ -188,6 +189,8 @@ static size_t http_header_cb(char *data, size_t size, size_t nmemb, void *opaque
         http_hval(v, vl, x->resp->etag, sizeof(x->resp->etag));
     } else if (kl == 13 && !strncasecmp(data, "Content-Range", 13)) {
         http_hval(v, vl, x->resp->content_range, sizeof(x->resp->content_range));
+    } else if (kl == 19 && !strncasecmp(data, "x-amz-bucket-region", 19)) {
+        http_hval(v, vl, x->resp->bucket_region, sizeof(x->resp->bucket_region));
     } else if (kl == 14 && !strncasecmp(data, "Content-Length", 14)) {
         char tmp[32];
         http_hval(v, vl, tmp, sizeof(tmp));

@@ -38,7 +38,8 @@ struct vd_http_resp {
     int64_t content_length; /* -1 when absent */
     char etag[160];
     char content_range[96];
-    char *body; /* collected body (NUL-terminated), when sink was NULL */
+    char bucket_region[64]; /* x-amz-bucket-region (S3 names the right region) */
+    char *body;             /* collected body (NUL-terminated), when sink was NULL */
     size_t body_len;
     bool body_truncated;
 };

@@ -787,9 +787,18 @@ static int s3_stat(struct s3_obj *o, struct vd_error *err)
             vd_s3_describe(rc, &resp, why, sizeof(why));
             bool again = vd_s3_retryable(rc, &resp);
             long st = resp.status;
+            char region[64];
+            snprintf(region, sizeof(region), "%s", resp.bucket_region);
             vd_http_resp_free(&resp);
             if (again)
                 continue;
+            if (rc == 0 && region[0] && o->t->conf.region && strcmp(region, o->t->conf.region)) {
+                /* A HEAD has no error body; S3 names the bucket's region. */
+                return vd_err(err, -EIO,
+                              "s3: %s: HEAD: HTTP %ld: the bucket is in region %s, not %s; "
+                              "pass -o region=%s or set AWS_REGION",
+                              o->t->uri, st, region, o->t->conf.region, region);
+            }
             int code = st == 404 ? -ENOENT : (st == 403 || st == 401) ? -EACCES : -EIO;
             if (head && (st == 404 || st == 403))
                 snprintf(why, sizeof(why), "HTTP %ld (%s)", st,

@@ -30,6 +30,10 @@ s3_plan '{"fault":"503","every":1,"methods":["HEAD"]}'
 if "$VDISK" hash s3://vdtest/f/a.raw 2>"$T/err"; then fail "open passed while HEAD failed"; fi
 grep -q "s3: s3://vdtest/f/a.raw: HEAD failed 6 times, giving up: HTTP 503" "$T/err" ||
     fail "unexpected message: $(cat "$T/err")"
+s3_plan '{"fault":"wrong_region","every":1,"methods":["HEAD"]}'
+if "$VDISK" hash s3://vdtest/f/a.raw 2>"$T/err"; then fail "open passed with a 301"; fi
+grep -q "s3: s3://vdtest/f/a.raw: HEAD: HTTP 301: the bucket is in region eu-west-1, not us-east-1; pass -o region=eu-west-1 or set AWS_REGION" "$T/err" ||
+    fail "unexpected message: $(cat "$T/err")"
 s3_plan '{}'
 if "$VDISK" hash s3://vdtest/f/missing.raw 2>"$T/err"; then fail "missing object opened"; fi
 grep -q "s3: s3://vdtest/f/missing.raw: HEAD http://127.0.0.1:$S3P_PORT/vdtest/f/missing.raw: HTTP 404 (no such object)" "$T/err" ||

@@ -13,7 +13,7 @@ purpose. Control endpoints (not forwarded):
     POST /__proxy/plan    JSON body, replaces the fault plan:
         {"every": N,             apply the fault to every Nth data request
          "fault": "503" | "slowdown" | "500" | "reset" | "truncate" | "stall"
-                | "garbage_range" | "drop_header" | "error200",
+                | "garbage_range" | "drop_header" | "error200" | "wrong_region",
          "limit": N,             stop after N faults (default unlimited)
          "stall_s": S,           seconds a "stall" holds the body (default 30)
          "delay_ms": N,          delay every response
@@ -179,6 +179,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
+        if fault == "wrong_region":
+            # What S3 answers a HEAD sent to the wrong regional endpoint.
+            return self._reply(301, b"", "application/xml", {"x-amz-bucket-region": "eu-west-1"})
         if fault == "error200":
             # CompleteMultipartUpload's documented failure mode: 200 + <Error>.
             xml = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>InternalError"
