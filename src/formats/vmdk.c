@@ -143,14 +143,27 @@ static struct vmdk_state *vmdk_state(struct vd_image *img)
 
 /* ---------------------------------------------------------------- probe */
 
+/* A text descriptor: the usual first line, or (hand-written ones) NUL-free
+ * text with createType and at least one extent line. */
 static bool vmdk_looks_like_descriptor(const uint8_t *head, size_t len)
 {
     static const char sig[] = "# Disk DescriptorFile";
+    if (len >= 3 && !memcmp(head, "\xef\xbb\xbf", 3)) { /* UTF-8 BOM */
+        head += 3;
+        len -= 3;
+    }
     if (len >= sizeof(sig) - 1 && !memcmp(head, sig, sizeof(sig) - 1))
         return true;
-    if (memchr(head, '\0', len))
+    if (memchr(head, '\0', len) || !memmem(head, len, "createType", 10))
         return false;
-    return memmem(head, len, "createType", 10) && memmem(head, len, "# Extent", 8);
+    static const char *const access[] = {"\nRW ", "\nRDONLY ", "\nNOACCESS "};
+    for (size_t i = 0; i < VD_ARRAY_SIZE(access); i++) {
+        const uint8_t *m = memmem(head, len, access[i], strlen(access[i]));
+        if (m && m + strlen(access[i]) < head + len && m[strlen(access[i])] >= '0' &&
+            m[strlen(access[i])] <= '9')
+            return true;
+    }
+    return false;
 }
 
 static int vmdk_probe(const uint8_t *head, size_t head_len, const uint8_t *tail, size_t tail_len,

@@ -148,6 +148,11 @@ RW 1024 FLAT "part.bin" 0
 EOF
 { dd if=part.bin bs=256K skip=1 count=2 status=none; head -c 1M /dev/zero; head -c 512K part.bin; } > multi.expect
 assert_eq "$(vhash multi.vmdk)" "$(sha multi.expect)" "FLAT+ZERO extents"
+# hand-written descriptors: no comment line, or a UTF-8 BOM
+printf 'version=1\ncreateType="monolithicFlat"\nRW 2048 FLAT "part.bin" 0\n' > hand.vmdk
+printf '\xef\xbb\xbf# Disk DescriptorFile\ncreateType="monolithicFlat"\nRW 2048 FLAT "part.bin" 0\n' > bom.vmdk
+assert_eq "$(vhash hand.vmdk)" "$(sha part.bin)" "descriptor without a comment line"
+assert_eq "$(vhash bom.vmdk)" "$(sha part.bin)" "descriptor with a BOM"
 # qemu 7.2 mis-sizes descriptors with ZERO extents (1 MiB here), so the
 # oracle for this one is the dd-built file; qemu checks the FLAT-only variant.
 grep -v ZERO multi.vmdk > multi2.vmdk
