@@ -84,6 +84,21 @@ if grep '^GET' "$T/log" | grep -v 'bytes=[0-9]*-[0-9]* 206' | grep -q .; then
 fi
 grep -q '^GET /vdtest/img/disk.raw bytes=0-65535 206' "$T/log" || fail "first block not fetched as bytes=0-65535: $(cat "$T/log")"
 
+# A sequential read fetches each byte once, in few GETs (readahead grows).
+s3_reset
+"$VDISK" hash s3://vdtest/img/disk.raw >/dev/null
+s3_log | python3 -c '
+import re, sys
+got = sorted((int(a), int(b)) for a, b in re.findall(r"^GET /vdtest/img/disk.raw bytes=(\d+)-(\d+) 206", sys.stdin.read(), re.M))
+total = sum(b - a + 1 for a, b in got)
+assert total == 64 << 20, ("bytes fetched", total, got)
+for (a1, b1), (a2, b2) in zip(got, got[1:]):
+    assert a2 == b1 + 1, ("gap or overlap", (a1, b1), (a2, b2))
+assert len(got) <= 24, ("too many GETs", len(got))
+assert max(b - a + 1 for a, b in got) == 4 << 20, "readahead never reached 4 MiB GETs"
+print("sequential read:", len(got), "GETs")
+'
+
 # FUSE mount: disk.raw, a partition, concurrent random reads vs the local file.
 need_fuse
 vmount "$T/mnt" -o "endpoint=http://127.0.0.1:$S3P_PORT,path_style,region=us-east-1,cache_size=4M" \

@@ -65,7 +65,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a body after a HEAD answer would poison keep-alive
+            self.wfile.write(body)
 
     def _control(self):
         global PLAN
