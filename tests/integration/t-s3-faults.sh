@@ -8,13 +8,14 @@
 . "$VD_TEST_LIB"
 . "$(dirname "$0")/../s3/lib-s3.sh"
 s3_start
+export VD_S3_TIMEOUT=3 # a stalled body is abandoned after 3 s under 1 KiB/s
 
 head -c 6000000 /dev/urandom >"$T/a.raw"
 want=$(sha "$T/a.raw")
 s3_put "$T/a.raw" "f/a.raw"
 
 for fault in 503 500 slowdown reset truncate garbage_range drop_header stall; do
-    s3_plan "{\"fault\":\"$fault\",\"every\":3,\"limit\":4,\"stall_s\":4}"
+    s3_plan "{\"fault\":\"$fault\",\"every\":3,\"limit\":4,\"stall_s\":6}"
     got=$(VD_S3_CONNECTIONS=2 "$VDISK" hash s3://vdtest/f/a.raw | cut -d' ' -f1) ||
         fail "hash failed under fault $fault"
     assert_eq "$got" "$want" "bytes under fault $fault"
