@@ -1302,6 +1302,14 @@ static int vmdk_open_descriptor(struct vd_image *img, struct vd_error *err)
             continue;
         struct vd_error e = {0};
         r = vd_io_open_relative(io, de->file, img->opts.writable, &x->io, &e);
+        const char *slash = strrchr(de->file, '/');
+        if (r == -ENOENT && slash && slash[1]) {
+            /* ESX descriptors may name extents by absolute datastore path
+             * (/vmfs/volumes/...): look beside the descriptor too. */
+            struct vd_error e2 = {0};
+            if (vd_io_open_relative(io, slash + 1, img->opts.writable, &x->io, &e2) == 0)
+                r = 0;
+        }
         if (r < 0)
             return vd_err(err, r, "vmdk: %s: extent %zu ('%s'): %s", img->name, i + 1, de->file,
                           e.msg);

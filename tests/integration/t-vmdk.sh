@@ -153,6 +153,11 @@ printf 'version=1\ncreateType="monolithicFlat"\nRW 2048 FLAT "part.bin" 0\n' > h
 printf '\xef\xbb\xbf# Disk DescriptorFile\ncreateType="monolithicFlat"\nRW 2048 FLAT "part.bin" 0\n' > bom.vmdk
 assert_eq "$(vhash hand.vmdk)" "$(sha part.bin)" "descriptor without a comment line"
 assert_eq "$(vhash bom.vmdk)" "$(sha part.bin)" "descriptor with a BOM"
+# ESX-style absolute extent path: found beside the descriptor
+printf '# Disk DescriptorFile\ncreateType="vmfs"\nRW 2048 VMFS "/vmfs/volumes/ds1/vm/part.bin"\n' > abs.vmdk
+assert_eq "$(vhash abs.vmdk)" "$(sha part.bin)" "absolute extent path"
+printf '# Disk DescriptorFile\ncreateType="vmfs"\nRW 2048 VMFS "/vmfs/volumes/ds1/vm/nope.bin"\n' > abs2.vmdk
+expect_err abs2.vmdk "vmdk: abs2.vmdk: extent 1 ('/vmfs/volumes/ds1/vm/nope.bin'): /vmfs/volumes/ds1/vm/nope.bin: cannot open: No such file or directory"
 # qemu 7.2 mis-sizes descriptors with ZERO extents (1 MiB here), so the
 # oracle for this one is the dd-built file; qemu checks the FLAT-only variant.
 grep -v ZERO multi.vmdk > multi2.vmdk
