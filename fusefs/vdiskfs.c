@@ -543,6 +543,8 @@ static off_t vfs_lseek(const char *path, off_t off, int whence, struct fuse_file
 static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     cfg->use_ino = 0;
+    /* rm of an export/ file still open must not try a hidden rename. */
+    cfg->hard_remove = 1;
     cfg->entry_timeout = 60;
     cfg->attr_timeout = 1;
     cfg->negative_timeout = 1;
@@ -677,8 +679,10 @@ static int handle_opt(char *item, char *fuse_opts, size_t cap)
 int main(int argc, char **argv)
 {
     char fuse_opts[4096] = "";
-    char **positional = calloc((size_t)argc, sizeof(*positional));
-    int npos = 0;
+    /* Positional arguments are compacted into argv[0..npos) in place: the
+     * write index never passes the read index. */
+    char **positional = argv;
+    int npos = 0, r = 1;
     bool debug = false, single = false;
 
     for (int i = 1; i < argc; i++) {
@@ -713,8 +717,6 @@ int main(int argc, char **argv)
             positional[npos++] = argv[i];
         }
     }
-    if (!positional)
-        return 1;
     if (npos < 2) {
         usage(stderr);
         return 2;
@@ -724,9 +726,10 @@ int main(int argc, char **argv)
     g.mount_time = time(NULL);
     for (int i = 0; i < npos - 1; i++)
         if (add_source(positional[i]) < 0)
-            return 1;
+            goto out;
+    export_set_remote(&g.opts);
     if (export_init() < 0)
-        return 1;
+        goto out;
 
     /* Without export/ and rw the kernel mount itself is read-only too. */
     char opts[4200];
@@ -734,10 +737,11 @@ int main(int argc, char **argv)
     snprintf(opts, sizeof(opts),
              "fsname=vdiskfs,subtype=vdiskfs,default_permissions,max_threads=16%s%s%s",
              !g.writable && !export_enabled() ? ",ro" : "", fuse_opts[0] ? "," : "", fuse_opts);
-    static char o_flag[] = "-o", f_flag[] = "-f", d_flag[] = "-d", s_flag[] = "-s";
+    static char prog[] = "vdiskfs", o_flag[] = "-o", f_flag[] = "-f", d_flag[] = "-d",
+                s_flag[] = "-s";
     char *fargv[10];
     int fargc = 0;
-    fargv[fargc++] = argv[0];
+    fargv[fargc++] = prog;
     fargv[fargc++] = (char *)mountpoint;
     fargv[fargc++] = o_flag;
     fargv[fargc++] = opts;
@@ -750,7 +754,8 @@ int main(int argc, char **argv)
     fargv[fargc] = NULL;
     if (!g.foreground)
         openlog("vdiskfs", LOG_PID, LOG_DAEMON);
-    int r = fuse_main(fargc, fargv, &vfs_ops, NULL);
+    r = fuse_main(fargc, fargv, &vfs_ops, NULL);
+out:
     for (size_t i = 0; i < g.nsrc; i++) {
         vd_source_close(g.srcs[i].src);
         free(g.srcs[i].nodes);

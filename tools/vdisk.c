@@ -389,8 +389,9 @@ static int cmd_convert(int argc, char **argv)
                    "Encode SOURCE's raw content as FORMAT (vmdk, vhd, vhdx, ova, raw; default:\n"
                    "from DEST's extension) into DEST, a path or s3://bucket/key. The same\n"
                    "encoders as the mount's export/. Unallocated ranges are not read.\n"
-                   "OPTS: vmdk_type=, vhd_type=dynamic|fixed, vhdx_type=dynamic|fixed,\n"
-                   "      compress_level=N, ova_manifest=sha256|sha1, threads=N\n");
+                   "OPTS: vmdk_type=streamOptimized|monolithicSparse, vhd_type=dynamic|fixed,\n"
+                   "      vhdx_type=dynamic|fixed, vhdx_block_size=BYTES, compress_level=N,\n"
+                   "      ova_manifest=sha256|sha1, threads=N, reorder_window=BYTES\n");
             return 0;
         default:
             return 1;
