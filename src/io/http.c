@@ -108,10 +108,14 @@ static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *opaque)
     size_t max_body = x->req->sink ? 64 * 1024 : x->req->max_body;
     size_t room = max_body > x->resp->body_len ? max_body - x->resp->body_len : 0;
     size_t take = n < room ? n : room;
+    if (take == 0) {
+        /* Enough of an error or over-long body: stop the transfer (a server
+         * that ignores Range would otherwise send the whole object). */
+        x->resp->body_truncated = true;
+        return 0;
+    }
     if (take < n)
         x->resp->body_truncated = true;
-    if (take == 0)
-        return n;
     if (x->resp->body_len + take + 1 > x->body_cap) {
         size_t cap = x->body_cap ? x->body_cap : 4096;
         while (cap < x->resp->body_len + take + 1)
@@ -259,6 +263,11 @@ int vd_http_do(struct vd_http_pool *p, const struct vd_http_req *req, struct vd_
     resp->status = status;
     resp->curl_code = (int)cc;
     curl_slist_free_all(hl);
+    if (cc == CURLE_WRITE_ERROR && resp->body_truncated && !x.oom) {
+        /* We cut the body short on purpose; the answer itself arrived. */
+        curl_easy_cleanup(c);
+        return 0;
+    }
     if (cc != CURLE_OK) {
         snprintf(resp->curl_msg, sizeof(resp->curl_msg), "%s",
                  errbuf[0] ? errbuf : curl_easy_strerror(cc));

@@ -41,7 +41,7 @@ struct vd_http_resp {
     char bucket_region[64]; /* x-amz-bucket-region (S3 names the right region) */
     char *body;             /* collected body (NUL-terminated), when sink was NULL */
     size_t body_len;
-    bool body_truncated;
+    bool body_truncated; /* over max_body: the transfer was stopped there */
 };
 
 /* max_idle: easy handles kept for reuse. Returns NULL on ENOMEM. */

@@ -354,6 +354,7 @@ struct s3_scatter {
     uint64_t first;
     size_t n;
     uint64_t want, got;
+    bool overflow;
     struct s3_blk **blks;
 };
 
@@ -361,8 +362,10 @@ static bool s3_scatter_cb(void *opaque, const void *data, size_t len)
 {
     struct s3_scatter *s = opaque;
     const uint8_t *p = data;
-    if (s->got + len > s->want)
+    if (s->got + len > s->want) {
+        s->overflow = true;
         return false; /* longer than asked: refuse rather than guess */
+    }
     while (len > 0) {
         size_t bi = (size_t)(s->got / S3_BLOCK), bo = (size_t)(s->got % S3_BLOCK);
         size_t take = S3_BLOCK - bo < len ? S3_BLOCK - bo : len;
@@ -475,7 +478,7 @@ static int s3_fetch(struct s3_obj *o, uint64_t first, size_t n, struct vd_error 
             vd_http_resp_free(&resp);
             continue; /* a truncated or mangled answer: ask again */
         }
-        if (rc == -EIO && sc.got > sc.want) {
+        if (rc == -EIO && sc.overflow) {
             snprintf(why, sizeof(why), "server sent more than the %" PRIu64 " bytes asked",
                      sc.want);
             vd_http_resp_free(&resp);

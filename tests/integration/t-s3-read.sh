@@ -26,6 +26,23 @@ assert_eq "$got" "$want" "key with space, plus and UTF-8"
 got=$(env -u AWS_ACCESS_KEY_ID "$VDISK" hash "http://127.0.0.1:$S3_PORT/vdtest/img/disk.raw" | cut -d' ' -f1)
 assert_eq "$got" "$want" "raw over http://"
 
+# A server without Range support is refused at open, not read whole.
+python3 - "$T" "$T/norange.port" <<'PY' &
+import functools, http.server, sys
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+h.log_message = lambda *a: None
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
+open(sys.argv[2], "w").write(str(srv.server_address[1]))
+srv.serve_forever()
+PY
+S3_PIDS+=("$!")
+for _ in $(seq 1 100); do [ -s "$T/norange.port" ] && break; sleep 0.05; done
+if "$VDISK" hash "http://127.0.0.1:$(cat "$T/norange.port")/disk.raw" 2>"$T/err"; then
+    fail "a server without Range support was accepted"
+fi
+grep -q "s3: http://127.0.0.1:[0-9]*/disk.raw: the server ignores Range requests (HTTP 200 to bytes=0-1)" "$T/err" ||
+    fail "unexpected message: $(cat "$T/err")"
+
 # Formats written by qemu-img, each checked against qemu's own raw view.
 for spec in "vmdk:-o subformat=monolithicSparse" "vmdk:-o subformat=streamOptimized" \
             "vpc:-o subformat=dynamic" "vpc:-o subformat=fixed" "vhdx:"; do
