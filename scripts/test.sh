@@ -15,15 +15,8 @@ JOBS=$(nproc)
 bash scripts/install-deps.sh
 bash scripts/check-format.sh
 
-# A local S3 server for the S3 tests (they skip, saying why, without one).
-if [ -x scripts/start-s3rver.sh ] || [ -f scripts/start-s3rver.sh ]; then
-    if s3env=$(bash scripts/start-s3rver.sh); then
-        eval "$s3env"
-        trap 'bash scripts/start-s3rver.sh --stop >/dev/null 2>&1 || true' EXIT
-    else
-        echo "test.sh: could not start s3rver; S3 tests will skip" >&2
-    fi
-fi
+# The S3 tests start their own s3rver (scripts/start-s3rver.sh installs it
+# with npm into tests/s3/node_modules) behind a fault-injecting proxy.
 
 run_suite() { # build-dir cmake-args...
     local dir=$1; shift
