@@ -29,6 +29,8 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 
 #include "vdisk/vdisk.h"
 #include "export.h"
@@ -57,7 +59,8 @@ static struct {
     bool foreground;
     struct vd_open_opts opts;
     time_t mount_time;
-} g;
+    int notify_fd; /* daemon mode: tells the waiting parent the mount is up */
+} g = {.notify_fd = -1};
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logmsg(const char *fmt, ...)
@@ -540,8 +543,30 @@ static off_t vfs_lseek(const char *path, off_t off, int whence, struct fuse_file
     return whence == SEEK_DATA ? -ENXIO : (off_t)n->size;
 }
 
+/* Daemon mode: the mount is up, so release the parent that waits in
+ * daemonize() with success, and detach from the terminal. */
+static void notify_parent(void)
+{
+    if (g.notify_fd < 0)
+        return;
+    char ok = 0;
+    if (write(g.notify_fd, &ok, 1) != 1)
+        logmsg("cannot notify the parent process: %s", strerror(errno));
+    close(g.notify_fd);
+    g.notify_fd = -1;
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        if (null > STDERR_FILENO)
+            close(null);
+    }
+}
+
 static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
+    notify_parent();
     cfg->use_ino = 0;
     /* rm of an export/ file still open must not try a hidden rename. */
     cfg->hard_remove = 1;
@@ -676,6 +701,46 @@ static int handle_opt(char *item, char *fuse_opts, size_t cap)
     return 0;
 }
 
+/*
+ * Go to the background BEFORE opening any source: drivers and the S3 backend
+ * start threads (readahead, uploads), and threads do not survive fork().
+ * The parent waits until the child has opened every source and the kernel
+ * has sent FUSE INIT (notify_parent), or has failed, and exits with the
+ * child's verdict, so `vdiskfs SRC MNT && ls MNT` works and errors still
+ * reach the terminal with a non-zero exit code.
+ */
+static int daemonize(void)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("vdiskfs: pipe");
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("vdiskfs: fork");
+        return -1;
+    }
+    if (pid > 0) {
+        close(fds[1]);
+        char status;
+        ssize_t n;
+        do {
+            n = read(fds[0], &status, 1);
+        } while (n < 0 && errno == EINTR);
+        if (n == 1)
+            _exit(status);
+        /* The child died before the mount came up: report its exit code. */
+        int ws = 0;
+        waitpid(pid, &ws, 0);
+        _exit(WIFEXITED(ws) && WEXITSTATUS(ws) ? WEXITSTATUS(ws) : 1);
+    }
+    close(fds[0]);
+    g.notify_fd = fds[1];
+    setsid();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     char fuse_opts[4096] = "";
@@ -722,6 +787,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *mountpoint = positional[npos - 1];
+    if (!g.foreground && daemonize() < 0)
+        return 1;
     g.opts.writable = g.writable;
     g.mount_time = time(NULL);
     for (int i = 0; i < npos - 1; i++)
@@ -745,8 +812,7 @@ int main(int argc, char **argv)
     fargv[fargc++] = (char *)mountpoint;
     fargv[fargc++] = o_flag;
     fargv[fargc++] = opts;
-    if (g.foreground)
-        fargv[fargc++] = f_flag;
+    fargv[fargc++] = f_flag; /* we daemonize ourselves, see daemonize() */
     if (debug)
         fargv[fargc++] = d_flag;
     if (single)

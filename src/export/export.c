@@ -553,7 +553,7 @@ int vd_export_finish(struct vd_export *e, uint64_t *out_bytes, char sha256_hex[6
     if (out_bytes)
         *out_bytes = e->sink->pos;
     if (sha256_hex)
-        snprintf(sha256_hex, 65, "%s", hex);
+        snprintf(sha256_hex, 65, "%.64s", hex); /* sha256: 64 hex digits */
     pthread_mutex_unlock(&e->lock);
     export_free(e);
     return 0;
