@@ -15,21 +15,7 @@
 #include "formats/ova.h"
 #include "io/mem.h"
 #include "test_tar_build.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_MSG(err, want)                                                                       \
-    CHECK(!strcmp((err).msg, want), "message\n  got:  %s\n  want: %s", (err).msg, want)
+#include "check.h"
 
 static void sha256_hex(const void *d, size_t n, char *out)
 {

@@ -10,21 +10,7 @@
 #include "formats/tar.h"
 #include "io/mem.h"
 #include "test_tar_build.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_MSG(err, want)                                                                       \
-    CHECK(!strcmp((err).msg, want), "message\n  got:  %s\n  want: %s", (err).msg, want)
+#include "check.h"
 
 static int walk(const struct tb *t, struct vd_tar *out, struct vd_error *err)
 {
