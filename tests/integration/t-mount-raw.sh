@@ -99,6 +99,14 @@ assert_eq "$(sha "$M/web01/disk.raw")" "$before" "foreground mount"
 fusermount3 -u "$M"
 wait $pid || fail "vdiskfs -f exited non-zero after unmount"
 
+# Debug mode (-d) stays in the foreground and logs each FUSE request.
+"$VDISKFS" -d "$img" "$M" 2>"$T/debug.log" & pid=$!
+for i in $(seq 1 100); do mountpoint -q "$M" && break; sleep 0.05; done
+cat "$M/web01/info.json" >/dev/null
+fusermount3 -u "$M"
+wait $pid || fail "vdiskfs -d exited non-zero after unmount"
+grep -q "LOOKUP" "$T/debug.log" || fail "-d logged no FUSE requests"
+
 # A missing source is a clear error, not a mount.
 out=$("$VDISKFS" "$T/nope.vmdk" "$M" 2>&1) && fail "mounted a missing file"
 echo "$out" | grep -q "nope.vmdk: cannot open: No such file or directory" || fail "message: $out"
