@@ -18,11 +18,22 @@ bash scripts/check-format.sh
 # The S3 tests start their own s3rver (scripts/start-s3rver.sh installs it
 # with npm into tests/s3/node_modules) behind a fault-injecting proxy.
 
+PASSED=0 FAILED=0 SKIPPED=0
 run_suite() { # build-dir cmake-args...
     local dir=$1; shift
     cmake -S . -B "$dir" "$@" >/dev/null
     cmake --build "$dir" -j "$JOBS"
-    (cd "$dir" && ctest --output-on-failure -j 2 --timeout 1200)
+    local rc=0
+    (cd "$dir" && ctest --output-on-failure -j 2 --timeout 1200) | tee "$dir/ctest.log" || rc=$?
+    # Tally for the closing summary line.
+    local total failed skipped
+    total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$dir/ctest.log" | tail -1)
+    failed=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$dir/ctest.log" | tail -1)
+    skipped=$(grep -c '\*\*\*Skipped' "$dir/ctest.log" || true)
+    PASSED=$((PASSED + ${total:-0} - ${failed:-0} - skipped))
+    FAILED=$((FAILED + ${failed:-0}))
+    SKIPPED=$((SKIPPED + skipped))
+    return $rc
 }
 
 echo "== build and test =="
@@ -41,3 +52,4 @@ if [ "${VD_SKIP_FUZZ:-0}" != 1 ]; then
     bash scripts/fuzz-smoke.sh "${VD_FUZZ_SECONDS:-20}"
 fi
 echo "== all stages passed =="
+echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
