@@ -11,7 +11,7 @@ PKGS=(
   qemu-utils libvmdk-utils libvhdi-utils fdisk e2fsprogs dosfstools ntfs-3g
   libxml2-utils xz-utils gzip tar python3 util-linux
   # bench
-  hyperfine time curl
+  hyperfine time curl bc
 )
 missing=()
 for p in "${PKGS[@]}"; do
