@@ -800,9 +800,9 @@ int main(int argc, char **argv)
 
     /* Without export/ and rw the kernel mount itself is read-only too. */
     char opts[4200];
-    /* max_threads: libfuse 3.14 warns about its own unset default otherwise. */
+    /* max_idle_threads: libfuse 3.14 warns about its own unset default. */
     snprintf(opts, sizeof(opts),
-             "fsname=vdiskfs,subtype=vdiskfs,default_permissions,max_threads=16%s%s%s",
+             "fsname=vdiskfs,subtype=vdiskfs,default_permissions,max_idle_threads=8%s%s%s",
              !g.writable && !export_enabled() ? ",ro" : "", fuse_opts[0] ? "," : "", fuse_opts);
     static char prog[] = "vdiskfs", o_flag[] = "-o", f_flag[] = "-f", d_flag[] = "-d",
                 s_flag[] = "-s";
