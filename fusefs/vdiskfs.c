@@ -278,7 +278,7 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
         free(json);
         st->st_size = (off_t)len;
     }
-    st->st_blksize = 65536;
+    st->st_blksize = 1 << 20; /* cp and other readers size buffers from it */
     st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
     return 0;
 }
