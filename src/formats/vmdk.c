@@ -351,47 +351,55 @@ static int vmdk_sparse_init(struct vmdk_extent *x, const uint8_t *head, const ch
     return 0;
 }
 
-/* Load, validate and publish grain table t. Validation covers every entry
- * once, so reads can trust GTEs: each allocated grain lies inside the file
- * and outside the header, the grain directory and its own grain table. */
+/* Why GTE v of grain table t cannot point at a grain of this extent, or
+ * NULL when it can: an allocated grain lies inside the file and outside the
+ * header, the grain directory and its own grain table. */
+static const char *vmdk_gte_problem(const struct vmdk_extent *x, uint32_t t, uint32_t v)
+{
+    const struct vmdk_sparse *sp = &x->sp;
+    uint64_t gt_sectors = div_round_up((uint64_t)sp->gtes_per_gt * 4, VMDK_SECTOR);
+    uint64_t gd_sectors = div_round_up((uint64_t)sp->ngts * 4, VMDK_SECTOR);
+    uint64_t min_len = sp->compressed ? (sp->markers ? 12 : 1) : sp->grain_bytes;
+    uint64_t span = sp->compressed ? 1 : sp->grain_sectors;
+    if ((uint64_t)v * VMDK_SECTOR + min_len > x->io->size)
+        return "past end of file";
+    if (v < sp->overhead)
+        return "inside the header area";
+    if (vmdk_overlap(v, span, sp->gd[t], gt_sectors))
+        return "inside its own grain table";
+    if (vmdk_overlap(v, span, sp->gd_sector, gd_sectors))
+        return "inside the grain directory";
+    return NULL;
+}
+
+static void vmdk_gte_message(const struct vmdk_extent *x, uint32_t t, uint32_t j, uint32_t v,
+                             const char *what, char *buf, size_t len)
+{
+    uint64_t grain = (uint64_t)t * x->sp.gtes_per_gt + j;
+    snprintf(buf, len,
+             "vmdk: %s: grain table %u entry %u (grain %" PRIu64 ") points to sector %u, %s",
+             vd_io_basename(x->io), t, j, grain, v, what);
+}
+
+/* Load and publish grain table t. Entries are validated when used
+ * (vmdk_gte) rather than here, so one bad entry, as in a truncated image,
+ * fails only the reads of its own grain and the rest of the table stays
+ * readable. */
 static int vmdk_load_gt(struct vmdk_extent *x, uint32_t t, uint32_t **out, struct vd_error *err)
 {
     struct vmdk_sparse *sp = &x->sp;
     const char *name = vd_io_basename(x->io);
     uint64_t gt_bytes = (uint64_t)sp->gtes_per_gt * 4;
-    uint64_t gt_sectors = div_round_up(gt_bytes, VMDK_SECTOR);
-    uint64_t gd_sectors = div_round_up((uint64_t)sp->ngts * 4, VMDK_SECTOR);
     uint32_t *gt = malloc(gt_bytes);
     if (!gt)
         return vd_err(err, -ENOMEM, "vmdk: %s: out of memory", name);
     int r = vd_io_pread_full(x->io, gt, gt_bytes, (uint64_t)sp->gd[t] * VMDK_SECTOR, err);
-    if (r < 0)
-        goto fail;
-    uint64_t min_len = sp->compressed ? (sp->markers ? 12 : 1) : sp->grain_bytes;
-    uint64_t span = sp->compressed ? 1 : sp->grain_sectors;
-    for (uint32_t j = 0; j < sp->gtes_per_gt; j++) {
-        uint32_t v = le32(&gt[j]);
-        gt[j] = v;
-        uint64_t grain = (uint64_t)t * sp->gtes_per_gt + j;
-        if (v <= 1 || grain >= sp->ngrains)
-            continue;
-        const char *what = NULL;
-        if ((uint64_t)v * VMDK_SECTOR + min_len > x->io->size)
-            what = "past end of file";
-        else if (v < sp->overhead)
-            what = "inside the header area";
-        else if (vmdk_overlap(v, span, sp->gd[t], gt_sectors))
-            what = "inside its own grain table";
-        else if (vmdk_overlap(v, span, sp->gd_sector, gd_sectors))
-            what = "inside the grain directory";
-        if (what) {
-            r = vd_err(err, -EINVAL,
-                       "vmdk: %s: grain table %u entry %u (grain %" PRIu64
-                       ") points to sector %u, %s",
-                       name, t, j, grain, v, what);
-            goto fail;
-        }
+    if (r < 0) {
+        free(gt);
+        return r;
     }
+    for (uint32_t j = 0; j < sp->gtes_per_gt; j++)
+        gt[j] = le32(&gt[j]);
     uint32_t *expected = NULL;
     if (!__atomic_compare_exchange_n(&sp->gts[t], &expected, gt, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE)) {
@@ -400,9 +408,6 @@ static int vmdk_load_gt(struct vmdk_extent *x, uint32_t t, uint32_t **out, struc
     }
     *out = gt;
     return 0;
-fail:
-    free(gt);
-    return r;
 }
 
 /* GTE of grain g: 0 unallocated, 1 zero grain, else the grain's sector. */
@@ -424,7 +429,14 @@ static int vmdk_gte(struct vmdk_extent *x, uint64_t g, uint32_t *out, struct vd_
         if (r < 0)
             return r;
     }
-    *out = __atomic_load_n(&gt[g % sp->gtes_per_gt], __ATOMIC_RELAXED);
+    uint32_t j = (uint32_t)(g % sp->gtes_per_gt), v = __atomic_load_n(&gt[j], __ATOMIC_RELAXED);
+    const char *what = v > 1 ? vmdk_gte_problem(x, t, v) : NULL;
+    if (what) {
+        char msg[VD_ERROR_MAX];
+        vmdk_gte_message(x, t, j, v, what, msg, sizeof(msg));
+        return vd_err(err, -EINVAL, "%s", msg);
+    }
+    *out = v;
     return 0;
 }
 
@@ -1581,6 +1593,13 @@ static int vmdk_check_extent(struct vmdk_extent *x, vd_check_cb cb, void *opaque
             uint64_t g = (uint64_t)t * sp->gtes_per_gt + j;
             if (gt[j] <= 1 || g >= sp->ngrains)
                 continue;
+            const char *what = vmdk_gte_problem(x, t, gt[j]);
+            if (what) {
+                vmdk_gte_message(x, t, j, gt[j], what, msg, sizeof(msg));
+                cb(opaque, true, msg);
+                *rc = VD_CHECK_CORRUPT;
+                continue;
+            }
             uint64_t off = (uint64_t)gt[j] * VMDK_SECTOR, end = off + sp->grain_bytes;
             if (sp->compressed && sp->markers) {
                 uint8_t m[12];
