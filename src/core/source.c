@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/checked.h"
 #include "common/json.h"
@@ -49,6 +50,72 @@ static int open_ova(struct vd_source *src, const struct vd_open_opts *opts, stru
             return r;
         src->ndisks++;
     }
+    return 0;
+}
+
+/* Containers and images we recognise but do not read, so that they are
+ * refused by name instead of being shown as a "raw" disk of their bytes. */
+static const char *unsupported_format(const uint8_t *h, size_t n)
+{
+    if (n >= 4 && !memcmp(h, "QFI\xfb", 4))
+        return "qcow2 (QEMU copy-on-write)";
+    if (n >= 4 && !memcmp(h, "QED", 4))
+        return "QED";
+    if (n >= 68 && h[64] == 0x7f && h[65] == 0x10 && h[66] == 0xda && h[67] == 0xbe)
+        return "VDI (VirtualBox)";
+    if (n >= 16 && (!memcmp(h, "WithoutFreeSpace", 16) || !memcmp(h, "WithouFreSpacExt", 16)))
+        return "Parallels";
+    if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b)
+        return "gzip-compressed data (decompress it first)";
+    if (n >= 6 && !memcmp(h,
+                          "\xfd"
+                          "7zXZ\0",
+                          6))
+        return "xz-compressed data (decompress it first)";
+    if (n >= 4 && !memcmp(h, "\x28\xb5\x2f\xfd", 4))
+        return "zstd-compressed data (decompress it first)";
+    if (n >= 3 && !memcmp(h, "BZh", 3))
+        return "bzip2-compressed data (decompress it first)";
+    return NULL;
+}
+
+/* The file's extension promises a format the probe did not find. */
+static const char *promised_format(const char *uri)
+{
+    static const struct {
+        const char *ext, *fmt;
+    } map[] = {{".vmdk", "VMDK"},  {".vhd", "VHD"}, {".vhdx", "VHDX"},
+               {".avhdx", "VHDX"}, {".ova", "OVA"}, {".avhd", "VHD"}};
+    const char *dot = strrchr(uri, '.');
+    if (!dot || strchr(dot, '/'))
+        return NULL;
+    for (size_t i = 0; i < VD_ARRAY_SIZE(map); i++)
+        if (!strcasecmp(dot, map[i].ext))
+            return map[i].fmt;
+    return NULL;
+}
+
+/* Probing fell back to raw, which matches anything: refuse when the bytes
+ * are a format we know but do not read, or when the name promises a format
+ * whose signature is missing (a damaged or wrongly named file), instead of
+ * serving the container's bytes as a disk. -o format=raw overrides both. */
+static int check_raw_fallback(struct vd_source *src, struct vd_error *err)
+{
+    uint8_t head[512] = {0};
+    size_t n = (size_t)VD_MIN((uint64_t)sizeof(head), src->io->size);
+    int r = vd_io_pread_full(src->io, head, n, 0, err);
+    if (r < 0)
+        return r;
+    const char *what = unsupported_format(head, n);
+    if (what)
+        return vd_err(err, -ENOTSUP, "%s: this is %s, which vdiskfs does not read", src->uri, what);
+    const char *promised = promised_format(src->uri);
+    if (promised)
+        return vd_err(err, -EINVAL,
+                      "%s: named like a %s image but no %s signature was found (%s); if it "
+                      "really is a raw disk, force it with format=raw",
+                      src->uri, promised, promised,
+                      src->io->size == 0 ? "the file is empty" : "damaged or misnamed?");
     return 0;
 }
 
@@ -103,6 +170,11 @@ int vd_source_open(const char *uri, const struct vd_open_opts *opts, struct vd_s
         if (r < 0)
             goto fail;
         src->ndisks = 1;
+        if (!opts->format && src->disks[0]->ops == &vd_format_raw) {
+            r = check_raw_fallback(src, err);
+            if (r < 0)
+                goto fail;
+        }
     }
     *out = src;
     return 0;
