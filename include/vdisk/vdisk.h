@@ -103,11 +103,13 @@ struct vd_partition {
     char type[40];   /* MBR type "0x83" or GPT type GUID */
     char uuid[40];   /* GPT partition UUID, or "" */
     char name[72];   /* GPT name (UTF-8), or "" */
+    uint64_t table_size; /* size the table gives; > size when clipped at the disk's end */
 };
 struct vd_partition_table {
     char scheme[8]; /* "dos", "gpt", or "" */
     size_t n;
     struct vd_partition *parts;
+    size_t beyond_end; /* entries starting past the end of the disk (not in parts) */
 };
 int vd_image_partitions(struct vd_image *img, struct vd_partition_table *out, struct vd_error *err);
 void vd_partition_table_free(struct vd_partition_table *t);

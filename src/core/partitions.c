@@ -134,8 +134,11 @@ int vd_image_partitions(struct vd_image *img, struct vd_partition_table *out, st
         /* libblkid reports 512-byte sectors whatever the logical size. */
         vp->offset = (uint64_t)start * 512;
         vp->size = (uint64_t)size * 512;
-        if (vp->offset >= img->size)
+        vp->table_size = vp->size;
+        if (vp->offset >= img->size) {
+            out->beyond_end++; /* a truncated image: say so, do not show it */
             continue;
+        }
         if (vp->size > img->size - vp->offset)
             vp->size = img->size - vp->offset; /* clamp a table that overhangs the disk */
         vp->number = (unsigned)blkid_partition_get_partno(p);

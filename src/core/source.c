@@ -295,9 +295,13 @@ int vd_source_info_json(struct vd_source *src, char **out, struct vd_error *err)
                     vd_json_str(&j, "uuid", p->uuid);
                 if (p->name[0])
                     vd_json_str(&j, "name", p->name);
+                if (p->table_size != p->size)
+                    vd_json_u64(&j, "table_size", p->table_size); /* clipped at the end */
                 vd_json_obj_end(&j);
             }
             vd_json_arr_end(&j);
+            if (pt.beyond_end)
+                vd_json_u64(&j, "beyond_end", pt.beyond_end);
             vd_json_obj_end(&j);
             vd_partition_table_free(&pt);
         } else {
@@ -342,6 +346,34 @@ int vd_source_check(struct vd_source *src, vd_check_cb cb, void *opaque, struct 
         }
     }
     for (size_t i = 0; i < src->ndisks; i++) {
+        /* A partition table that reaches past the disk's end means a
+         * truncated or wrongly sized image: the guest would lose data. */
+        struct vd_partition_table pt;
+        struct vd_error perr = {0};
+        if (vd_image_partitions(src->disks[i], &pt, &perr) == 0) {
+            char msg[512];
+            for (size_t k = 0; k < pt.n; k++) {
+                if (pt.parts[k].table_size == pt.parts[k].size)
+                    continue;
+                snprintf(msg, sizeof(msg),
+                         "%s: partition %u runs past the end of the disk: the table gives %" PRIu64
+                         " bytes, %" PRIu64 " are present",
+                         src->disks[i]->name, pt.parts[k].number, pt.parts[k].table_size,
+                         pt.parts[k].size);
+                cb(opaque, true, msg);
+                worst = VD_CHECK_CORRUPT;
+            }
+            if (pt.beyond_end) {
+                snprintf(
+                    msg, sizeof(msg),
+                    "%s: %zu partition(s) of the table start past the end of the disk (%" PRIu64
+                    " bytes)",
+                    src->disks[i]->name, pt.beyond_end, src->disks[i]->size);
+                cb(opaque, true, msg);
+                worst = VD_CHECK_CORRUPT;
+            }
+            vd_partition_table_free(&pt);
+        }
         for (struct vd_image *img = src->disks[i]; img; img = img->backing) {
             if (!img->ops->check)
                 continue;
