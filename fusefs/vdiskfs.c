@@ -394,6 +394,107 @@ static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct 
     return (int)size;
 }
 
+/* The vector libfuse frees (fuse_free_buf: memory segments, then it). */
+static struct fuse_bufvec *bufvec_new(size_t nbufs)
+{
+    struct fuse_bufvec *bv = calloc(1, sizeof(*bv) + (nbufs - 1) * sizeof(bv->buf[0]));
+    return bv;
+}
+
+static void bufvec_free(struct fuse_bufvec *bv)
+{
+    for (size_t i = 0; bv && i < bv->count; i++)
+        if (!(bv->buf[i].flags & FUSE_BUF_IS_FD))
+            free(bv->buf[i].mem);
+    free(bv);
+}
+
+/* At most this many segments per read: a 1 MiB request spans a few VHD
+ * or VHDX blocks; whatever is left after READ_SEGS - 1 is read into one
+ * memory segment. */
+#define READ_SEGS 16
+
+/* Reads of disk and partition views: ranges stored contiguously in a local
+ * file (vd_image_map) go back as fd segments, which libfuse splices into
+ * /dev/fuse (one copy fewer than pread into a buffer); everything else
+ * (compressed grains, zeros, parents, remote sources) is read into memory
+ * segments by vd_image_pread. Other files go through vfs_read. */
+static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+    const char *rest;
+    struct srcdir *d = NULL;
+    struct node *n = is_export(path, &rest) ? NULL : find_node(path, &d);
+    struct vd_error err = {0};
+    struct fuse_bufvec *bv;
+    *bufp = NULL;
+    if (!n || (n->kind != NODE_DISK && n->kind != NODE_PART) || off < 0) {
+        bv = bufvec_new(1);
+        void *mem = malloc(size ? size : 1);
+        if (!bv || !mem) {
+            free(bv);
+            free(mem);
+            return -ENOMEM;
+        }
+        int r = vfs_read(path, mem, size, off, fi);
+        if (r < 0) {
+            free(mem);
+            free(bv);
+            return r;
+        }
+        bv->count = 1;
+        bv->buf[0].mem = mem;
+        bv->buf[0].size = (size_t)r;
+        *bufp = bv;
+        return 0;
+    }
+    if (!(bv = bufvec_new(READ_SEGS)))
+        return -ENOMEM;
+    if ((uint64_t)off >= n->size)
+        size = 0;
+    else if (size > n->size - (uint64_t)off)
+        size = (size_t)(n->size - (uint64_t)off);
+    uint64_t pos = n->offset + (uint64_t)off;
+    size_t left = size;
+    if (size == 0)
+        bv->count = 1; /* one empty memory segment */
+    while (left > 0) {
+        struct fuse_buf *b = &bv->buf[bv->count];
+        uint64_t run = left, fd_off = 0;
+        int fd = -1, m = 0;
+        if (bv->count < READ_SEGS - 1) {
+            m = vd_image_map(n->img, pos, left, &run, &fd, &fd_off, &err);
+            if (m < 0)
+                goto fail;
+        }
+        if (m == 1) {
+            b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+            b->fd = fd;
+            b->pos = (off_t)fd_off;
+        } else {
+            if (!(b->mem = malloc((size_t)run))) {
+                bufvec_free(bv);
+                return -ENOMEM;
+            }
+            bv->count++; /* freed with the vector from here on */
+            if (vd_image_pread(n->img, b->mem, (size_t)run, pos, &err) < 0)
+                goto fail;
+            bv->count--;
+        }
+        b->size = (size_t)run;
+        bv->count++;
+        pos += run;
+        left -= (size_t)run;
+    }
+    *bufp = bv;
+    return 0;
+fail:
+    logmsg("%s/%s: read of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
+           err.msg);
+    bufvec_free(bv);
+    return err.code == -ENOMEM ? -ENOMEM : -EIO;
+}
+
 static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -579,6 +680,12 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     /* Raising max_write also raises the kernel's max_pages, which bounds
      * read requests too: 1 MiB requests instead of 128 KiB. */
     conn->max_write = 1u << 20;
+    /* Let vfs_read_buf's fd segments be spliced (libfuse copies instead
+     * when its pipe cannot grow to the request size). Not SPLICE_MOVE:
+     * with it, reads of dynamic VHD/VHDX images got slower (0.37 s ->
+     * 0.44 s per GiB), as if the image file's own cached pages were
+     * stolen and then read again. */
+    conn->want |= conn->capable & FUSE_CAP_SPLICE_WRITE;
     conn->max_background = 64;
     conn->congestion_threshold = 48;
     return NULL;
@@ -597,6 +704,7 @@ static const struct fuse_operations vfs_ops = {
     .open = vfs_open,
     .create = vfs_create,
     .read = vfs_read,
+    .read_buf = vfs_read_buf,
     .write = vfs_write,
     .flush = vfs_flush,
     .fsync = vfs_fsync,

@@ -92,6 +92,14 @@ enum vd_status {
 int vd_image_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *len_out,
                           struct vd_error *err);
 
+/* Where [off, off+len) of the image lies contiguously in a local file, for
+ * zero-copy reads (splice): returns 1 with *fd and *fd_off set (the fd
+ * belongs to the image: do not close it), or 0 when the range must be
+ * read with vd_image_pread (compressed, zero, from a parent, remote); the
+ * run length is in *pnum (0 < *pnum <= len) either way. -errno on error. */
+int vd_image_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum, int *fd,
+                 uint64_t *fd_off, struct vd_error *err);
+
 /* Bytes of the image's files that hold data (like qemu-img's disk size). */
 uint64_t vd_image_allocated(struct vd_image *img);
 

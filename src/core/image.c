@@ -218,6 +218,32 @@ int vd_image_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint
     }
 }
 
+int vd_image_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum, int *fd,
+                 uint64_t *fd_off, struct vd_error *err)
+{
+    struct vd_io *io = NULL;
+    uint64_t n = 0, io_off = 0, end, base = 0;
+    if (off >= img->size || len == 0)
+        return vd_err(err, -EINVAL, "%s: map at %" PRIu64 " past end", img->name, off);
+    len = VD_MIN(len, img->size - off);
+    *pnum = len;
+    if (!img->ops->map)
+        return 0;
+    int r = img->ops->map(img, off, len, &n, &io, &io_off, err);
+    if (r < 0)
+        return r;
+    if (n == 0 || n > len)
+        return 0; /* defensive: a driver bug reads through pread */
+    *pnum = n;
+    if (r == 0 || !io || !io->ops->fd || ck_add(io_off, n, &end) || end > io->size)
+        return 0;
+    int f = io->ops->fd(io, &base);
+    if (f < 0 || ck_add(base, io_off, fd_off) || *fd_off > (uint64_t)INT64_MAX - n)
+        return 0;
+    *fd = f;
+    return 1;
+}
+
 uint64_t vd_image_size(const struct vd_image *img)
 {
     return img->size;

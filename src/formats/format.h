@@ -56,6 +56,13 @@ struct vd_format_ops {
      * NULL means all data. */
     int (*block_status)(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
                         struct vd_error *err);
+    /* Optional: is [off, off+len) (within img->size) stored as it reads,
+     * contiguously in one io? Returns 1 with *io and *io_off set, or 0
+     * (read it with pread), the run length in *pnum (0 < *pnum <= len)
+     * either way. Must map only bytes pread would return unchanged: no
+     * zero fill, backing read or overlay. NULL means never. Thread-safe. */
+    int (*map)(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum, struct vd_io **io,
+               uint64_t *io_off, struct vd_error *err);
     /* Optional: bytes of the image files holding data (qemu's disk size). */
     uint64_t (*allocated)(struct vd_image *img);
     /* Optional: add format-specific keys to the disk's open JSON object

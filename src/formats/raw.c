@@ -51,6 +51,15 @@ static int raw_block_status(struct vd_image *img, uint64_t off, uint64_t len, ui
     return img->io->ops->block_status(img->io, off, len, pnum, err);
 }
 
+static int raw_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
+                   struct vd_io **io, uint64_t *io_off, struct vd_error *err)
+{
+    *pnum = len;
+    *io = img->io;
+    *io_off = off;
+    return 1;
+}
+
 static uint64_t raw_allocated(struct vd_image *img)
 {
     return img->io->size;
@@ -65,5 +74,6 @@ const struct vd_format_ops vd_format_raw = {
     .pwrite = raw_pwrite,
     .flush = raw_flush,
     .block_status = raw_block_status,
+    .map = raw_map,
     .allocated = raw_allocated,
 };

@@ -813,6 +813,29 @@ static int vhd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
     return 0;
 }
 
+/* Mapped as vhd_pread reads: a fixed disk's bytes, and the data of an
+ * allocated block of a dynamic disk (whose bitmap pread ignores). A
+ * differencing disk is not mapped (bitmap runs and parent reads). */
+static int vhd_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
+                   struct vd_io **io, uint64_t *io_off, struct vd_error *err)
+{
+    struct vhd_state *st = img->priv;
+    *io = img->io;
+    if (st->footer.disk_type == VHD_FIXED) {
+        *pnum = len;
+        *io_off = off;
+        return 1;
+    }
+    uint32_t blk = (uint32_t)(off >> st->block_shift);
+    uint64_t pos = off & (st->block_size - 1);
+    uint32_t e = vhd_bat(st, blk);
+    *pnum = VD_MIN(len, st->block_size - pos);
+    if (st->footer.disk_type == VHD_DIFF || e == VHD_BAT_UNUSED)
+        return 0;
+    *io_off = (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos;
+    return 1;
+}
+
 static int vhd_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
                             struct vd_error *err)
 {
@@ -1138,6 +1161,7 @@ const struct vd_format_ops vd_format_vhd = {
     .pwrite = vhd_pwrite,
     .flush = vhd_flush,
     .block_status = vhd_block_status,
+    .map = vhd_map,
     .allocated = vhd_allocated,
     .info = vhd_info,
     .check = vhd_check,

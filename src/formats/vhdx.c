@@ -868,6 +868,26 @@ static int vhdx_pread(struct vd_image *img, void *vbuf, size_t len, uint64_t off
     return 0;
 }
 
+/* Mapped as vhdx_pread reads through vhdx_read_block: a present block's
+ * bytes, when no log replay overlays the file. */
+static int vhdx_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
+                    struct vd_io **io, uint64_t *io_off, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    uint64_t bs = st->meta.block_size;
+    uint64_t blk = off / bs, inblk = off % bs;
+    unsigned s = vhdx_payload_entry(st, blk) & 7;
+    uint64_t boff = (vhdx_payload_entry(st, blk) >> 20) << 20;
+    *pnum = VD_MIN(len, bs - inblk);
+    if (st->ov.n != 0 ||
+        !(s == PAYLOAD_FULLY_PRESENT || (s == PAYLOAD_PARTIALLY_PRESENT && !st->meta.has_parent)) ||
+        boff < VHDX_MIB || boff + bs > st->file_size)
+        return 0;
+    *io = img->io;
+    *io_off = boff + inblk;
+    return 1;
+}
+
 /* Status of one block: DATA, ZERO, BACKING, or -1 for partially present. */
 static int vhdx_block_kind(const struct vhdx_state *st, uint64_t blk)
 {
@@ -1142,6 +1162,7 @@ const struct vd_format_ops vd_format_vhdx = {
     .close = vhdx_close,
     .pread = vhdx_pread,
     .block_status = vhdx_block_status,
+    .map = vhdx_map,
     .allocated = vhdx_allocated,
     .info = vhdx_info,
     .check = vhdx_check,

@@ -110,6 +110,12 @@ static void file_close(struct vd_io *io)
     free(f);
 }
 
+static int file_fd(struct vd_io *io, uint64_t *base)
+{
+    *base = 0;
+    return ((struct file_io *)io)->fd;
+}
+
 static const struct vd_io_ops file_ops = {
     .name = "file",
     .pread = file_pread,
@@ -118,6 +124,7 @@ static const struct vd_io_ops file_ops = {
     .block_status = file_block_status,
     .open_relative = file_open_relative,
     .close = file_close,
+    .fd = file_fd,
 };
 
 int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err)

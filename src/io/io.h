@@ -42,6 +42,10 @@ struct vd_io_ops {
     /* Add backend statistics (bytes fetched, cache hit rate) to an open JSON
      * object. May be NULL. */
     void (*stats)(struct vd_io *io, struct vd_json *j);
+    /* Optional: the local file descriptor holding this io's bytes, for
+     * zero-copy reads (splice); *base is the fd offset of the io's byte 0.
+     * NULL or a negative return: there is none (remote backends). */
+    int (*fd)(struct vd_io *io, uint64_t *base);
     void (*close)(struct vd_io *io); /* frees the backend's object */
 };
 

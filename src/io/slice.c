@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "common/checked.h"
 #include "io/io.h"
 
 struct slice_io {
@@ -48,12 +49,23 @@ static void slice_close(struct vd_io *io)
     free(s);
 }
 
+static int slice_fd(struct vd_io *io, uint64_t *base)
+{
+    struct slice_io *s = (struct slice_io *)io;
+    uint64_t pbase = 0;
+    int fd = s->parent->ops->fd ? s->parent->ops->fd(s->parent, &pbase) : -1;
+    if (fd < 0 || ck_add(pbase, s->off, base))
+        return -1;
+    return fd;
+}
+
 static const struct vd_io_ops slice_ops = {
     .name = "slice",
     .pread = slice_pread,
     .block_status = slice_block_status,
     .stats = slice_stats,
     .close = slice_close,
+    .fd = slice_fd,
 };
 
 int vd_io_slice(struct vd_io *parent, uint64_t off, uint64_t len, const char *name,
