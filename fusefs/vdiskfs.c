@@ -148,8 +148,8 @@ static int add_source(const char *uri)
         char view[32], name[64];
         if (g.writable && !vd_image_can_write(img)) {
             fprintf(stderr,
-                    "vdiskfs: %s: %s%s%s images cannot be written in place; mount ro, or use "
-                    "overlay=FILE for a copy-on-write layer\n",
+                    "vdiskfs: %s: %s%s%s images cannot be written in place; mount read-only, or "
+                    "convert to a writable copy (vdisk convert -O vhd) and mount that rw\n",
                     uri, vd_image_format(img), vd_image_subformat(img) ? " " : "",
                     vd_image_subformat(img) ? vd_image_subformat(img) : "");
             return -1;
@@ -162,7 +162,7 @@ static int add_source(const char *uri)
         if (vd_image_partitions(img, &pt, &err) < 0) {
             /* Not fatal: the disk is still readable; say why there are no
              * partition files. */
-            fprintf(stderr, "vdiskfs: warning: %s: %s\n", uri, err.msg);
+            fprintf(stderr, "vdiskfs: warning: %s (no partition files)\n", err.msg);
             vd_err_clear(&err);
             continue;
         }
@@ -890,11 +890,21 @@ int main(int argc, char **argv)
             positional[npos++] = argv[i];
         }
     }
-    if (npos < 2) {
+    /* Sources are optional when export/ is the point of the mount. */
+    if (npos < 1 || (npos < 2 && !export_enabled())) {
         usage(stderr);
         return 2;
     }
     const char *mountpoint = positional[npos - 1];
+    struct stat mst;
+    if (stat(mountpoint, &mst) != 0) {
+        fprintf(stderr, "vdiskfs: mount point %s: %s\n", mountpoint, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(mst.st_mode)) {
+        fprintf(stderr, "vdiskfs: mount point %s: not a directory\n", mountpoint);
+        return 1;
+    }
     if (!g.foreground && daemonize() < 0)
         return 1;
     g.opts.writable = g.writable;

@@ -167,9 +167,11 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t 
                     struct vd_error *err)
 {
     if (!img->ops->pwrite)
-        return vd_err(
-            err, -EROFS, "%s: %s%s%s images cannot be written in place; use overlay=", img->name,
-            img->ops->name, img->subformat ? " " : "", img->subformat ? img->subformat : "");
+        return vd_err(err, -EROFS,
+                      "%s: %s%s%s images cannot be written in place; mount it read-only, or write "
+                      "to a converted copy",
+                      img->name, img->ops->name, img->subformat ? " " : "",
+                      img->subformat ? img->subformat : "");
     if (!img->opts.writable)
         return vd_err(err, -EROFS, "%s: opened read-only", img->name);
     int r = check_range(img, len, off, err);

@@ -652,7 +652,9 @@ static int vhd_open(struct vd_image *img, struct vd_error *err)
                  (f->disk_type == VHD_DYNAMIC && st->hdr.checksum != st->hdr.computed_checksum))
             why = "the disk is damaged (see vdisk check)";
         if (why)
-            return vd_err(err, -EROFS, "vhd: %s: %s; use overlay=", img->name, why);
+            return vd_err(err, -EROFS,
+                          "vhd: %s: %s; mount it read-only, or write to a converted copy",
+                          img->name, why);
     }
     if (pthread_mutex_init(&st->alloc_lock, NULL) != 0)
         return vd_err(err, -ENOMEM, "vhd: %s: cannot create a lock", img->name);
@@ -1109,6 +1111,7 @@ static int vhd_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct 
                        " extends past end of data (%" PRIu64 " bytes)",
                        nm, i, s, st->data_end);
             corrupt = true;
+            continue; /* not a range of this file: no overlap or leak maths */
         }
         rg[n++] = (struct vhd_range){s, s + blk_bytes, i, "block"};
     }

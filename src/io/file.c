@@ -129,7 +129,9 @@ static const struct vd_io_ops file_ops = {
 
 int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err)
 {
-    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
+     * below, and the flag is cleared for regular files and devices. */
+    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         return vd_err(err, -e, "%s: cannot open: %s", path, strerror(e));
@@ -144,6 +146,14 @@ int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct 
         close(fd);
         return vd_err(err, -EISDIR, "%s: is a directory, not a disk image", path);
     }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        close(fd);
+        return vd_err(err, -EINVAL,
+                      "%s: not a regular file or block device (a pipe or character device "
+                      "cannot be read at random offsets)",
+                      path);
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     uint64_t size = (uint64_t)st.st_size;
     if (S_ISBLK(st.st_mode)) {
         off_t end = lseek(fd, 0, SEEK_END);

@@ -24,8 +24,8 @@
  * Objects opened beside this one (VMDK extents, parents) share its
  * context: one connection pool, one set of workers, one cache budget.
  *
- * Not supported: writes (remote sources are read-only; use overlay=),
- * objects that change during a mount, servers without Range support.
+ * Not supported: writes (remote sources are read-only; mount it read-only, or write to a converted
+ * copy), objects that change during a mount, servers without Range support.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -852,7 +852,10 @@ static int s3_open_relative(struct vd_io *io, const char *rel, bool writable, st
 {
     struct s3_obj *o = (struct s3_obj *)io;
     if (writable)
-        return vd_err(err, -EROFS, "%s: remote sources are read-only; use overlay=", io->name);
+        return vd_err(
+            err, -EROFS,
+            "%s: remote sources are read-only; mount it read-only, or write to a converted copy",
+            io->name);
     struct vd_s3_target *t;
     int r = vd_s3_target_relative(o->t, rel, &t, err);
     if (r)
