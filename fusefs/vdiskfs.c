@@ -724,6 +724,7 @@ static const struct fuse_operations vfs_ops = {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: vdiskfs [-f] [-d] [-o OPTIONS] SOURCE... MOUNTPOINT\n"
+               "       vdiskfs -o export=DEST [-o OPTIONS] MOUNTPOINT     (export/ only)\n"
                "\n"
                "Mount VMDK, VHD, VHDX, OVA and raw images (local paths, s3://bucket/key or\n"
                "http(s):// URLs) as flat raw disks, one folder per SOURCE:\n"
