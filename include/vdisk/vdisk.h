@@ -105,12 +105,12 @@ uint64_t vd_image_allocated(struct vd_image *img);
 
 /* ---- partitions (libblkid) ---- */
 struct vd_partition {
-    unsigned number; /* 1-based, as libblkid numbers them (logical >= 5) */
-    uint64_t offset; /* bytes */
-    uint64_t size;   /* bytes */
-    char type[40];   /* MBR type "0x83" or GPT type GUID */
-    char uuid[40];   /* GPT partition UUID, or "" */
-    char name[72];   /* GPT name (UTF-8), or "" */
+    unsigned number;     /* 1-based, as libblkid numbers them (logical >= 5) */
+    uint64_t offset;     /* bytes */
+    uint64_t size;       /* bytes */
+    char type[40];       /* MBR type "0x83" or GPT type GUID */
+    char uuid[40];       /* GPT partition UUID, or "" */
+    char name[72];       /* GPT name (UTF-8), or "" */
     uint64_t table_size; /* size the table gives; > size when clipped at the disk's end */
 };
 struct vd_partition_table {
