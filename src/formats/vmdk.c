@@ -449,7 +449,7 @@ static int vmdk_decode_grain(struct vmdk_extent *x, uint64_t g, uint32_t v, uint
     struct vmdk_sparse *sp = &x->sp;
     const char *name = vd_io_basename(x->io);
     uint64_t off = (uint64_t)v * VMDK_SECTOR;
-    uint64_t avail = x->io->size - off; /* > 0: checked when the GT loaded */
+    uint64_t avail = x->io->size - off; /* > 0: vmdk_gte checked the entry */
     uint64_t max_comp = (uint64_t)sp->grain_bytes * 2 + 4096;
     size_t want = (size_t)VD_MIN(avail, (uint64_t)sp->grain_bytes + VMDK_SECTOR);
     /* Streams store grains in order, so the next grain's sector usually
