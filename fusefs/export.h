@@ -33,6 +33,9 @@ int export_write(const char *name, const char *buf, size_t size, off_t off,
                  struct fuse_file_info *fi);
 int export_truncate(const char *name, off_t size, struct fuse_file_info *fi);
 int export_flush(const char *name, struct fuse_file_info *fi);
+/* fsync(2) asks for a durable output: it is fdatasync'd before its rename
+ * at the last close (which reports any error). */
+int export_fsync(const char *name, struct fuse_file_info *fi);
 int export_release(const char *name, struct fuse_file_info *fi);
 int export_unlink(const char *name);
 int export_getxattr(const char *name, const char *attr, char *value, size_t size);

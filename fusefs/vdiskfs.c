@@ -532,7 +532,7 @@ static int vfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
     const char *rest;
     if (is_export(path, &rest))
-        return 0;
+        return export_fsync(rest, fi);
     struct node *n = find_node(path, NULL);
     if (!n || !n->img || !g.writable)
         return 0;

@@ -48,14 +48,14 @@ struct progress {
     struct timespec start;
 };
 
-static void progress_cb(void *opaque, uint64_t done, uint64_t total)
+static int progress_cb(void *opaque, uint64_t done, uint64_t total)
 {
     struct progress *p = opaque;
     if (!p->on)
-        return;
+        return 0;
     time_t now = time(NULL);
     if (now == p->last && done != total)
-        return;
+        return 0;
     p->last = now;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -70,6 +70,7 @@ static void progress_cb(void *opaque, uint64_t done, uint64_t total)
             done >> 20, secs > 0 ? (double)(done >> 20) / secs : 0.0);
     if (done == total)
         fputc('\n', stderr);
+    return 0;
 }
 
 static void progress_init(struct progress *p, const char *what, bool quiet)

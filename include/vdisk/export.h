@@ -29,6 +29,7 @@ struct vd_export_opts {         /* zero-init = defaults */
     uint64_t reorder_window;    /* bytes; 0 = default (64 MiB) */
     struct vd_open_opts remote; /* S3 settings for s3:// DEST */
     uint32_t vhdx_block_size;   /* bytes, power of two 1..256 MiB; 0 = 32 MiB */
+    bool fsync;                 /* local DEST: fdatasync before the rename */
 };
 
 #define VD_EXPORT_DEFAULT_WINDOW (64ull << 20)
@@ -36,9 +37,9 @@ struct vd_export_opts {         /* zero-init = defaults */
 void vd_export_opts_init(struct vd_export_opts *o);
 /* Parse "key=value" export options (vmdk_type=, vhd_type=, vhdx_type=,
  * compress_level=, ova_manifest=, threads=, reorder_window=,
- * vhdx_block_size=). Sizes accept K/M/G suffixes. Returns 1 consumed,
- * 0 unknown key, -EINVAL bad value (err says which). String values are
- * stored as pointers to static strings, so val need not outlive the call. */
+ * vhdx_block_size=, fsync=on|off; a bare "fsync" is on). Sizes accept K/M/G suffixes. Returns 1
+ * consumed, 0 unknown key, -EINVAL bad value (err says which). String values are stored as pointers
+ * to static strings, so val need not outlive the call. */
 int vd_export_opt(struct vd_export_opts *o, const char *key, const char *val, struct vd_error *err);
 /* Format from a file name's extension ("vmdk","vhd","vhdx","ova","raw",
  * also "img" -> "raw") or NULL. */
@@ -59,13 +60,19 @@ int vd_export_pwrite(struct vd_export *e, const void *buf, size_t len, uint64_t 
  * with -EINVAL. */
 int vd_export_truncate(struct vd_export *e, uint64_t size, struct vd_error *err);
 uint64_t vd_export_size(const struct vd_export *e); /* current virtual size */
+/* Ask for a durable output from now on, as fsync=on does (an fsync(2) on
+ * an export file in the mount): finish then syncs before it commits. */
+void vd_export_fsync(struct vd_export *e);
 /* Output bytes produced so far (for progress / status). */
 uint64_t vd_export_output_bytes(const struct vd_export *e);
 /* Finish: encode the rest, commit the sink (rename / complete upload).
- * Outputs bytes written and sha256 hex of the output file (out_bytes and
- * sha256_hex may be NULL; sha256_hex is "" when the sink cannot read its
- * output back after a head patch, i.e. S3). On failure, aborts (no file
- * left at DEST) and returns -errno. Frees e in all cases. */
+ * Outputs bytes written and the sha256 hex of the output (out_bytes and
+ * sha256_hex may be NULL). The digest is the one computed while streaming;
+ * sha256_hex is "" when there is none because the encoder rewrote its head
+ * at the end (VHD, VHDX, OVA, or a VMDK whose size was only known then):
+ * finish never reads the output back, so hash DEST if you need it (the
+ * mount does so after close). On failure, aborts (no file left at DEST)
+ * and returns -errno. Frees e in all cases. */
 int vd_export_finish(struct vd_export *e, uint64_t *out_bytes, char sha256_hex[65],
                      struct vd_error *err);
 void vd_export_abort(struct vd_export *e); /* frees e, leaves nothing at DEST */

@@ -124,8 +124,9 @@ void vd_partition_table_free(struct vd_partition_table *t);
 
 /* ---- hashing ---- */
 /* Digest of the raw content, algo "md5", "sha1" or "sha256"; hex into out
- * (at least 129 bytes). progress (may be NULL) gets bytes done so far. */
-typedef void (*vd_progress_cb)(void *opaque, uint64_t done, uint64_t total);
+ * (at least 129 bytes). progress (may be NULL) gets bytes done so far and
+ * stops the work with -ECANCELED by returning non-zero. */
+typedef int (*vd_progress_cb)(void *opaque, uint64_t done, uint64_t total);
 int vd_image_hash(struct vd_image *img, const char *algo, char *out, vd_progress_cb progress,
                   void *opaque, struct vd_error *err);
 

@@ -43,8 +43,10 @@ int vd_image_hash(struct vd_image *img, const char *algo, char *out, vd_progress
             EVP_DigestUpdate(ctx, buf, (size_t)n);
         }
         off += n;
-        if (progress)
-            progress(opaque, off, img->size);
+        if (progress && progress(opaque, off, img->size)) {
+            r = vd_err(err, -ECANCELED, "hash: cancelled");
+            goto out;
+        }
     }
     unsigned char dig[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;

@@ -77,6 +77,8 @@ int vd_sink_tap_open(struct vd_sink *next, uint64_t base_off, const char *md, st
 /* Stop digesting while streaming (the digest is not wanted, or a head patch
  * will make it stale anyway); vd_sink_tap_digest then reads back. */
 void vd_sink_tap_off(struct vd_sink *tap);
+/* True when the digest is known without reading anything back. */
+bool vd_sink_tap_streamed(const struct vd_sink *tap);
 /* Hex digest of the bytes written through the tap, patches included (read
  * back from next when a patch changed them). hex must hold 129 bytes.
  * -ENOTSUP when a patch happened and next cannot read back. */

@@ -10,8 +10,8 @@
 #include "export/sink.h"
 #include "io/io.h"
 
-int vd_sink_open(const char *dest, const struct vd_open_opts *opts, struct vd_sink **out,
-                 struct vd_error *err)
+int vd_sink_open(const char *dest, const struct vd_open_opts *opts, bool fsync,
+                 struct vd_sink **out, struct vd_error *err)
 {
     *out = NULL;
     if (!dest || !*dest)
@@ -21,7 +21,7 @@ int vd_sink_open(const char *dest, const struct vd_open_opts *opts, struct vd_si
     if (strstr(dest, "://"))
         return vd_err(err, -ENOTSUP,
                       "export: %s: only local paths and s3:// destinations are supported", dest);
-    return vd_sink_file_open(dest, out, err);
+    return vd_sink_file_open(dest, fsync, out, err);
 }
 
 int vd_sink_set_head(struct vd_sink *s, uint64_t head_len, struct vd_error *err)

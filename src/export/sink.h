@@ -48,12 +48,16 @@ struct vd_sink {
     char *name;        /* final path or URL, for messages; owned */
     uint64_t pos;      /* bytes appended so far */
     uint64_t head_len; /* patchable prefix, set before the first write */
+    bool fsync;        /* durable before commit returns (atomic: may be set
+                        * by vd_export_fsync while the worker writes) */
 };
 
-/* Open a sink for DEST, a local path or s3://bucket/key. */
-int vd_sink_open(const char *dest, const struct vd_open_opts *opts, struct vd_sink **out,
-                 struct vd_error *err);
-int vd_sink_file_open(const char *path, struct vd_sink **out, struct vd_error *err);
+/* Open a sink for DEST, a local path or s3://bucket/key. fsync: a local
+ * file is on stable storage before it is renamed into place (S3 objects
+ * always are once the upload completes). */
+int vd_sink_open(const char *dest, const struct vd_open_opts *opts, bool fsync,
+                 struct vd_sink **out, struct vd_error *err);
+int vd_sink_file_open(const char *path, bool fsync, struct vd_sink **out, struct vd_error *err);
 int vd_sink_s3_open(const char *uri, const struct vd_open_opts *opts, struct vd_sink **out,
                     struct vd_error *err);
 /* Declare the patchable head; only before the first write. */

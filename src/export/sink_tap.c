@@ -148,6 +148,12 @@ void vd_sink_tap_off(struct vd_sink *s)
     ((struct tap_sink *)s)->off = true;
 }
 
+bool vd_sink_tap_streamed(const struct vd_sink *s)
+{
+    const struct tap_sink *t = (const struct tap_sink *)s;
+    return !t->stale && !t->off;
+}
+
 static void tap_hex(const unsigned char *d, unsigned n, char *hex)
 {
     static const char digits[] = "0123456789abcdef";

@@ -207,7 +207,15 @@ static void test_empty(void)
         CHECK(vd_export_finish(e, &bytes, hex, &err) == 0, "finish %s: %s", fmts[i], err.msg);
         struct stat st;
         CHECK(stat(dest, &st) == 0 && (uint64_t)st.st_size == bytes, "%s size", fmts[i]);
-        CHECK(strlen(hex) == 64, "%s sha", fmts[i]);
+        /* A digest only where it streamed (raw, VMDK); formats that patch
+         * their head report none rather than read the output back. */
+        size_t len = 0;
+        uint8_t *got = slurp(dest, &len);
+        char ref[65];
+        sha256_hex(got, len, ref);
+        bool streams = i < 2;
+        CHECK(streams ? strcmp(hex, ref) == 0 : hex[0] == '\0', "%s sha '%s'", fmts[i], hex);
+        free(got);
         unlink(dest);
     }
 }
