@@ -685,8 +685,8 @@ int export_unlink(const char *name)
 int export_getxattr(const char *name, const char *attr, char *value, size_t size)
 {
     char status[VD_ERROR_MAX + 64];
-    if (!*name)
-        return -ENODATA;
+    if (!*name || strcmp(attr, STATUS_XATTR) != 0)
+        return -ENODATA; /* before any wait: ls -l asks for ACLs */
     pthread_mutex_lock(&g_lock);
     struct xfile *x = xfind(name);
     if (!x) {
@@ -705,8 +705,6 @@ int export_getxattr(const char *name, const char *attr, char *value, size_t size
                  (unsigned long long)(x->e ? vd_export_output_bytes(x->e) : x->snap_out));
     xput(x);
     pthread_mutex_unlock(&g_lock);
-    if (strcmp(attr, STATUS_XATTR) != 0)
-        return -ENODATA;
     size_t len = strlen(status);
     if (size == 0)
         return (int)len;

@@ -744,6 +744,7 @@ static void usage(FILE *f)
                "                     (a directory or s3://bucket/prefix/); see vdiskfs(1)\n"
                "  vmdk_type= vhd_type= vhdx_type= compress_level= ova_manifest=\n"
                "                     encoder options for export/\n"
+               "  fsync=on           sync each export before renaming it into place\n"
                "  region= endpoint= profile= path_style cache_size=\n"
                "                     S3 settings (default: the AWS environment)\n"
                "  allow_other ...    other options go to FUSE (see mount.fuse3(8))\n");

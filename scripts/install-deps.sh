@@ -12,6 +12,8 @@ PKGS=(
   libxml2-utils xz-utils gzip tar python3 util-linux
   # bench
   hyperfine time curl bc
+  # tests: strace shows the export sync order (t-export-durability)
+  strace
 )
 missing=()
 for p in "${PKGS[@]}"; do

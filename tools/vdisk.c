@@ -392,7 +392,8 @@ static int cmd_convert(int argc, char **argv)
                    "encoders as the mount's export/. Unallocated ranges are not read.\n"
                    "OPTS: vmdk_type=streamOptimized|monolithicSparse, vhd_type=dynamic|fixed,\n"
                    "      vhdx_type=dynamic|fixed, vhdx_block_size=BYTES, compress_level=N,\n"
-                   "      ova_manifest=sha256|sha1, threads=N, reorder_window=BYTES\n");
+                   "      ova_manifest=sha256|sha1, threads=N, reorder_window=BYTES,\n"
+                   "      fsync=on|off (sync DEST before renaming it into place; default off)\n");
             return 0;
         default:
             return 1;
