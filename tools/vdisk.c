@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "vdisk/export.h"
 #define HAVE_EXPORT 1
 #endif
+#include "vdisk/fixup.h"
 
 static const char *prog = "vdisk";
 
@@ -33,6 +35,9 @@ static void usage(FILE *f)
             "                                        3 leaked space only, 1 could not check)\n"
             "  convert [-O FMT] [-o OPTS] [-q] SOURCE DEST\n"
             "                                        encode to vmdk, vhd, vhdx, ova or raw\n"
+            "  fixup [--dry-run] --root DIR --disk SOURCE|VIEW\n"
+            "                                        make a Linux guest boot on AWS (fstab UUIDs,\n"
+            "                                        GRUB default/timeout, DHCP)\n"
             "\n"
             "SOURCE is a path, s3://bucket/key or http(s):// URL; DEST a path or s3:// URL.\n"
             "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1).\n"
@@ -433,6 +438,126 @@ static int cmd_convert(int argc, char **argv)
 #endif
 }
 
+/* ---- fixup ---- */
+
+static void fixup_report(void *opaque, const struct vd_fixup_change *c)
+{
+    bool dry = *(bool *)opaque;
+    if (!strcmp(c->action, "skipped"))
+        printf("%s: %s", c->path, c->why);
+    else if (dry)
+        printf("%s: would be %s\n", c->path, c->action);
+    else if (c->backup)
+        printf("%s: %s (original kept as %s)\n", c->path, c->action, c->backup);
+    else
+        printf("%s: %s\n", c->path, c->action);
+    if (strcmp(c->action, "skipped")) {
+        for (const char *w = c->why; *w;) {
+            const char *nl = strchr(w, '\n');
+            int n = nl ? (int)(nl - w) : (int)strlen(w);
+            printf("  %.*s\n", n, w);
+            w += n + (nl ? 1 : 0);
+        }
+    }
+    if (c->diff && *c->diff)
+        printf("--- %s\n+++ %s (after fixup)\n%s", c->path, c->path, c->diff);
+}
+
+static int cmd_fixup(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"dry-run", no_argument, NULL, 'n'},    {"profile", required_argument, NULL, 'P'},
+        {"root", required_argument, NULL, 'r'}, {"disk", required_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},       {0}};
+    struct vd_fixup_opts fo = {.profile = "aws"};
+    const char *root = NULL;
+    const char *disks[32];
+    size_t ndisks = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "nh", lo, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            fo.dry_run = true;
+            break;
+        case 'P':
+            fo.profile = optarg;
+            break;
+        case 'r':
+            root = optarg;
+            break;
+        case 'D':
+            if (ndisks == sizeof(disks) / sizeof(disks[0])) {
+                fprintf(stderr, "%s: fixup: at most %zu --disk options\n", prog, ndisks);
+                return 2;
+            }
+            disks[ndisks++] = optarg;
+            break;
+        case 'h':
+            printf("usage: vdisk fixup [--dry-run] [--profile aws] --root DIR [--disk "
+                   "SOURCE|VIEW]...\n"
+                   "       vdisk fixup [--dry-run] [--profile aws] VIEW\n"
+                   "Apply the changes AWS VM Import/Export makes to a Linux guest, offline:\n"
+                   "/etc/fstab device names -> UUID= (nofail or commented out for devices that\n"
+                   "will not exist), GRUB default entry 0 and a 1 s timeout (also in grub.cfg,\n"
+                   "with root=/dev/sdXN -> root=UUID=), static network settings -> DHCP\n"
+                   "(interfaces, ifcfg-*, netplan), 70-persistent-net.rules removed.\n"
+                   "DIR is the guest's root filesystem, mounted read-write. Each --disk is an\n"
+                   "image (any SOURCE vdisk opens) or a vdiskfs view folder (MNT/name); the\n"
+                   "first is sda, the second sdb... Every changed file keeps its original as\n"
+                   "NAME.vdisk.orig. --dry-run prints the changes as a diff and writes nothing.\n"
+                   "Exit status: 0 done (or nothing to do), 1 error (nothing written), 2 usage.\n"
+                   "See docs/fixup.md.\n");
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    if (fo.profile && strcmp(fo.profile, "aws")) {
+        fprintf(stderr, "%s: fixup: unknown profile '%s' (only 'aws')\n", prog, fo.profile);
+        return 2;
+    }
+    if ((root && optind != argc) || (!root && optind + 1 != argc)) {
+        fprintf(stderr, "usage: vdisk fixup [--dry-run] [--profile aws] --root DIR [--disk "
+                        "SOURCE|VIEW]... | VIEW\n");
+        return 2;
+    }
+    if (!root) {
+        const char *view = argv[optind];
+        fprintf(stderr,
+                "%s: fixup: %s: editing a view without a kernel mount is not implemented yet; "
+                "mount the guest's root partition (mount -o loop %s/disk-p1.raw DIR) and run "
+                "'vdisk fixup --root DIR --disk %s'\n",
+                prog, view, view, view);
+        return 1;
+    }
+    struct vd_fixup_devmap map = {0};
+    struct vd_error err = {0};
+    int rc = 0;
+    for (size_t i = 0; i < ndisks && rc >= 0; i++) {
+        struct stat st;
+        if (stat(disks[i], &st) == 0 && S_ISDIR(st.st_mode))
+            rc = vd_fixup_devmap_add_view(&map, disks[i], &err);
+        else
+            rc = vd_fixup_devmap_add_source(&map, disks[i], &err);
+    }
+    if (rc >= 0) {
+        bool dry = fo.dry_run;
+        rc = vd_fixup_root(root, &map, &fo, fixup_report, &dry, &err);
+    }
+    vd_fixup_devmap_free(&map);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 1;
+    }
+    if (rc == 0)
+        printf("nothing to change\n");
+    else if (fo.dry_run)
+        printf("dry run: %d file%s would change; nothing was written\n", rc, rc == 1 ? "" : "s");
+    else
+        printf("%d file%s changed\n", rc, rc == 1 ? "" : "s");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -459,6 +584,8 @@ int main(int argc, char **argv)
         return cmd_check(argc, argv);
     if (!strcmp(cmd, "convert"))
         return cmd_convert(argc, argv);
+    if (!strcmp(cmd, "fixup"))
+        return cmd_fixup(argc, argv);
     fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
     usage(stderr);
     return 1;

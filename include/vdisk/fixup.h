@@ -1,0 +1,131 @@
+/*
+ * libvdisk fixup: the guest changes AWS VM Import/Export documents
+ * ("Programmatic modifications made to VMs by VM Import/Export",
+ * https://docs.aws.amazon.com/vm-import/latest/userguide/import-modify-vm.html),
+ * applied offline to a Linux guest's root filesystem. See docs/fixup.md.
+ *
+ * Two layers:
+ *   - rewriters: each takes one file's text (buf, len) and returns the new
+ *     text in a vd_fixup_buf plus one plain-words line per change in `why`.
+ *     No I/O, so unit tests and fuzzers call them directly. They return 1
+ *     if the text changed, 0 if not, -errno (with err set) on bad input.
+ *   - vd_fixup_root(): reads the guest's files under a root directory
+ *     (symlinks resolved inside that root, never on the host), runs the
+ *     rewriters, keeps each original as NAME.vdisk-orig and reports every
+ *     change (and, for a dry run, the diff) through a callback.
+ */
+#ifndef VDISK_FIXUP_H
+#define VDISK_FIXUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vdisk/error.h"
+
+/* Files larger than this are refused (-EFBIG): guest config files are small. */
+#define VD_FIXUP_MAX_FILE (1u << 20)
+
+/* A growable byte buffer, always NUL-terminated after len. Zero-init. */
+struct vd_fixup_buf {
+    char *data;
+    size_t len, cap;
+};
+void vd_fixup_buf_free(struct vd_fixup_buf *b);
+
+/* ---- device map: what /dev/sdXN meant on the old machine ---- */
+
+/* One filesystem (or swap) found on the guest's disks. Disk 1 is sda (or
+ * hda, xvda, vda, nvme0n1), disk 2 sdb... part 0 is the whole disk. */
+struct vd_fixup_dev {
+    unsigned disk, part;
+    char uuid[64];
+    char type[32]; /* "ext4", "swap", "xfs"... */
+    char label[64];
+};
+struct vd_fixup_devmap {
+    size_t n;
+    struct vd_fixup_dev *devs;
+    unsigned ndisks; /* disks seen, so /dev/sdc on a 2-disk guest is "absent" */
+};
+void vd_fixup_devmap_free(struct vd_fixup_devmap *m);
+
+/* Probe every partition of every disk of SOURCE (any image vdisk opens;
+ * OVA: all its disks) with libblkid and append to m, numbering its disks
+ * after those already in m. */
+int vd_fixup_devmap_add_source(struct vd_fixup_devmap *m, const char *uri, struct vd_error *err);
+/* The same for a vdiskfs view folder (MNT/name holding disk.raw,
+ * disk-p1.raw... or disk1.raw, disk1-p1.raw...). */
+int vd_fixup_devmap_add_view(struct vd_fixup_devmap *m, const char *dir, struct vd_error *err);
+
+/* Parse a kernel disk path: /dev/sdXN, /dev/hdXN, /dev/xvdXN, /dev/vdXN
+ * (X = a..z, aa..zz; N optional) or /dev/nvmeCnNpP. Returns true and the
+ * 1-based disk and partition (0 = whole disk) if it is one. */
+bool vd_fixup_parse_devpath(const char *path, size_t len, unsigned *disk, unsigned *part);
+/* The map entry for (disk, part) that has a UUID, or NULL. */
+const struct vd_fixup_dev *vd_fixup_devmap_find(const struct vd_fixup_devmap *m, unsigned disk,
+                                                unsigned part);
+
+/* ---- rewriters (no I/O) ---- */
+
+/* /etc/fstab: kernel device paths -> UUID=; unresolvable or absent
+ * devices get nofail (commented out when nofail would not save the boot:
+ * bind mounts); cifs/smbfs/vboxsf/sshfs entries commented out. Fails with
+ * -ENOENT if the root (/) entry names a device that does not resolve. */
+int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                   struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
+/* /etc/default/grub: GRUB_DEFAULT=0 and GRUB_TIMEOUT=VD_FIXUP_GRUB_TIMEOUT. */
+#define VD_FIXUP_GRUB_TIMEOUT 1
+int vd_fixup_grub_default(const char *buf, size_t len, struct vd_fixup_buf *out,
+                          struct vd_fixup_buf *why, struct vd_error *err);
+/* grub.cfg: root=/dev/sdXN and resume=/dev/sdXN -> UUID=, `set timeout=N`
+ * -> the same timeout, `set default=...` -> "0" (except ${next_entry}). */
+int vd_fixup_grub_cfg(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                      struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
+/* Debian /etc/network/interfaces: the first non-loopback `inet static`
+ * stanza becomes `inet dhcp`, its address/netmask/gateway/... lines go. */
+int vd_fixup_interfaces(const char *buf, size_t len, struct vd_fixup_buf *out,
+                        struct vd_fixup_buf *why, struct vd_error *err);
+/* RHEL ifcfg-*: BOOTPROTO=dhcp; IPADDR*, NETMASK*, PREFIX*, GATEWAY*,
+ * HWADDR, MACADDR, UUID removed. Loopback, bridge/bond/VLAN and
+ * enslaved interfaces are left alone. */
+int vd_fixup_ifcfg(const char *buf, size_t len, struct vd_fixup_buf *out, struct vd_fixup_buf *why,
+                   struct vd_error *err);
+/* netplan YAML: each ethernets entry gets dhcp4: true; addresses,
+ * gateway4/6 and routes removed; match: macaddress removed (and the match
+ * block and set-name with it when nothing else was matched). */
+int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_buf *out,
+                     struct vd_fixup_buf *why, struct vd_error *err);
+
+/* A unified-diff-like listing of old -> new (lines "-old", "+new", with
+ * one line of context and "@@ -a,b +c,d @@" hunk heads). */
+int vd_fixup_diff(const char *a, size_t alen, const char *b, size_t blen, struct vd_fixup_buf *out,
+                  struct vd_error *err);
+
+/* ---- driver ---- */
+
+struct vd_fixup_opts {
+    bool dry_run;        /* report, change nothing */
+    const char *profile; /* "aws" (the default and only one) or NULL */
+};
+
+/* Called once per file changed (or that would change): path inside the
+ * guest ("/etc/fstab"), action ("rewritten", "removed"), the backup name
+ * (NULL for a dry run), the plain-words reasons (one per line) and, for a
+ * dry run, the diff (NULL otherwise). */
+struct vd_fixup_change {
+    const char *path;
+    const char *action;
+    const char *backup;
+    const char *why;
+    const char *diff;
+};
+typedef void (*vd_fixup_report_cb)(void *opaque, const struct vd_fixup_change *c);
+
+/* Apply the profile to the guest tree at root. Every file is rewritten
+ * in memory first; if any fails (e.g. fstab's root does not resolve)
+ * nothing is written. Returns the number of files changed, or -errno. */
+int vd_fixup_root(const char *root, const struct vd_fixup_devmap *m,
+                  const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
+                  struct vd_error *err);
+
+#endif

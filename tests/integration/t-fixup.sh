@@ -1,0 +1,250 @@
+#!/bin/bash
+# vdisk fixup --root on a real guest tree, with the devices resolved from a
+# real disk image: sfdisk table, mkfs.ext4 and mkswap with known UUIDs. The
+# disk's UUIDs are read back independently with blkid on loop-free
+# partition copies, and every rewritten file is compared byte for byte.
+. "$VD_TEST_LIB"
+need sfdisk mkfs.ext4 mkswap blkid sha256sum
+
+ROOT_UUID=11111111-2222-4333-8444-555555555555
+SWAP_UUID=66666666-7777-4888-9999-aaaaaaaaaaaa
+
+# disk.raw: p1 ext4 (16 MiB at 1 MiB), p2 swap (8 MiB after it).
+truncate -s 32M "$T/disk.raw"
+printf 'label: dos\nstart=2048, size=32768, type=83\nstart=34816, size=16384, type=82\n' |
+    sfdisk -q "$T/disk.raw"
+truncate -s 16M "$T/p1.img"
+mkfs.ext4 -q -F -U "$ROOT_UUID" -L guestroot "$T/p1.img"
+truncate -s 8M "$T/p2.img"
+mkswap -q -U "$SWAP_UUID" "$T/p2.img" >/dev/null
+dd if="$T/p1.img" of="$T/disk.raw" bs=512 seek=2048 conv=notrunc status=none
+dd if="$T/p2.img" of="$T/disk.raw" bs=512 seek=34816 conv=notrunc status=none
+# independent oracle for what we expect the map to say
+assert_eq "$(blkid -p -o value -s UUID "$T/p1.img")" "$ROOT_UUID" "oracle: ext4 UUID"
+assert_eq "$(blkid -p -o value -s UUID "$T/p2.img")" "$SWAP_UUID" "oracle: swap UUID"
+
+G=$T/guest
+mkdir -p "$G/etc/default" "$G/boot/grub" "$G/etc/network" "$G/etc/udev/rules.d" \
+    "$G/etc/sysconfig/network-scripts" "$G/etc/netplan"
+cat > "$G/etc/fstab" <<'F'
+# /etc/fstab: static file system information.
+#
+# <file system> <mount point>   <type>  <options>       <dump>  <pass>
+/dev/sda1       /               ext4    errors=remount-ro 0       1
+/dev/sda2       none            swap    sw              0       0
+/dev/sdb1       /data           xfs     defaults        0       2
+/dev/cdrom      /media/cdrom0   udf,iso9660 user,noauto 0       0
+/dev/sr0        /mnt/dvd        iso9660 ro              0       0
+UUID=0a1b2c3d-0000-4000-8000-000000000001 /srv ext4 defaults 0 2
+//fs/share      /mnt/share      cifs    credentials=/root/.smb 0 0
+F
+cat > "$G/etc/default/grub" <<'F'
+# If you change this file, run 'update-grub' afterwards to update
+# /boot/grub/grub.cfg.
+GRUB_DEFAULT=saved
+GRUB_TIMEOUT=5
+GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`
+GRUB_CMDLINE_LINUX_DEFAULT="quiet"
+GRUB_CMDLINE_LINUX=""
+F
+cat > "$G/boot/grub/grub.cfg" <<'F'
+set default="${saved_entry}"
+if [ "${next_entry}" ] ; then
+   set default="${next_entry}"
+fi
+set timeout=5
+menuentry 'Debian GNU/Linux' {
+	linux	/boot/vmlinuz-6.1.0-18-amd64 root=/dev/sda1 ro resume=/dev/sda2 quiet
+	initrd	/boot/initrd.img-6.1.0-18-amd64
+}
+F
+cat > "$G/etc/network/interfaces" <<'F'
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+
+auto eth0
+iface eth0 inet static
+    address 192.168.10.20
+    netmask 255.255.255.0
+    gateway 192.168.10.1
+    dns-nameservers 192.168.10.1
+F
+printf 'SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="00:50:56:aa:bb:cc", NAME="eth0"\n' \
+    > "$G/etc/udev/rules.d/70-persistent-net.rules"
+cat > "$G/etc/sysconfig/network-scripts/ifcfg-eth0" <<'F'
+TYPE=Ethernet
+BOOTPROTO=none
+NAME=eth0
+UUID=5fb06bd0-0bb0-7ffb-45f1-d6edd65f3e03
+DEVICE=eth0
+ONBOOT=yes
+IPADDR=192.168.10.20
+PREFIX=24
+GATEWAY=192.168.10.1
+HWADDR=00:50:56:AA:BB:CC
+DNS1=192.168.10.1
+F
+cat > "$G/etc/sysconfig/network-scripts/ifcfg-lo" <<'F'
+DEVICE=lo
+IPADDR=127.0.0.1
+F
+cat > "$G/etc/netplan/01-netcfg.yaml" <<'F'
+network:
+  version: 2
+  ethernets:
+    ens192:
+      match:
+        macaddress: 00:50:56:aa:bb:cc
+      set-name: ens192
+      addresses:
+        - 192.168.10.20/24
+      gateway4: 192.168.10.1
+      nameservers:
+        addresses: [192.168.10.1]
+F
+chmod 600 "$G/etc/netplan/01-netcfg.yaml"
+# an absolute symlink must not lead fixup out of the guest
+ln -s /etc/hostname "$G/etc/hostname"
+
+tree_sum() { (cd "$G" && find . -type f -print0 | sort -z | xargs -0 sha256sum; find . | sort) | sha256sum; }
+before=$(tree_sum)
+
+# --- dry run: prints a diff, changes nothing
+"$VDISK" fixup --dry-run --root "$G" --disk "$T/disk.raw" > "$T/dry.out"
+assert_eq "$(tree_sum)" "$before" "dry run changed the tree"
+grep -qxF -- "-/dev/sda1       /               ext4    errors=remount-ro 0       1" "$T/dry.out" ||
+    fail "dry run does not show the old root line: $(cat "$T/dry.out")"
+grep -qxF -- "+UUID=$ROOT_UUID       /               ext4    errors=remount-ro 0       1" "$T/dry.out" ||
+    fail "dry run does not show the new root line"
+grep -qxF "dry run: 7 files would change; nothing was written" "$T/dry.out" ||
+    fail "dry run summary: $(tail -1 "$T/dry.out")"
+
+# --- a root that does not resolve fails with the exact message, tree unchanged
+cp "$G/etc/fstab" "$T/fstab.good"
+sed -i 's|^/dev/sda1 |/dev/sdc1 |' "$G/etc/fstab"
+before_bad=$(tree_sum)
+set +e
+"$VDISK" fixup --root "$G" --disk "$T/disk.raw" > "$T/bad.out" 2> "$T/bad.err"
+rc=$?
+set -e
+assert_eq "$rc" 1 "exit status with an unresolvable root"
+assert_eq "$(cat "$T/bad.err")" "vdisk: fixup: /etc/fstab: line 4: the root filesystem's device /dev/sdc1 is not on the given disks (no filesystem with a UUID there); nothing was changed" "error message"
+assert_eq "$(tree_sum)" "$before_bad" "failed fixup changed the tree"
+cp "$T/fstab.good" "$G/etc/fstab"
+
+# --- usage errors exit 2
+set +e
+"$VDISK" fixup --root "$G" extra >/dev/null 2>&1; assert_eq "$?" 2 "usage exit status"
+"$VDISK" fixup --profile azure --root "$G" >/dev/null 2>&1; assert_eq "$?" 2 "unknown profile"
+set -e
+
+# --- the real run
+"$VDISK" fixup --root "$G" --disk "$T/disk.raw" > "$T/run.out"
+grep -qxF "/etc/fstab: rewritten (original kept as fstab.vdisk.orig)" "$T/run.out" ||
+    fail "report: $(cat "$T/run.out")"
+grep -qxF "  line 4: /dev/sda1 -> UUID=$ROOT_UUID (the ext4 on disk 1, partition 1)" "$T/run.out" ||
+    fail "report lacks the reason for line 4: $(cat "$T/run.out")"
+grep -qxF "7 files changed" "$T/run.out" || fail "summary: $(tail -1 "$T/run.out")"
+
+cat > "$T/want" <<F
+# /etc/fstab: static file system information.
+#
+# <file system> <mount point>   <type>  <options>       <dump>  <pass>
+UUID=$ROOT_UUID       /               ext4    errors=remount-ro 0       1
+UUID=$SWAP_UUID       none            swap    sw              0       0
+/dev/sdb1       /data           xfs     defaults,nofail        0       2
+/dev/cdrom      /media/cdrom0   udf,iso9660 user,noauto 0       0
+/dev/sr0        /mnt/dvd        iso9660 ro,nofail              0       0
+UUID=0a1b2c3d-0000-4000-8000-000000000001 /srv ext4 defaults 0 2
+# vdisk fixup: disabled cifs, a network/host-shared filesystem
+#//fs/share      /mnt/share      cifs    credentials=/root/.smb 0 0
+F
+cmp "$T/want" "$G/etc/fstab" || { diff "$T/want" "$G/etc/fstab"; fail "fstab content"; }
+cmp "$T/fstab.good" "$G/etc/fstab.vdisk.orig" || fail "fstab backup differs from the original"
+
+cat > "$T/want" <<'F'
+# If you change this file, run 'update-grub' afterwards to update
+# /boot/grub/grub.cfg.
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=1
+GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`
+GRUB_CMDLINE_LINUX_DEFAULT="quiet"
+GRUB_CMDLINE_LINUX=""
+F
+cmp "$T/want" "$G/etc/default/grub" || { diff "$T/want" "$G/etc/default/grub"; fail "grub defaults"; }
+[ -f "$G/etc/default/grub.vdisk.orig" ] || fail "no backup of /etc/default/grub"
+
+cat > "$T/want" <<F
+set default="0"
+if [ "\${next_entry}" ] ; then
+   set default="\${next_entry}"
+fi
+set timeout=1
+menuentry 'Debian GNU/Linux' {
+	linux	/boot/vmlinuz-6.1.0-18-amd64 root=UUID=$ROOT_UUID ro resume=UUID=$SWAP_UUID quiet
+	initrd	/boot/initrd.img-6.1.0-18-amd64
+}
+F
+cmp "$T/want" "$G/boot/grub/grub.cfg" || { diff "$T/want" "$G/boot/grub/grub.cfg"; fail "grub.cfg"; }
+
+cat > "$T/want" <<'F'
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+
+auto eth0
+iface eth0 inet dhcp
+    dns-nameservers 192.168.10.1
+F
+cmp "$T/want" "$G/etc/network/interfaces" || { diff "$T/want" "$G/etc/network/interfaces"; fail "interfaces"; }
+
+cat > "$T/want" <<'F'
+TYPE=Ethernet
+BOOTPROTO=dhcp
+NAME=eth0
+DEVICE=eth0
+ONBOOT=yes
+DNS1=192.168.10.1
+F
+cmp "$T/want" "$G/etc/sysconfig/network-scripts/ifcfg-eth0" ||
+    { diff "$T/want" "$G/etc/sysconfig/network-scripts/ifcfg-eth0"; fail "ifcfg-eth0"; }
+[ ! -e "$G/etc/sysconfig/network-scripts/ifcfg-lo.vdisk.orig" ] || fail "ifcfg-lo was touched"
+
+cat > "$T/want" <<'F'
+network:
+  version: 2
+  ethernets:
+    ens192:
+      nameservers:
+        addresses: [192.168.10.1]
+      dhcp4: true
+F
+cmp "$T/want" "$G/etc/netplan/01-netcfg.yaml" || { diff "$T/want" "$G/etc/netplan/01-netcfg.yaml"; fail "netplan"; }
+assert_eq "$(stat -c %a "$G/etc/netplan/01-netcfg.yaml")" 600 "netplan file mode"
+assert_eq "$(stat -c %a "$G/etc/netplan/01-netcfg.yaml.vdisk.orig")" 600 "netplan backup mode"
+
+[ ! -e "$G/etc/udev/rules.d/70-persistent-net.rules" ] || fail "persistent-net rules still there"
+[ -f "$G/etc/udev/rules.d/70-persistent-net.rules.vdisk.orig" ] || fail "persistent-net rules not kept"
+
+# --- running again changes nothing and keeps the first backups
+after=$(tree_sum)
+"$VDISK" fixup --root "$G" --disk "$T/disk.raw" > "$T/again.out"
+grep -qxF "nothing to change" "$T/again.out" || fail "second run: $(cat "$T/again.out")"
+assert_eq "$(tree_sum)" "$after" "second run changed the tree"
+cmp "$T/fstab.good" "$G/etc/fstab.vdisk.orig" || fail "backup overwritten"
+
+# --- a vdiskfs view folder resolves the same devices
+if [ -e /dev/fuse ]; then
+    cp "$T/fstab.good" "$G/etc/fstab"
+    vmount "$T/mnt" "$T/disk.raw"
+    "$VDISK" fixup --root "$G" --disk "$T/mnt/disk" > "$T/view.out"
+    grep -qxF "UUID=$ROOT_UUID       /               ext4    errors=remount-ro 0       1" \
+        "$G/etc/fstab" || fail "view: fstab root line: $(cat "$G/etc/fstab")"
+    grep -qxF "/etc/fstab: rewritten (original kept as fstab.vdisk.orig.2)" "$T/view.out" ||
+        fail "view: second backup name: $(cat "$T/view.out")"
+    vumount "$T/mnt"
+fi
+echo PASS
