@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
+#include "vdisk/overlay.h"
 #include "vdisk/vdisk.h"
 #include "export.h"
 
@@ -50,14 +51,18 @@ struct srcdir {
     struct vd_source *src;
     size_t nnodes;
     struct node *nodes;
+    size_t nviews;
+    struct vd_image **views; /* overlay= views of the source's disks, owned */
 };
 
 static struct {
     size_t nsrc;
     struct srcdir *srcs;
-    bool writable;
+    bool writable; /* disk files accept writes (rw, or overlay=) */
     bool foreground;
-    struct vd_open_opts opts;
+    struct vd_open_opts opts; /* opts.writable: the sources themselves (rw only) */
+    const char *overlay_path;
+    struct vd_overlay *overlay;
     time_t mount_time;
     int notify_fd; /* daemon mode: tells the waiting parent the mount is up */
 } g = {.notify_fd = -1};
@@ -146,15 +151,30 @@ static int add_source(const char *uri)
     for (size_t i = 0; i < vd_source_ndisks(src); i++) {
         struct vd_image *img = vd_source_disk(src, i);
         char view[32], name[64];
+        vd_source_disk_view_name(src, i, view, sizeof(view));
+        if (g.overlay) {
+            /* Writes go to the overlay; the source stays read-only. */
+            struct vd_image **views = realloc(d->views, (d->nviews + 1) * sizeof(*views));
+            char key[NAME_MAX + 40];
+            if (!views)
+                return -1;
+            d->views = views;
+            snprintf(key, sizeof(key), "%s/%s", d->name, view);
+            if (vd_overlay_attach(g.overlay, img, key, &img, &err) < 0) {
+                fprintf(stderr, "vdiskfs: %s\n", err.msg);
+                return -1;
+            }
+            d->views[d->nviews++] = img;
+        }
         if (g.writable && !vd_image_can_write(img)) {
             fprintf(stderr,
-                    "vdiskfs: %s: %s%s%s images cannot be written in place; mount read-only, or "
-                    "convert to a writable copy (vdisk convert -O vhd) and mount that rw\n",
+                    "vdiskfs: %s: %s%s%s images cannot be written in place; mount read-only, "
+                    "keep the changes in an overlay (-o overlay=FILE), or convert to a writable "
+                    "copy (vdisk convert -O vhd) and mount that rw\n",
                     uri, vd_image_format(img), vd_image_subformat(img) ? " " : "",
                     vd_image_subformat(img) ? vd_image_subformat(img) : "");
             return -1;
         }
-        vd_source_disk_view_name(src, i, view, sizeof(view));
         snprintf(name, sizeof(name), "%s.raw", view);
         if (add_node(d, name, NODE_DISK, img, 0, vd_image_size(img)) < 0)
             return -1;
@@ -525,6 +545,18 @@ static int vfs_flush(const char *path, struct fuse_file_info *fi)
     const char *rest;
     if (is_export(path, &rest))
         return export_flush(rest, fi);
+    /* The close of a disk opened for writing is a flush point: an overlay's
+     * new mappings reach its file here (see src/formats/overlay.c). */
+    if (!g.writable || (fi->flags & O_ACCMODE) == O_RDONLY)
+        return 0;
+    struct node *n = find_node(path, NULL);
+    if (!n || !n->img)
+        return 0;
+    struct vd_error err = {0};
+    if (vd_image_flush(n->img, &err) < 0) {
+        logmsg("%s: flush: %s", path, err.msg);
+        return -EIO;
+    }
     return 0;
 }
 
@@ -739,6 +771,8 @@ static void usage(FILE *f)
                "Options (-o a,b=c):\n"
                "  ro                 read-only (default): sources are never written\n"
                "  rw                 write through into images whose format allows it\n"
+               "  overlay=FILE       writable disks whose writes all go to FILE (created when\n"
+               "                     absent); the sources are never written\n"
                "  format=FMT         skip probing (vmdk, vhd, vhdx, ova, raw)\n"
                "  export=DEST        show export/: files created there are encoded to DEST\n"
                "                     (a directory or s3://bucket/prefix/); see vdiskfs(1)\n"
@@ -786,8 +820,11 @@ static int handle_opt(char *item, char *fuse_opts, size_t cap)
     } else if (!strcmp(item, "format") && val) {
         g.opts.format = strdup(val);
     } else if (!strcmp(item, "overlay")) {
-        fprintf(stderr, "vdiskfs: overlay= is not supported yet; use ro, or rw on a copy\n");
-        return -1;
+        if (!val || !*val) {
+            fprintf(stderr, "vdiskfs: overlay= needs a file name\n");
+            return -1;
+        }
+        g.overlay_path = strdup(val);
     } else if (!strcmp(item, "region") && val) {
         g.opts.region = strdup(val);
     } else if (!strcmp(item, "endpoint") && val) {
@@ -909,7 +946,17 @@ int main(int argc, char **argv)
     }
     if (!g.foreground && daemonize() < 0)
         return 1;
-    g.opts.writable = g.writable;
+    if (g.overlay_path) {
+        struct vd_error err = {0};
+        if (vd_overlay_open(g.overlay_path, &g.overlay, &err) < 0) {
+            fprintf(stderr, "vdiskfs: %s\n", err.msg);
+            return 1;
+        }
+        g.writable = true; /* the view; sources stay read-only even with rw */
+        g.opts.writable = false;
+    } else {
+        g.opts.writable = g.writable;
+    }
     g.mount_time = time(NULL);
     for (int i = 0; i < npos - 1; i++)
         if (add_source(positional[i]) < 0)
@@ -942,6 +989,18 @@ int main(int argc, char **argv)
         openlog("vdiskfs", LOG_PID, LOG_DAEMON);
     r = fuse_main(fargc, fargv, &vfs_ops, NULL);
 out:
+    for (size_t i = 0; i < g.nsrc; i++) {
+        for (size_t k = 0; k < g.srcs[i].nviews; k++)
+            vd_overlay_detach(g.srcs[i].views[k]);
+        free(g.srcs[i].views);
+    }
+    if (g.overlay) {
+        struct vd_error err = {0};
+        if (vd_overlay_close(g.overlay, &err) < 0) {
+            logmsg("%s", err.msg);
+            r = 1;
+        }
+    }
     for (size_t i = 0; i < g.nsrc; i++) {
         vd_source_close(g.srcs[i].src);
         free(g.srcs[i].nodes);

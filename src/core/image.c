@@ -168,8 +168,8 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t 
 {
     if (!img->ops->pwrite)
         return vd_err(err, -EROFS,
-                      "%s: %s%s%s images cannot be written in place; mount it read-only, or write "
-                      "to a converted copy",
+                      "%s: %s%s%s images cannot be written in place; mount it read-only, keep the "
+                      "changes in an overlay (-o overlay=FILE), or write to a converted copy",
                       img->name, img->ops->name, img->subformat ? " " : "",
                       img->subformat ? img->subformat : "");
     if (!img->opts.writable)

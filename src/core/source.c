@@ -152,8 +152,8 @@ int vd_source_open(const char *uri, const struct vd_open_opts *opts, struct vd_s
     if (is_ova) {
         if (opts->writable) {
             r = vd_err(err, -EROFS,
-                       "%s: OVA disks cannot be written in place; mount it read-only, or write to "
-                       "a converted copy",
+                       "%s: OVA disks cannot be written in place; mount it read-only, keep the "
+                       "changes in an overlay (-o overlay=FILE), or write to a converted copy",
                        uri);
             goto fail;
         }

@@ -653,7 +653,8 @@ static int vhd_open(struct vd_image *img, struct vd_error *err)
             why = "the disk is damaged (see vdisk check)";
         if (why)
             return vd_err(err, -EROFS,
-                          "vhd: %s: %s; mount it read-only, or write to a converted copy",
+                          "vhd: %s: %s; mount it read-only, keep the changes in an overlay (-o "
+                          "overlay=FILE), or write to a converted copy",
                           img->name, why);
     }
     if (pthread_mutex_init(&st->alloc_lock, NULL) != 0)

@@ -1412,7 +1412,8 @@ static int vmdk_open(struct vd_image *img, struct vd_error *err)
             if (s->ext[i].type == VMDK_EXT_SPARSE && s->ext[i].sp.compressed)
                 return vd_err(err, -EROFS,
                               "vmdk: %s: %s images (compressed grains) cannot be written in "
-                              "place; mount it read-only, or write to a converted copy",
+                              "place; mount it read-only, keep the changes in an overlay (-o "
+                              "overlay=FILE), or write to a converted copy",
                               img->name, s->subformat);
         if (pthread_mutex_init(&s->wlock, NULL) != 0)
             return vd_err(err, -ENOMEM, "vmdk: %s: cannot create a mutex", img->name);

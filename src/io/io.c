@@ -52,8 +52,8 @@ int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable, 
     if (vd_io_is_remote_uri(uri)) {
         if (writable)
             return vd_err(err, -EROFS,
-                          "%s: remote sources are read-only; mount it read-only, or write to a "
-                          "converted copy",
+                          "%s: remote sources are read-only; mount it read-only, keep the changes "
+                          "in an overlay (-o overlay=FILE), or write to a converted copy",
                           uri);
         r = vd_io_remote_open(uri, opts, out, err);
     } else {

@@ -852,10 +852,10 @@ static int s3_open_relative(struct vd_io *io, const char *rel, bool writable, st
 {
     struct s3_obj *o = (struct s3_obj *)io;
     if (writable)
-        return vd_err(
-            err, -EROFS,
-            "%s: remote sources are read-only; mount it read-only, or write to a converted copy",
-            io->name);
+        return vd_err(err, -EROFS,
+                      "%s: remote sources are read-only; mount it read-only, keep the changes in "
+                      "an overlay (-o overlay=FILE), or write to a converted copy",
+                      io->name);
     struct vd_s3_target *t;
     int r = vd_s3_target_relative(o->t, rel, &t, err);
     if (r)

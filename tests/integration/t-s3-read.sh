@@ -137,4 +137,23 @@ for _ in $(seq 1 24); do
 done
 wait "${pids[@]}"
 [ ! -s "$T/mismatch" ] || fail "$(cat "$T/mismatch")"
+
+# An S3 object edited through an overlay file: writes land in the local
+# file, the server sees only HEAD and ranged GETs, and a remount shows them.
+S3OPTS="endpoint=http://127.0.0.1:$S3P_PORT,path_style,region=us-east-1"
+cp "$T/disk.raw" "$T/edited.raw"
+head -c 200000 /dev/urandom >"$T/blob"
+dd if="$T/blob" of="$T/edited.raw" bs=1k seek=3333 conv=notrunc status=none
+s3_reset
+vmount "$T/ovm" -o "$S3OPTS,overlay=$T/s3.ovl" s3://vdtest/img/disk.raw
+dd if="$T/blob" of="$T/ovm/disk/disk.raw" bs=1k seek=3333 conv=notrunc status=none ||
+    fail "write through the overlay"
+vumount "$T/ovm"
+vmount "$T/ovm" -o "$S3OPTS,overlay=$T/s3.ovl" s3://vdtest/img/disk.raw
+assert_eq "$(sha "$T/ovm/disk/disk.raw")" "$(sha "$T/edited.raw")" "S3 disk with its overlay"
+vumount "$T/ovm"
+if s3_log | grep -v '^GET\|^HEAD' | grep -q .; then
+    fail "the overlay mount wrote to S3: $(s3_log | grep -v '^GET\|^HEAD')"
+fi
+assert_eq "$("$VDISK" hash s3://vdtest/img/disk.raw | cut -d' ' -f1)" "$want" "S3 object unchanged"
 echo "PASS"

@@ -76,7 +76,7 @@ for n in kid saved bad; do
     mountpoint -q "$T/m2" 2>/dev/null && { fusermount3 -u "$T/m2"; fail "$n mounted rw"; }
     echo "$n: $out"
 done | tee "$T/refusals"
-grep -q "kid.vhd: differencing disks cannot be written in place; mount it read-only, or write to a converted copy" "$T/refusals" || fail "diff refusal"
-grep -q "saved.vhd: the disk is in a saved state (its VM is suspended); mount it read-only, or write to a converted copy" "$T/refusals" || fail "saved refusal"
-grep -q "bad.vhd: the disk is damaged (see vdisk check); mount it read-only, or write to a converted copy" "$T/refusals" || fail "damaged refusal"
+grep -q "kid.vhd: differencing disks cannot be written in place; mount it read-only, keep the changes in an overlay (-o overlay=FILE), or write to a converted copy" "$T/refusals" || fail "diff refusal"
+grep -q "saved.vhd: the disk is in a saved state (its VM is suspended); mount it read-only, keep the changes in an overlay (-o overlay=FILE), or write to a converted copy" "$T/refusals" || fail "saved refusal"
+grep -q "bad.vhd: the disk is damaged (see vdisk check); mount it read-only, keep the changes in an overlay (-o overlay=FILE), or write to a converted copy" "$T/refusals" || fail "damaged refusal"
 echo "ok: VHD writes"

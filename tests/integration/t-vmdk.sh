@@ -273,7 +273,7 @@ oldcid=$(grep -a -m1 '^parentCID=' wchild.vmdk | cut -d= -f2)
 expect_err wchild.vmdk "vmdk: wchild.vmdk: parentCID $(printf %08x 0x$oldcid) does not match CID $newcid of parent wbase.vmdk (the parent changed after this snapshot was taken)"
 # Refusals
 out=$("$TV" pwrite streamOptimized/d.vmdk 0 chunk 2>&1) && fail "stream written"
-assert_eq "$out" "vmdk: d.vmdk: streamOptimized images (compressed grains) cannot be written in place; mount it read-only, or write to a converted copy" "stream write refusal"
+assert_eq "$out" "vmdk: d.vmdk: streamOptimized images (compressed grains) cannot be written in place; mount it read-only, keep the changes in an overlay (-o overlay=FILE), or write to a converted copy" "stream write refusal"
 out=$("$TV" pwrite multi.vmdk $((600 * 1024)) chunk 2>&1) && fail "ZERO extent written"
 assert_eq "$out" "vmdk: multi.vmdk: cannot write data at offset 614400 into ZERO extent 2" "ZERO extent write refusal"
 
