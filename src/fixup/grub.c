@@ -62,9 +62,8 @@ int vd_fixup_grub_default(const char *buf, size_t len, struct vd_fixup_buf *out,
     fx_begin(out, why);
     bool changed = false, seen_default = false, seen_timeout = false;
     size_t pos = 0;
-    struct fx_line l = {0}, last = {0};
+    struct fx_line l = {0};
     while (fx_next_line(buf, len, &pos, &l)) {
-        last = l;
         size_t ind = fx_indent(l.s, l.len);
         const char *s = l.s + ind;
         size_t n = l.len - ind;
@@ -93,7 +92,8 @@ int vd_fixup_grub_default(const char *buf, size_t len, struct vd_fixup_buf *out,
             return fx_oom(err, DEFGRUB);
     }
     const char *eol = fx_eol_of(buf, len);
-    if ((!seen_default || !seen_timeout) && last.no && !last.eol[0] && fx_puts(out, eol) < 0)
+    if ((!seen_default || !seen_timeout) && out->len && out->data[out->len - 1] != '\n' &&
+        fx_puts(out, eol) < 0)
         return fx_oom(err, DEFGRUB);
     if (!seen_default) {
         if (fx_printf(out, "GRUB_DEFAULT=0%s", eol) < 0 ||

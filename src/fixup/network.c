@@ -71,7 +71,7 @@ int vd_fixup_interfaces(const char *buf, size_t len, struct vd_fixup_buf *out,
     if (rc < 0)
         return rc;
     fx_begin(out, why);
-    bool done = false, in_primary = false;
+    bool done = false, in_primary = false, changed = false;
     size_t pos = 0;
     struct fx_line l = {0};
     while (fx_next_line(buf, len, &pos, &l)) {
@@ -82,10 +82,14 @@ int vd_fixup_interfaces(const char *buf, size_t len, struct vd_fixup_buf *out,
             in_primary = false;
             struct fx_fields f;
             fx_split(l.s, l.len, &f);
-            if (!done && f.n >= 4 && fx_field_is(l.s, &f, 0, "iface") &&
-                !fx_field_is(l.s, &f, 1, "lo") && fx_field_is(l.s, &f, 2, "inet") &&
-                fx_field_is(l.s, &f, 3, "static")) {
-                done = in_primary = true;
+            bool inet = f.n >= 4 && fx_field_is(l.s, &f, 0, "iface") &&
+                        !fx_field_is(l.s, &f, 1, "lo") && fx_field_is(l.s, &f, 2, "inet");
+            if (!done && inet) {
+                /* the primary interface: the first IPv4 one that is not lo */
+                done = true;
+                if (!fx_field_is(l.s, &f, 3, "static"))
+                    goto copy;
+                in_primary = changed = true;
                 if (fx_put(out, l.s, f.off[3]) < 0 || fx_puts(out, "dhcp") < 0 ||
                     fx_put(out, l.s + f.off[3] + 6, l.len - f.off[3] - 6) < 0 ||
                     fx_puts(out, l.eol) < 0 ||
@@ -100,12 +104,13 @@ int vd_fixup_interfaces(const char *buf, size_t len, struct vd_fixup_buf *out,
                 return fx_oom(err, IFACES);
             continue;
         }
+    copy:
         if (fx_put(out, l.s, l.len) < 0 || fx_puts(out, l.eol) < 0)
             return fx_oom(err, IFACES);
     }
     if (fx_put(out, "", 0) < 0 || fx_put(why, "", 0) < 0)
         return fx_oom(err, IFACES);
-    return done;
+    return changed;
 }
 
 /* ---- ifcfg-* ---- */
@@ -186,9 +191,7 @@ int vd_fixup_ifcfg(const char *buf, size_t len, struct vd_fixup_buf *out, struct
     bool changed = false, seen_proto = false;
     pos = 0;
     l.no = 0;
-    struct fx_line last = {0};
     while (fx_next_line(buf, len, &pos, &l)) {
-        last = l;
         if (ifcfg_key(l.s, l.len, &k, &kn, &v, &vn)) {
             if (ifcfg_key_is(k, kn, "BOOTPROTO", false)) {
                 seen_proto = true;
@@ -220,7 +223,8 @@ int vd_fixup_ifcfg(const char *buf, size_t len, struct vd_fixup_buf *out, struct
             return fx_oom(err, IFCFG);
     }
     if (!seen_proto) {
-        if ((last.no && !last.eol[0] && fx_puts(out, fx_eol_of(buf, len)) < 0) ||
+        if ((out->len && out->data[out->len - 1] != '\n' &&
+             fx_puts(out, fx_eol_of(buf, len)) < 0) ||
             fx_printf(out, "BOOTPROTO=dhcp%s", fx_eol_of(buf, len)) < 0 ||
             fx_puts(why, "added BOOTPROTO=dhcp\n") < 0)
             return fx_oom(err, IFCFG);
@@ -284,9 +288,10 @@ static bool np_match_mac_only(const char *buf, size_t len, size_t pos, size_t in
     return mac && !other;
 }
 
-/* Does the interface block after pos (its id at indent id_ind) have a
- * match block on the MAC address only? */
-static bool np_iface_mac_only(const char *buf, size_t len, size_t pos, size_t id_ind)
+/* Indent of the interface's own keys: the smallest indent in its block
+ * (the lines after pos deeper than the id at id_ind); 0 if empty. Taking
+ * the smallest keeps a second pass stable on badly indented files. */
+static size_t np_iface_key_ind(const char *buf, size_t len, size_t pos, size_t id_ind)
 {
     struct fx_line c = {0};
     size_t key_ind = 0;
@@ -296,8 +301,24 @@ static bool np_iface_mac_only(const char *buf, size_t len, size_t pos, size_t id
             continue;
         if (ci <= id_ind)
             break;
-        if (!key_ind)
+        if (!key_ind || ci < key_ind)
             key_ind = ci;
+    }
+    return key_ind;
+}
+
+/* Does the interface block after pos (keys at key_ind) have a match
+ * block on the MAC address only? */
+static bool np_iface_mac_only(const char *buf, size_t len, size_t pos, size_t id_ind,
+                              size_t key_ind)
+{
+    struct fx_line c = {0};
+    while (fx_next_line(buf, len, &pos, &c)) {
+        size_t ci = fx_indent(c.s, c.len);
+        if (ci == c.len || c.s[ci] == '#')
+            continue;
+        if (ci <= id_ind)
+            break;
         const char *ck, *cv;
         size_t ckn, cvn;
         if (ci == key_ind && yaml_key(c.s, c.len, ci, &ck, &ckn, &cv, &cvn) &&
@@ -338,7 +359,8 @@ int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_buf *out,
         /* Leaving the interface: add dhcp4 if it had none. */
         if (in_id && (!more || (!blank && ind <= id_ind))) {
             if (!dhcp_seen && key_ind) {
-                if (fx_printf(out, "%*sdhcp4: true%s", (int)key_ind, "", eol) < 0 ||
+                if ((out->len && out->data[out->len - 1] != '\n' && fx_puts(out, eol) < 0) ||
+                    fx_printf(out, "%*sdhcp4: true%s", (int)key_ind, "", eol) < 0 ||
                     fx_printf(why, "%s: added dhcp4: true\n", idname) < 0)
                     return fx_oom(err, NETPLAN);
                 changed = true;
@@ -356,13 +378,11 @@ int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_buf *out,
         } else if (is_key && in_eth && !in_id && ind > eth_ind && vn == 0) {
             in_id = true;
             id_ind = ind;
-            key_ind = 0;
+            key_ind = np_iface_key_ind(buf, len, pos, ind);
             dhcp_seen = false;
-            mac_only = np_iface_mac_only(buf, len, pos, ind);
+            mac_only = np_iface_mac_only(buf, len, pos, ind, key_ind);
             snprintf(idname, sizeof(idname), "%.*s", (int)(kn > 100 ? 100 : kn), k);
         } else if (is_key && in_id && ind > id_ind) {
-            if (!key_ind)
-                key_ind = ind;
             if (ind == key_ind) {
                 if (yaml_key_is(k, kn, "dhcp4")) {
                     dhcp_seen = true;

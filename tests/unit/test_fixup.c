@@ -1,0 +1,503 @@
+/*
+ * Unit tests for the fixup rewriters (include/vdisk/fixup.h): real-world
+ * fstab, /etc/default/grub, grub.cfg, interfaces, ifcfg and netplan texts
+ * as Debian 12, Ubuntu 22.04 and CentOS 7 installers write them, each
+ * against its exact expected output; then hostile inputs (NULs, CRLF, no
+ * final newline, huge lines, over-size files) that must give an error or a
+ * sane result.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "vdisk/fixup.h"
+
+#define U1 "0f3c5a2e-8d1b-4c55-9a7e-2b6d4f1e9a01"
+#define U2 "7d2e4b19-31c6-4f08-b0a3-5e8c1d2f6b02"
+#define U5 "c1a9e3d7-5b2f-4e61-8d04-9f7a3b6c2e05"
+
+static const struct vd_fixup_dev devs[] = {
+    {.disk = 1, .part = 1, .uuid = U1, .type = "ext4"},
+    {.disk = 1, .part = 2, .uuid = U2, .type = "ext4"},
+    {.disk = 1, .part = 5, .uuid = U5, .type = "swap"},
+    {.disk = 1, .part = 6, .uuid = "", .type = "ext4"}, /* no UUID: unusable */
+};
+static const struct vd_fixup_devmap map = {
+    .n = 4, .devs = (struct vd_fixup_dev *)devs, .ndisks = 1};
+
+typedef int (*rw_map)(const char *, size_t, const struct vd_fixup_devmap *, struct vd_fixup_buf *,
+                      struct vd_fixup_buf *, struct vd_error *);
+typedef int (*rw_plain)(const char *, size_t, struct vd_fixup_buf *, struct vd_fixup_buf *,
+                        struct vd_error *);
+
+static int run(rw_map fm, rw_plain fp, const char *in, size_t len, struct vd_fixup_buf *out,
+               struct vd_fixup_buf *why, struct vd_error *err)
+{
+    vd_err_clear(err);
+    return fm ? fm(in, len, &map, out, why, err) : fp(in, len, out, why, err);
+}
+
+/* Rewrite in, expect rc and exactly want (and, if not NULL, why). */
+static void expect(const char *name, rw_map fm, rw_plain fp, const char *in, int want_rc,
+                   const char *want, const char *want_why)
+{
+    struct vd_fixup_buf out = {0}, why = {0};
+    struct vd_error err = {0};
+    int rc = run(fm, fp, in, strlen(in), &out, &why, &err);
+    CHECK(rc == want_rc, "%s: rc %d, want %d (%s)", name, rc, want_rc, err.msg);
+    if (rc >= 0) {
+        CHECK(out.data && !strcmp(out.data, want), "%s: output\n--- got:\n%s--- want:\n%s", name,
+              out.data ? out.data : "(null)", want);
+        if (want_why)
+            CHECK(why.data && !strcmp(why.data, want_why), "%s: why\n--- got:\n%s--- want:\n%s",
+                  name, why.data ? why.data : "(null)", want_why);
+        /* idempotent: a second pass changes nothing */
+        struct vd_fixup_buf out2 = {0}, why2 = {0};
+        int rc2 = run(fm, fp, out.data, out.len, &out2, &why2, &err);
+        CHECK(rc2 == 0 && !strcmp(out2.data, out.data), "%s: second pass rc %d changed:\n%s", name,
+              rc2, out2.data ? out2.data : "(null)");
+        vd_fixup_buf_free(&out2);
+        vd_fixup_buf_free(&why2);
+    }
+    vd_fixup_buf_free(&out);
+    vd_fixup_buf_free(&why);
+}
+
+static void test_devpath(void)
+{
+    static const struct {
+        const char *path;
+        bool ok;
+        unsigned disk, part;
+    } cases[] = {
+        {"/dev/sda1", true, 1, 1},        {"/dev/sdb", true, 2, 0},
+        {"/dev/sdaa1", true, 27, 1},      {"/dev/sdzz15", true, 702, 15},
+        {"/dev/hdc2", true, 3, 2},        {"/dev/xvdf3", true, 6, 3},
+        {"/dev/vda1", true, 1, 1},        {"/dev/nvme0n1p2", true, 1, 2},
+        {"/dev/nvme1n1", true, 2, 0},     {"/dev/sda0", false, 0, 0},
+        {"/dev/sd", false, 0, 0},         {"/dev/sdabc1", false, 0, 0},
+        {"/dev/nvme0n2p1", false, 0, 0},  {"/dev/nvme0n1p", false, 0, 0},
+        {"/dev/nvme0n1p01", false, 0, 0}, {"/dev/mapper/vg-root", false, 0, 0},
+        {"/dev/sda1x", false, 0, 0},      {"sda1", false, 0, 0},
+        {"/dev/sdA1", false, 0, 0},       {"/dev/sda99999", false, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned d = 0, p = 0;
+        bool ok = vd_fixup_parse_devpath(cases[i].path, strlen(cases[i].path), &d, &p);
+        CHECK(ok == cases[i].ok, "%s: parsed %d", cases[i].path, ok);
+        if (ok && cases[i].ok)
+            CHECK(d == cases[i].disk && p == cases[i].part, "%s: disk %u part %u", cases[i].path, d,
+                  p);
+    }
+    CHECK(vd_fixup_devmap_find(&map, 1, 6) == NULL, "a filesystem without UUID is not found");
+    CHECK(vd_fixup_devmap_find(&map, 1, 5) == &devs[2], "swap found");
+}
+
+/* Debian 12 installer fstab, root and /home on sda, swap on sda5. */
+static void test_fstab_debian(void)
+{
+    expect("fstab debian", vd_fixup_fstab, NULL,
+           "# /etc/fstab: static file system information.\n"
+           "#\n"
+           "# Use 'blkid' to print the universally unique identifier for a\n"
+           "# device; this may be used with UUID= as a more robust way to name devices\n"
+           "# that works even if disks are added and removed. See fstab(5).\n"
+           "#\n"
+           "# <file system> <mount point>   <type>  <options>       <dump>  <pass>\n"
+           "# / was on /dev/sda1 during installation\n"
+           "/dev/sda1 /               ext4    errors=remount-ro 0       1\n"
+           "# /home was on /dev/sda2 during installation\n"
+           "/dev/sda2 /home           ext4    defaults        0       2\n"
+           "# swap was on /dev/sda5 during installation\n"
+           "/dev/sda5 none            swap    sw              0       0\n"
+           "/dev/sr0        /media/cdrom0   udf,iso9660 user,noauto     0       0\n",
+           1,
+           "# /etc/fstab: static file system information.\n"
+           "#\n"
+           "# Use 'blkid' to print the universally unique identifier for a\n"
+           "# device; this may be used with UUID= as a more robust way to name devices\n"
+           "# that works even if disks are added and removed. See fstab(5).\n"
+           "#\n"
+           "# <file system> <mount point>   <type>  <options>       <dump>  <pass>\n"
+           "# / was on /dev/sda1 during installation\n"
+           "UUID=" U1 " /               ext4    errors=remount-ro 0       1\n"
+           "# /home was on /dev/sda2 during installation\n"
+           "UUID=" U2 " /home           ext4    defaults        0       2\n"
+           "# swap was on /dev/sda5 during installation\n"
+           "UUID=" U5 " none            swap    sw              0       0\n"
+           "/dev/sr0        /media/cdrom0   udf,iso9660 user,noauto     0       0\n",
+           "line 9: /dev/sda1 -> UUID=" U1 " (the ext4 on disk 1, partition 1)\n"
+           "line 11: /dev/sda2 -> UUID=" U2 " (the ext4 on disk 1, partition 2)\n"
+           "line 13: /dev/sda5 -> UUID=" U5 " (the swap on disk 1, partition 5)\n");
+}
+
+/* CentOS 7 anaconda fstab: LVM root, UUID /boot: nothing to do. */
+static void test_fstab_centos(void)
+{
+    const char *in =
+        "\n"
+        "#\n"
+        "# /etc/fstab\n"
+        "# Created by anaconda on Tue Mar  5 10:21:33 2019\n"
+        "#\n"
+        "/dev/mapper/centos-root /                       xfs     defaults        0 0\n"
+        "UUID=2a1f7c2e-4b7d-4c1e-9d55-0c4a6f1b2e3d /boot                   xfs     "
+        "defaults        0 0\n"
+        "/dev/mapper/centos-swap swap                    swap    defaults        0 0\n";
+    expect("fstab centos", vd_fixup_fstab, NULL, in, 0, in, "");
+}
+
+static void test_fstab_edges(void)
+{
+    /* absent disk, bind of missing device, 3 fields, already nofail,
+     * noauto, a partition without UUID, tabs, vdX and xvdX names */
+    expect("fstab edges", vd_fixup_fstab, NULL,
+           "/dev/vda1\t/\text4\tdefaults\t0\t1\n"
+           "/dev/sdb1 /data xfs defaults 0 2\n"
+           "/dev/sdc1 /srv/www none bind 0 0\n"
+           "/dev/sdd1 /backup ext4\n"
+           "/dev/sde1 /a ext4 defaults,nofail 0 0\n"
+           "/dev/sdf1 /b ext4 noauto 0 0\n"
+           "/dev/xvda6 /c ext4 defaults 0 2\n"
+           "LABEL=scratch /scratch ext4 defaults 0 2\n"
+           "proc /proc proc defaults 0 0\n"
+           "//nas/music /music smbfs guest 0 0\n"
+           "host:/export /nfs nfs defaults 0 0\n",
+           1,
+           "UUID=" U1 "\t/\text4\tdefaults\t0\t1\n"
+           "/dev/sdb1 /data xfs defaults,nofail 0 2\n"
+           "# vdisk fixup: bind mount of a device that is not present\n"
+           "#/dev/sdc1 /srv/www none bind 0 0\n"
+           "/dev/sdd1 /backup ext4\tnofail\n"
+           "/dev/sde1 /a ext4 defaults,nofail 0 0\n"
+           "/dev/sdf1 /b ext4 noauto 0 0\n"
+           "/dev/xvda6 /c ext4 defaults,nofail 0 2\n"
+           "LABEL=scratch /scratch ext4 defaults 0 2\n"
+           "proc /proc proc defaults 0 0\n"
+           "# vdisk fixup: disabled smbfs, a network/host-shared filesystem\n"
+           "#//nas/music /music smbfs guest 0 0\n"
+           "host:/export /nfs nfs defaults 0 0\n",
+           NULL);
+}
+
+static void test_fstab_root_unresolved(void)
+{
+    struct vd_fixup_buf out = {0}, why = {0};
+    struct vd_error err = {0};
+    const char *in = "# root\n/dev/sdb2 / ext4 defaults 0 1\n";
+    int rc = vd_fixup_fstab(in, strlen(in), &map, &out, &why, &err);
+    CHECK(rc == -ENOENT, "rc %d", rc);
+    CHECK_MSG(err, "fixup: /etc/fstab: line 2: the root filesystem's device /dev/sdb2 is not on "
+                   "the given disks (no filesystem with a UUID there); nothing was changed");
+    /* a partition whose filesystem has no UUID does not resolve either */
+    vd_err_clear(&err);
+    in = "/dev/sda6 / ext4 defaults 0 1\n";
+    rc = vd_fixup_fstab(in, strlen(in), &map, &out, &why, &err);
+    CHECK(rc == -ENOENT, "no-UUID root: rc %d", rc);
+    vd_fixup_buf_free(&out);
+    vd_fixup_buf_free(&why);
+}
+
+static void test_grub_default(void)
+{
+    /* CentOS 7 */
+    expect("grub centos", NULL, vd_fixup_grub_default,
+           "GRUB_TIMEOUT=5\n"
+           "GRUB_DISTRIBUTOR=\"$(sed 's, release .*$,,g' /etc/system-release)\"\n"
+           "GRUB_DEFAULT=saved\n"
+           "GRUB_DISABLE_SUBMENU=true\n"
+           "GRUB_TERMINAL_OUTPUT=\"console\"\n"
+           "GRUB_CMDLINE_LINUX=\"crashkernel=auto rd.lvm.lv=centos/root rd.lvm.lv=centos/swap "
+           "rhgb quiet\"\n"
+           "GRUB_DISABLE_RECOVERY=\"true\"\n",
+           1,
+           "GRUB_TIMEOUT=1\n"
+           "GRUB_DISTRIBUTOR=\"$(sed 's, release .*$,,g' /etc/system-release)\"\n"
+           "GRUB_DEFAULT=0\n"
+           "GRUB_DISABLE_SUBMENU=true\n"
+           "GRUB_TERMINAL_OUTPUT=\"console\"\n"
+           "GRUB_CMDLINE_LINUX=\"crashkernel=auto rd.lvm.lv=centos/root rd.lvm.lv=centos/swap "
+           "rhgb quiet\"\n"
+           "GRUB_DISABLE_RECOVERY=\"true\"\n",
+           "line 1: GRUB_TIMEOUT=5 -> GRUB_TIMEOUT=1 (do not wait at a boot menu nobody sees)\n"
+           "line 3: GRUB_DEFAULT=saved -> GRUB_DEFAULT=0 (boot the first menu entry)\n");
+    /* Ubuntu: already 0, hidden menu with timeout 0: nothing to do */
+    const char *ub = "GRUB_DEFAULT=0\nGRUB_TIMEOUT_STYLE=hidden\nGRUB_TIMEOUT=0\n"
+                     "#GRUB_TIMEOUT=10\n";
+    expect("grub ubuntu", NULL, vd_fixup_grub_default, ub, 0, ub, "");
+    /* missing settings are added, even without a final newline */
+    expect("grub missing", NULL, vd_fixup_grub_default, "GRUB_CMDLINE_LINUX=\"\"", 1,
+           "GRUB_CMDLINE_LINUX=\"\"\nGRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n", NULL);
+    /* CRLF kept */
+    expect("grub crlf", NULL, vd_fixup_grub_default, "GRUB_DEFAULT=\"2\"\r\nGRUB_TIMEOUT=1\r\n", 1,
+           "GRUB_DEFAULT=0\r\nGRUB_TIMEOUT=1\r\n", NULL);
+}
+
+static void test_grub_cfg(void)
+{
+    expect("grub.cfg", vd_fixup_grub_cfg, NULL,
+           "set default=\"${saved_entry}\"\n"
+           "if [ x\"${feature_timeout_style}\" = xy ] ; then\n"
+           "  set timeout_style=menu\n"
+           "  set timeout=5\n"
+           "else\n"
+           "  set timeout=5\n"
+           "fi\n"
+           "menuentry 'CentOS Linux (3.10.0-1160.el7.x86_64) 7 (Core)' {\n"
+           "\tlinux16 /vmlinuz-3.10.0-1160.el7.x86_64 root=/dev/sda2 ro crashkernel=auto "
+           "rhgb quiet\n"
+           "\tlinux16 /vmlinuz-rescue root=/dev/sdb1 ro\n"
+           "\t# root=/dev/sda1 in a comment stays\n"
+           "\tsearch --no-floppy --fs-uuid --set=root " U1 "\n"
+           "}\n",
+           1,
+           "set default=\"0\"\n"
+           "if [ x\"${feature_timeout_style}\" = xy ] ; then\n"
+           "  set timeout_style=menu\n"
+           "  set timeout=1\n"
+           "else\n"
+           "  set timeout=1\n"
+           "fi\n"
+           "menuentry 'CentOS Linux (3.10.0-1160.el7.x86_64) 7 (Core)' {\n"
+           "\tlinux16 /vmlinuz-3.10.0-1160.el7.x86_64 root=UUID=" U2 " ro crashkernel=auto "
+           "rhgb quiet\n"
+           "\tlinux16 /vmlinuz-rescue root=/dev/sdb1 ro\n"
+           "\t# root=/dev/sda1 in a comment stays\n"
+           "\tsearch --no-floppy --fs-uuid --set=root " U1 "\n"
+           "}\n",
+           NULL);
+}
+
+static void test_interfaces(void)
+{
+    /* Debian: first static non-loopback stanza only */
+    expect("interfaces", NULL, vd_fixup_interfaces,
+           "# This file describes the network interfaces available on your system\n"
+           "source /etc/network/interfaces.d/*\n"
+           "\n"
+           "auto lo\n"
+           "iface lo inet loopback\n"
+           "\n"
+           "allow-hotplug ens18\n"
+           "iface ens18 inet static\n"
+           "\taddress 10.0.2.15/24\n"
+           "\tgateway 10.0.2.2\n"
+           "\t# dns-* options are implemented by the resolvconf package\n"
+           "\tdns-nameservers 10.0.2.3\n"
+           "\thwaddress ether 52:54:00:12:34:56\n"
+           "\n"
+           "iface ens19 inet static\n"
+           "\taddress 10.9.0.5/24\n",
+           1,
+           "# This file describes the network interfaces available on your system\n"
+           "source /etc/network/interfaces.d/*\n"
+           "\n"
+           "auto lo\n"
+           "iface lo inet loopback\n"
+           "\n"
+           "allow-hotplug ens18\n"
+           "iface ens18 inet dhcp\n"
+           "\t# dns-* options are implemented by the resolvconf package\n"
+           "\tdns-nameservers 10.0.2.3\n"
+           "\n"
+           "iface ens19 inet static\n"
+           "\taddress 10.9.0.5/24\n",
+           "line 8: ens18 now uses DHCP (inet static -> inet dhcp)\n"
+           "line 9: removed \"address 10.0.2.15/24\" (a static setting of the old network)\n"
+           "line 10: removed \"gateway 10.0.2.2\" (a static setting of the old network)\n"
+           "line 13: removed \"hwaddress ether 52:54:00:12:34:56\" (a static setting of the old "
+           "network)\n");
+    const char *dhcp = "auto eth0\niface eth0 inet dhcp\n";
+    expect("interfaces dhcp", NULL, vd_fixup_interfaces, dhcp, 0, dhcp, "");
+}
+
+static void test_ifcfg(void)
+{
+    /* CentOS 7 anaconda, quoted values */
+    expect("ifcfg centos", NULL, vd_fixup_ifcfg,
+           "TYPE=\"Ethernet\"\n"
+           "PROXY_METHOD=\"none\"\n"
+           "BROWSER_ONLY=\"no\"\n"
+           "BOOTPROTO=\"static\"\n"
+           "DEFROUTE=\"yes\"\n"
+           "IPV4_FAILURE_FATAL=\"no\"\n"
+           "NAME=\"ens33\"\n"
+           "UUID=\"c96bc909-188e-ec64-3a96-6a90982b08ad\"\n"
+           "DEVICE=\"ens33\"\n"
+           "ONBOOT=\"yes\"\n"
+           "IPADDR=\"192.168.1.50\"\n"
+           "PREFIX=\"24\"\n"
+           "GATEWAY=\"192.168.1.1\"\n"
+           "DNS1=\"8.8.8.8\"\n"
+           "IPADDR1=10.0.0.2\n"
+           "NETMASK1=255.0.0.0\n"
+           "HWADDR=00:0C:29:3E:5A:7B\n",
+           1,
+           "TYPE=\"Ethernet\"\n"
+           "PROXY_METHOD=\"none\"\n"
+           "BROWSER_ONLY=\"no\"\n"
+           "BOOTPROTO=dhcp\n"
+           "DEFROUTE=\"yes\"\n"
+           "IPV4_FAILURE_FATAL=\"no\"\n"
+           "NAME=\"ens33\"\n"
+           "DEVICE=\"ens33\"\n"
+           "ONBOOT=\"yes\"\n"
+           "DNS1=\"8.8.8.8\"\n",
+           NULL);
+    /* no BOOTPROTO at all (RHEL treats it as none) */
+    expect("ifcfg no proto", NULL, vd_fixup_ifcfg, "DEVICE=eth0\nIPADDR=10.1.1.1", 1,
+           "DEVICE=eth0\nBOOTPROTO=dhcp\n", NULL);
+    /* left alone: loopback, bridge, bond slave, VLAN */
+    static const char *const keep[] = {
+        "DEVICE=lo\nIPADDR=127.0.0.1\nNETMASK=255.0.0.0\n",
+        "DEVICE=br0\nTYPE=Bridge\nBOOTPROTO=static\nIPADDR=10.0.0.1\n",
+        "DEVICE=eth1\nMASTER=bond0\nSLAVE=yes\nBOOTPROTO=none\n",
+        "DEVICE=eth0.5\nVLAN=yes\nIPADDR=10.5.0.1\n",
+    };
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+        expect("ifcfg keep", NULL, vd_fixup_ifcfg, keep[i], 0, keep[i], "");
+}
+
+static void test_netplan(void)
+{
+    /* Ubuntu 22.04 server installer, static */
+    expect("netplan ubuntu", NULL, vd_fixup_netplan,
+           "# This is the network config written by 'subiquity'\n"
+           "network:\n"
+           "  ethernets:\n"
+           "    ens160:\n"
+           "      addresses:\n"
+           "      - 192.168.50.10/24\n"
+           "      gateway4: 192.168.50.1\n"
+           "      nameservers:\n"
+           "        addresses:\n"
+           "        - 192.168.50.1\n"
+           "        search: []\n"
+           "    ens192:\n"
+           "      dhcp4: false\n"
+           "      match:\n"
+           "        driver: vmxnet3\n"
+           "        macaddress: 00:50:56:a1:b2:c3\n"
+           "      routes:\n"
+           "        - to: default\n"
+           "          via: 10.1.0.1\n"
+           "  version: 2\n",
+           1,
+           "# This is the network config written by 'subiquity'\n"
+           "network:\n"
+           "  ethernets:\n"
+           "    ens160:\n"
+           "      nameservers:\n"
+           "        addresses:\n"
+           "        - 192.168.50.1\n"
+           "        search: []\n"
+           "      dhcp4: true\n"
+           "    ens192:\n"
+           "      dhcp4: true\n"
+           "      match:\n"
+           "        driver: vmxnet3\n"
+           "  version: 2\n",
+           "line 5: ens160: removed addresses (a static setting of the old network)\n"
+           "line 7: ens160: removed gateway4 (a static setting of the old network)\n"
+           "ens160: added dhcp4: true\n"
+           "line 13: ens192: dhcp4: false -> true\n"
+           "line 16: ens192: removed the match on the old NIC's MAC address\n"
+           "line 17: ens192: removed routes (a static setting of the old network)\n");
+    const char *ok = "network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n";
+    expect("netplan dhcp", NULL, vd_fixup_netplan, ok, 0, ok, "");
+}
+
+static void test_diff(void)
+{
+    struct vd_fixup_buf d = {0};
+    struct vd_error err = {0};
+    const char *a = "1\n2\n3\n4\n5\n6\n7\n8\n", *b = "1\n2\nthree\n4\n5\n6\n7\n8\nnine\n";
+    CHECK(vd_fixup_diff(a, strlen(a), b, strlen(b), &d, &err) == 0, "diff rc");
+    CHECK(!strcmp(d.data, "@@ -2,3 +2,3 @@\n 2\n-3\n+three\n 4\n"
+                          "@@ -8,1 +8,2 @@\n 8\n+nine\n"),
+          "diff:\n%s", d.data);
+    vd_fixup_buf_free(&d);
+}
+
+/* Hostile inputs: each rewriter must fail cleanly or give a sane result. */
+static void test_hostile(void)
+{
+    rw_plain plain[] = {vd_fixup_grub_default, vd_fixup_interfaces, vd_fixup_ifcfg,
+                        vd_fixup_netplan};
+    rw_map withmap[] = {vd_fixup_fstab, vd_fixup_grub_cfg};
+    struct vd_fixup_buf out = {0}, why = {0};
+    struct vd_error err = {0};
+
+    /* NUL byte: exact error */
+    static const char nul[] = "/dev/sda1 / ext4 defaults 0 1\n/dev/sd\0b1 /x ext4 d 0 0\n";
+    CHECK(vd_fixup_fstab(nul, sizeof(nul) - 1, &map, &out, &why, &err) == -EINVAL, "NUL rc");
+    CHECK_MSG(err, "fixup: /etc/fstab: line 2 holds a NUL byte; not a text file");
+
+    /* over the size limit: exact error */
+    size_t big = VD_FIXUP_MAX_FILE + 1;
+    char *huge = malloc(big + 1);
+    memset(huge, 'x', big);
+    huge[big] = '\0';
+    vd_err_clear(&err);
+    CHECK(vd_fixup_netplan(huge, big, &out, &why, &err) == -EFBIG, "size rc");
+    CHECK_MSG(err, "fixup: netplan: 1048577 bytes, more than the 1048576-byte limit for a config "
+                   "file");
+
+    /* one 1 MiB line, spaces, colons, '=' and '#': must not crash */
+    for (size_t i = 0; i < big - 1; i++)
+        huge[i] = " \t:=#-/abdev0123\r"[i % 17];
+    for (size_t k = 0; k < 4; k++) {
+        vd_err_clear(&err);
+        int rc = plain[k](huge, big - 1, &out, &why, &err);
+        CHECK(rc >= 0, "long line: rewriter %zu rc %d (%s)", k, rc, err.msg);
+    }
+    for (size_t k = 0; k < 2; k++) {
+        vd_err_clear(&err);
+        int rc = withmap[k](huge, big - 1, &map, &out, &why, &err);
+        CHECK(rc >= 0 || rc == -ENOENT, "long line: map rewriter %zu rc %d (%s)", k, rc, err.msg);
+    }
+    free(huge);
+
+    /* empty input and lone terminators */
+    static const char *const smalls[] = {"", "\n", "\r\n", "\r", "#", " ", "=", ":", "-"};
+    for (size_t i = 0; i < sizeof(smalls) / sizeof(smalls[0]); i++) {
+        for (size_t k = 0; k < 4; k++) {
+            vd_err_clear(&err);
+            CHECK(plain[k](smalls[i], strlen(smalls[i]), &out, &why, &err) >= 0,
+                  "small input %zu rewriter %zu: %s", i, k, err.msg);
+        }
+        for (size_t k = 0; k < 2; k++) {
+            vd_err_clear(&err);
+            CHECK(withmap[k](smalls[i], strlen(smalls[i]), &map, &out, &why, &err) >= 0,
+                  "small input %zu map rewriter %zu: %s", i, k, err.msg);
+        }
+    }
+
+    /* CRLF fstab without a final newline: terminators kept */
+    vd_err_clear(&err);
+    const char *crlf = "# c\r\n/dev/sda1 / ext4 defaults 0 1\r\n/dev/sdb1 /x ext4 defaults 0 2";
+    CHECK(vd_fixup_fstab(crlf, strlen(crlf), &map, &out, &why, &err) == 1, "crlf rc");
+    CHECK(!strcmp(out.data, "# c\r\nUUID=" U1 " / ext4 defaults 0 1\r\n"
+                            "/dev/sdb1 /x ext4 defaults,nofail 0 2"),
+          "crlf output:\n%s", out.data);
+    vd_fixup_buf_free(&out);
+    vd_fixup_buf_free(&why);
+}
+
+int main(void)
+{
+    test_devpath();
+    test_fstab_debian();
+    test_fstab_centos();
+    test_fstab_edges();
+    test_fstab_root_unresolved();
+    test_grub_default();
+    test_grub_cfg();
+    test_interfaces();
+    test_ifcfg();
+    test_netplan();
+    test_diff();
+    test_hostile();
+    return failures != 0;
+}
