@@ -1,7 +1,8 @@
 /*
- * VHDX: Hyper-V virtual hard disk v2, read-only driver.
- * Spec: Microsoft [MS-VHDX] v20160714: headers 2.2, regions 2.2.3, log 2.3
- * (replayed in memory by vhdx_log.c), BAT 2.5, metadata 2.6.
+ * VHDX: Hyper-V virtual hard disk v2.
+ * Spec: Microsoft [MS-VHDX] v20160714: headers 2.2 (updates 2.2.2.1),
+ * regions 2.2.3, log 2.3 (replayed and written by vhdx_log.c), BAT 2.5,
+ * metadata 2.6.
  *
  *   0        64K       128K      192K      256K      320K        1M
  *   | ident  | header1 | header2 | region1 | region2 | reserved  | log, BAT,
@@ -18,19 +19,29 @@
  * Headers and region tables are CRC-32C checked; the valid header with the
  * highest sequence number is used, and the first valid region table. A
  * non-empty log is replayed into an overlay that every read of the file goes
- * through, so the source is never written. Differencing disks (.avhdx) open
- * their parent through the parent locator and check its DataWriteGuid.
+ * through, so a source opened read-only is never written. Differencing disks
+ * (.avhdx) open their parent through the parent locator and check its
+ * DataWriteGuid.
  *
- * Unsupported: writing (read-only driver), user metadata items (ignored),
+ * Writing (opts.writable, fixed and dynamic disks only): at open a dirty log
+ * is replayed into the file and emptied; the first write gives the headers
+ * a new FileWriteGuid and DataWriteGuid; a write into a block that is not
+ * present appends a 1 MiB-aligned block at the end of the file, and its BAT
+ * entry goes through the log (data, flush, log entry, flush, BAT, flush,
+ * empty log). See docs/vhdx.md "Writing".
+ *
+ * Unsupported: writing differencing disks, user metadata items (ignored),
  * logs longer than 32 MiB.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "common/byteorder.h"
 #include "common/checked.h"
@@ -67,19 +78,36 @@ enum {
 };
 
 struct vhdx_state {
-    struct vhdx_header hdr; /* the current header */
-    int hdr_index;          /* 1 or 2 */
+    struct vhdx_header hdr;            /* the current header (write_lock once writable) */
+    int hdr_index;                     /* 1 or 2 */
+    uint8_t hdr_raw[VHDX_HEADER_SIZE]; /* its bytes, the template for updates */
+    bool other_hdr_bad;                /* the non-current header is invalid */
     struct vhdx_regions regions;
     struct vhdx_meta meta;
     struct vhdx_overlay ov; /* log replay; empty when the log was clean */
-    uint64_t file_size;     /* io size, extended by the log's LastFileOffset */
-    uint64_t *bat;          /* decoded entries, immutable after open */
+    uint64_t file_size;     /* io size, extended by the log's LastFileOffset;
+                               atomic: allocation grows it */
+    uint64_t *bat;          /* decoded entries; atomic, set only by allocation */
     uint64_t bat_entries;
     uint64_t data_blocks;
     uint64_t chunk_ratio;
     uint64_t past_eof; /* present blocks past end of file or inside the first MiB */
     char subformat[16];
+    /* Writing (rw true only when opened writable on a writable io). */
+    bool rw;
+    bool lock_init;
+    pthread_mutex_t write_lock; /* header updates, the log, allocation */
+    bool writing;               /* atomic: headers carry the new GUIDs */
+    bool broken;                /* write_lock: a metadata update failed */
+    uint8_t file_write_guid[16];
+    uint64_t file_end; /* write_lock: file size, where the next block goes */
+    uint64_t log_seq;  /* write_lock: last log entry's sequence number */
 };
+
+static uint64_t vhdx_fsize(const struct vhdx_state *st)
+{
+    return __atomic_load_n(&st->file_size, __ATOMIC_ACQUIRE);
+}
 
 /* ---- small helpers ---- */
 
@@ -172,6 +200,23 @@ int vhdx_parse_header(const uint8_t *buf, size_t len, struct vhdx_header *out, c
     out->log_length = le32(buf + 68);
     out->log_offset = le64(buf + 72);
     return 0;
+}
+
+void vhdx_build_header(uint8_t out[VHDX_HEADER_SIZE], const uint8_t cur[VHDX_HEADER_SIZE],
+                       const struct vhdx_header *h)
+{
+    memcpy(out, cur, VHDX_HEADER_SIZE);
+    memcpy(out, "head", 4);
+    put_le32(out + 4, 0);
+    put_le64(out + 8, h->seq);
+    memcpy(out + 16, h->file_write_guid, 16);
+    memcpy(out + 32, h->data_write_guid, 16);
+    memcpy(out + 48, h->log_guid, 16);
+    put_le16(out + 64, h->log_version);
+    put_le16(out + 66, h->version);
+    put_le32(out + 68, h->log_length);
+    put_le64(out + 72, h->log_offset);
+    put_le32(out + 4, vd_crc32c(0, out, VHDX_HEADER_SIZE));
 }
 
 int vhdx_parse_region_table(const uint8_t *buf, size_t len, struct vhdx_regions *out, char *why,
@@ -386,14 +431,16 @@ static int vhdx_read_file(struct vd_image *img, void *buf, size_t len, uint64_t 
                           struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
-    uint64_t end;
-    if (ck_add(off, len, &end) || end > st->file_size)
+    uint64_t end, fsize = vhdx_fsize(st);
+    if (ck_add(off, len, &end) || end > fsize)
         return vd_err(err, -EIO,
                       "vhdx: %s: read of %zu bytes at offset %" PRIu64
                       " is past end of file (%" PRIu64 " bytes)",
-                      img->name, len, off, st->file_size);
-    int r = end <= img->io->size ? vd_io_pread_full(img->io, buf, len, off, err)
-                                 : vd_io_pread_zfill(img->io, buf, len, off, err);
+                      img->name, len, off, fsize);
+    /* Writable: the file really is file_size bytes (the log was replayed
+     * into it), and io->size changes under concurrent writes. */
+    int r = st->rw || end <= img->io->size ? vd_io_pread_full(img->io, buf, len, off, err)
+                                           : vd_io_pread_zfill(img->io, buf, len, off, err);
     if (r < 0)
         return r;
     vhdx_overlay_apply(&st->ov, buf, len, off);
@@ -430,31 +477,36 @@ static int vhdx_open_headers(struct vd_image *img, struct vd_error *err)
     struct vhdx_header h[2];
     const char *why[2] = {"", ""};
     bool ok[2];
-    uint8_t *buf = malloc(VHDX_HEADER_SIZE);
+    uint8_t *buf = malloc(2 * VHDX_HEADER_SIZE);
     if (!buf)
         return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
     for (int i = 0; i < 2; i++) {
         uint64_t off = i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF;
+        uint8_t *b = buf + i * VHDX_HEADER_SIZE;
         ok[i] = false;
         if (off + VHDX_HEADER_SIZE > img->io->size) {
             why[i] = "past end of file";
             continue;
         }
-        int r = vd_io_pread_full(img->io, buf, VHDX_HEADER_SIZE, off, err);
+        int r = vd_io_pread_full(img->io, b, VHDX_HEADER_SIZE, off, err);
         if (r < 0) {
             free(buf);
             return r;
         }
-        ok[i] = vhdx_parse_header(buf, VHDX_HEADER_SIZE, &h[i], &why[i]) == 0;
+        ok[i] = vhdx_parse_header(b, VHDX_HEADER_SIZE, &h[i], &why[i]) == 0;
     }
-    free(buf);
-    if (!ok[0] && !ok[1])
+    if (!ok[0] && !ok[1]) {
+        free(buf);
         return vd_err(err, -EINVAL,
                       "vhdx: %s: both headers are invalid (header 1: %s, header 2: %s)", img->name,
                       why[0], why[1]);
+    }
     int c = !ok[0] || (ok[1] && h[1].seq > h[0].seq);
     st->hdr = h[c];
     st->hdr_index = c + 1;
+    st->other_hdr_bad = !ok[!c];
+    memcpy(st->hdr_raw, buf + c * VHDX_HEADER_SIZE, VHDX_HEADER_SIZE);
+    free(buf);
     if (st->hdr.version != 1)
         return vd_err(err, -ENOTSUP, "vhdx: %s: header version %u is not supported (only 1)",
                       img->name, st->hdr.version);
@@ -711,6 +763,146 @@ static int vhdx_open_parent(struct vd_image *img, struct vd_error *err)
     return 0;
 }
 
+/* ---- writing: headers, log, open ---- */
+
+/* A random (version 4) GUID in on-disk byte order. */
+static int vhdx_new_guid(struct vd_image *img, uint8_t g[16], struct vd_error *err)
+{
+    size_t got = 0;
+    while (got < 16) {
+        ssize_t n = getrandom(g + got, 16 - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return vd_err(err, -errno, "vhdx: %s: getrandom: %s", img->name, strerror(errno));
+        }
+        got += (size_t)n;
+    }
+    g[7] = (uint8_t)((g[7] & 0x0f) | 0x40); /* Data3 is little-endian: version nibble */
+    g[8] = (uint8_t)((g[8] & 0x3f) | 0x80);
+    return 0;
+}
+
+static int vhdx_sync(struct vd_image *img, struct vd_error *err)
+{
+    return img->io->ops->flush ? img->io->ops->flush(img->io, err) : 0;
+}
+
+/* Update the headers as 2.2.2.1 says: the non-current header gets the
+ * current one's SequenceNumber + 1 and the new fields, is written and
+ * flushed, and becomes current. Done twice (as qemu does) so that both
+ * headers hold the new values. The session's FileWriteGuid goes into every
+ * update; data_guid and log_guid replace those fields when not NULL.
+ * Caller holds write_lock (or is the single-threaded open). */
+static int vhdx_update_headers(struct vd_image *img, const uint8_t *data_guid,
+                               const uint8_t *log_guid, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    uint8_t *buf = malloc(VHDX_HEADER_SIZE);
+    int r = 0;
+    if (!buf)
+        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
+    for (int k = 0; k < 2 && r == 0; k++) {
+        struct vhdx_header h = st->hdr;
+        int idx = st->hdr_index == 1 ? 2 : 1;
+        h.seq = st->hdr.seq + 1;
+        memcpy(h.file_write_guid, st->file_write_guid, 16);
+        if (data_guid)
+            memcpy(h.data_write_guid, data_guid, 16);
+        if (log_guid)
+            memcpy(h.log_guid, log_guid, 16);
+        vhdx_build_header(buf, st->hdr_raw, &h);
+        r = vd_io_pwrite_full(img->io, buf, VHDX_HEADER_SIZE,
+                              idx == 1 ? VHDX_HEADER1_OFF : VHDX_HEADER2_OFF, err);
+        if (r == 0)
+            r = vhdx_sync(img, err);
+        if (r == 0) {
+            st->hdr = h;
+            st->hdr_index = idx;
+            st->other_hdr_bad = false;
+            memcpy(st->hdr_raw, buf, VHDX_HEADER_SIZE);
+        }
+    }
+    free(buf);
+    return r;
+}
+
+/* Write the replayed log (the in-memory overlay) into the file, extend the
+ * file to what the log says, flush, and empty the log (LogGuid zero), as
+ * 2.3.3 requires before the file is written. Single-threaded (open). */
+static int vhdx_replay_into_file(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    static const uint8_t zero_guid[16];
+    const size_t zchunk = 64 * 1024;
+    uint8_t *zeros = calloc(1, zchunk);
+    int r = 0;
+    if (!zeros)
+        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
+    uint64_t real = img->io->size;
+    for (size_t i = 0; i < st->ov.n && r == 0; i++) {
+        const struct vhdx_overlay_ext *x = &st->ov.ext[i];
+        if (x->data) {
+            r = vd_io_pwrite_full(img->io, x->data, (size_t)x->len, x->off, err);
+            continue;
+        }
+        /* Zeros past the old end of file are holes already. */
+        uint64_t end = VD_MIN(x->off + x->len, real);
+        for (uint64_t o = x->off; o < end && r == 0; o += zchunk)
+            r = vd_io_pwrite_full(img->io, zeros, (size_t)VD_MIN(zchunk, end - o), o, err);
+    }
+    if (r == 0 && img->io->size < st->file_size)
+        r = vd_io_pwrite_full(img->io, zeros, 1, st->file_size - 1, err);
+    free(zeros);
+    if (r == 0)
+        r = vhdx_sync(img, err);
+    if (r == 0)
+        r = vhdx_update_headers(img, NULL, zero_guid, err);
+    if (r < 0)
+        return r;
+    vhdx_overlay_free(&st->ov);
+    return 0;
+}
+
+/* Opened writable: refuse what cannot be written in place, then replay a
+ * dirty log into the file. */
+static int vhdx_open_write(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    const char *why = NULL;
+    bool partial = false;
+    for (uint64_t i = 0; i < st->bat_entries && !st->meta.has_parent; i++)
+        partial |= i % (st->chunk_ratio + 1) != st->chunk_ratio &&
+                   (st->bat[i] & 7) == PAYLOAD_PARTIALLY_PRESENT;
+    if (st->meta.has_parent)
+        why = "differencing disks cannot be written in place";
+    else if (st->other_hdr_bad || st->past_eof || partial)
+        why = "the disk is damaged (see vdisk check)";
+    else if (st->hdr.log_length == 0 || st->hdr.log_length % VHDX_MIB ||
+             st->hdr.log_offset < VHDX_MIB || st->hdr.log_offset % VHDX_MIB ||
+             st->hdr.log_offset + st->hdr.log_length > img->io->size || st->hdr.log_version != 0)
+        why = "it has no usable log region for metadata updates";
+    if (why)
+        return vd_err(err, -EROFS,
+                      "vhdx: %s: %s; mount it read-only, keep the changes in an overlay (-o "
+                      "overlay=FILE), or write to a converted copy",
+                      img->name, why);
+    if (!img->io->writable || !img->io->ops->pwrite)
+        return vd_err(err, -EROFS, "vhdx: %s: the file is not open for writing", img->name);
+    if (pthread_mutex_init(&st->write_lock, NULL) != 0)
+        return vd_err(err, -ENOMEM, "vhdx: %s: cannot create a lock", img->name);
+    st->lock_init = true;
+    st->rw = true;
+    int r = vhdx_new_guid(img, st->file_write_guid, err);
+    if (r == 0 && (st->ov.entries > 0 || !vhdx_guid_zero(st->hdr.log_guid)))
+        r = vhdx_replay_into_file(img, err);
+    if (r < 0)
+        return r;
+    st->file_size = img->io->size;
+    st->file_end = img->io->size;
+    return 0;
+}
+
 static int vhdx_open(struct vd_image *img, struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
@@ -739,6 +931,8 @@ static int vhdx_open(struct vd_image *img, struct vd_error *err)
              : st->meta.leave_blocks_allocated ? "fixed"
                                                : "dynamic");
     img->subformat = st->subformat;
+    if (img->opts.writable && (r = vhdx_open_write(img, err)) < 0)
+        return r;
     if (st->meta.has_parent && (r = vhdx_open_parent(img, err)) < 0)
         return r;
     return 0;
@@ -747,6 +941,13 @@ static int vhdx_open(struct vd_image *img, struct vd_error *err)
 static void vhdx_close(struct vd_image *img)
 {
     struct vhdx_state *st = img->priv;
+    if (st->rw && __atomic_load_n(&st->writing, __ATOMIC_ACQUIRE) && img->io->ops->flush) {
+        struct vd_error e = {0};
+        (void)img->io->ops->flush(img->io, &e); /* data writes; metadata is already stable */
+    }
+    if (st->lock_init)
+        pthread_mutex_destroy(&st->write_lock);
+    st->lock_init = false;
     vhdx_meta_free(&st->meta);
     vhdx_overlay_free(&st->ov);
     free(st->bat);
@@ -757,7 +958,7 @@ static void vhdx_close(struct vd_image *img)
 
 static uint64_t vhdx_payload_entry(const struct vhdx_state *st, uint64_t blk)
 {
-    return st->bat[blk + blk / st->chunk_ratio];
+    return __atomic_load_n(&st->bat[blk + blk / st->chunk_ratio], __ATOMIC_ACQUIRE);
 }
 
 /* Read from a block present in this file, reporting past-EOF entries. */
@@ -766,12 +967,12 @@ static int vhdx_read_block(struct vd_image *img, uint64_t blk, void *buf, size_t
 {
     struct vhdx_state *st = img->priv;
     uint64_t e = vhdx_payload_entry(st, blk);
-    uint64_t off = (e >> 20) << 20;
-    if (off < VHDX_MIB || off + st->meta.block_size > st->file_size)
+    uint64_t off = (e >> 20) << 20, fsize = vhdx_fsize(st);
+    if (off < VHDX_MIB || off + st->meta.block_size > fsize)
         return vd_err(err, -EIO,
                       "vhdx: %s: BAT entry %" PRIu64 " (payload block %" PRIu64
                       ") points to file offset %" PRIu64 ", past end of file (%" PRIu64 " bytes)",
-                      img->name, blk + blk / st->chunk_ratio, blk, off, st->file_size);
+                      img->name, blk + blk / st->chunk_ratio, blk, off, fsize);
     return vhdx_read_file(img, buf, n, off + inblk, err);
 }
 
@@ -881,7 +1082,7 @@ static int vhdx_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *
     *pnum = VD_MIN(len, bs - inblk);
     if (st->ov.n != 0 ||
         !(s == PAYLOAD_FULLY_PRESENT || (s == PAYLOAD_PARTIALLY_PRESENT && !st->meta.has_parent)) ||
-        boff < VHDX_MIB || boff + bs > st->file_size)
+        boff < VHDX_MIB || boff + bs > vhdx_fsize(st))
         return 0;
     *io = img->io;
     *io_off = boff + inblk;
@@ -938,6 +1139,167 @@ static int vhdx_block_status(struct vd_image *img, uint64_t off, uint64_t len, u
     }
     *pnum = done;
     return kind;
+}
+
+/* ---- writes (fixed and dynamic disks) ---- */
+
+/* Before the first modification of user data (2.2.2: DataWriteGuid, and
+ * FileWriteGuid before any write) the headers get the new GUIDs. Caller
+ * holds write_lock. */
+static int vhdx_begin_writes(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    uint8_t data_guid[16];
+    int r = vhdx_new_guid(img, data_guid, err);
+    if (r == 0)
+        r = vhdx_update_headers(img, data_guid, NULL, err);
+    if (r == 0)
+        __atomic_store_n(&st->writing, true, __ATOMIC_RELEASE);
+    return r;
+}
+
+/* Give payload block blk a new block at the end of the file holding data
+ * (n bytes at inblk, the rest zeros), then point its BAT entry there through
+ * the log (2.3):
+ *   1. write the data (the rest of the block is a hole past the old end of
+ *      file: zeros), flush: a crash now leaks the space, nothing else;
+ *   2. headers get a new LogGuid (2.2.2.1), flushed;
+ *   3. log entry at log offset 0 (the log is empty) with one data descriptor
+ *      for the BAT's 4 KiB page, FlushedFileOffset = LastFileOffset = the
+ *      new file size, flushed: from here a crash replays the entry;
+ *   4. the same page written to the BAT, flushed;
+ *   5. headers get LogGuid zero (the log is empty again), as qemu does
+ *      after applying its log, so other readers need no replay;
+ *   6. the in-memory entry is published (release): a reader that sees it
+ *      finds the data in place.
+ * Caller holds write_lock. */
+static int vhdx_alloc_block(struct vd_image *img, uint64_t blk, const uint8_t *data, size_t n,
+                            uint64_t inblk, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    static const uint8_t zero_guid[16];
+    uint64_t bs = st->meta.block_size;
+    uint64_t idx = blk + blk / st->chunk_ratio;
+    uint64_t boff = div_round_up(st->file_end, VHDX_MIB) * VHDX_MIB, end;
+    if (ck_add(boff, bs, &end) || end > (1ull << 52))
+        return vd_err(err, -EFBIG, "vhdx: %s: no room for block %" PRIu64, img->name, blk);
+    uint64_t entry = boff | PAYLOAD_FULLY_PRESENT;
+    uint64_t ent_off = st->regions.bat.off + idx * 8;
+    uint64_t page_off = ent_off & ~(uint64_t)(VHDX_LOG_SECTOR - 1);
+    size_t elen = vhdx_log_entry_size(1);
+    uint8_t *page = malloc(VHDX_LOG_SECTOR), *log = malloc(elen);
+    uint8_t log_guid[16];
+    int r = -ENOMEM;
+    if (!page || !log) {
+        vd_err(err, r, "vhdx: %s: out of memory", img->name);
+        goto out;
+    }
+    /* 1 */
+    r = vd_io_pwrite_full(img->io, data, n, boff + inblk, err);
+    if (r == 0 && inblk + n < bs)
+        r = vd_io_pwrite_full(img->io, "", 1, end - 1, err);
+    if (r == 0)
+        r = vhdx_sync(img, err);
+    if (r < 0)
+        goto out;
+    st->file_end = end;
+    __atomic_store_n(&st->file_size, end, __ATOMIC_RELEASE);
+    /* From here a failure may leave the metadata half updated. */
+    st->broken = true;
+    /* 2 */
+    if ((r = vhdx_new_guid(img, log_guid, err)) < 0 ||
+        (r = vhdx_update_headers(img, NULL, log_guid, err)) < 0)
+        goto out;
+    /* 3 */
+    if ((r = vd_io_pread_full(img->io, page, VHDX_LOG_SECTOR, page_off, err)) < 0)
+        goto out;
+    put_le64(page + (ent_off - page_off), entry);
+    if (vhdx_log_build_entry(log, elen, ++st->log_seq, 0, log_guid, end, end, &page_off, page, 1) <
+        0) {
+        r = vd_err(err, -EINVAL, "vhdx: %s: cannot build a log entry for BAT entry %" PRIu64,
+                   img->name, idx);
+        goto out;
+    }
+    if ((r = vd_io_pwrite_full(img->io, log, elen, st->hdr.log_offset, err)) < 0 ||
+        (r = vhdx_sync(img, err)) < 0)
+        goto out;
+    /* 4 */
+    if ((r = vd_io_pwrite_full(img->io, page, VHDX_LOG_SECTOR, page_off, err)) < 0 ||
+        (r = vhdx_sync(img, err)) < 0)
+        goto out;
+    /* 5 */
+    if ((r = vhdx_update_headers(img, NULL, zero_guid, err)) < 0)
+        goto out;
+    st->broken = false;
+    /* 6 */
+    __atomic_store_n(&st->bat[idx], entry, __ATOMIC_RELEASE);
+out:
+    free(page);
+    free(log);
+    return r;
+}
+
+static bool vhdx_is_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+static int vhdx_pwrite(struct vd_image *img, const void *vbuf, size_t len, uint64_t off,
+                       struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    const uint8_t *in = vbuf;
+    uint64_t bs = st->meta.block_size;
+    int r = 0;
+    if (!st->rw)
+        return vd_err(err, -EROFS, "vhdx: %s: opened read-only", img->name);
+    if (!__atomic_load_n(&st->writing, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&st->write_lock);
+        if (st->broken)
+            r = vd_err(err, -EIO, "vhdx: %s: an earlier metadata update failed", img->name);
+        else if (!__atomic_load_n(&st->writing, __ATOMIC_ACQUIRE))
+            r = vhdx_begin_writes(img, err);
+        pthread_mutex_unlock(&st->write_lock);
+        if (r < 0)
+            return r;
+    }
+    while (len) {
+        uint64_t blk = off / bs, inblk = off % bs;
+        size_t n = (size_t)VD_MIN((uint64_t)len, bs - inblk);
+        uint64_t e = vhdx_payload_entry(st, blk);
+        bool done = false;
+        /* Not present, zero, unmapped, undefined: all read as zeros here
+         * (no parent), so zeros need no block. */
+        if ((e & 7) != PAYLOAD_FULLY_PRESENT && !vhdx_is_zero(in, n)) {
+            pthread_mutex_lock(&st->write_lock);
+            e = vhdx_payload_entry(st, blk);
+            if (st->broken)
+                r = vd_err(err, -EIO, "vhdx: %s: an earlier metadata update failed", img->name);
+            else if ((e & 7) != PAYLOAD_FULLY_PRESENT) {
+                r = vhdx_alloc_block(img, blk, in, n, inblk, err);
+                done = true;
+            }
+            pthread_mutex_unlock(&st->write_lock);
+            e = vhdx_payload_entry(st, blk);
+        }
+        if (r == 0 && !done && (e & 7) == PAYLOAD_FULLY_PRESENT)
+            r = vd_io_pwrite_full(img->io, in, n, ((e >> 20) << 20) + inblk, err);
+        if (r < 0)
+            return r;
+        in += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int vhdx_flush(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    return st->rw ? vhdx_sync(img, err) : 0;
 }
 
 static uint64_t vhdx_allocated(struct vd_image *img)
@@ -1161,6 +1523,8 @@ const struct vd_format_ops vd_format_vhdx = {
     .open = vhdx_open,
     .close = vhdx_close,
     .pread = vhdx_pread,
+    .pwrite = vhdx_pwrite,
+    .flush = vhdx_flush,
     .block_status = vhdx_block_status,
     .map = vhdx_map,
     .allocated = vhdx_allocated,

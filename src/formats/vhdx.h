@@ -54,6 +54,11 @@ struct vhdx_header {
  * or -EINVAL with *why set to a static reason ("bad signature", "bad
  * checksum"). */
 int vhdx_parse_header(const uint8_t *buf, size_t len, struct vhdx_header *out, const char **why);
+/* Encode h into out (4096 bytes): the bytes of cur (the header it
+ * replaces, whose reserved bytes are kept) with signature, fields and a new
+ * CRC-32C. The inverse of vhdx_parse_header. */
+void vhdx_build_header(uint8_t out[VHDX_HEADER_SIZE], const uint8_t cur[VHDX_HEADER_SIZE],
+                       const struct vhdx_header *h);
 
 struct vhdx_region {
     uint64_t off;
@@ -120,6 +125,20 @@ int vhdx_log_replay(const uint8_t *log, size_t log_len, const uint8_t guid[16], 
 /* Replace buf's bytes (the file's [off, off+len)) with the overlay's. */
 void vhdx_overlay_apply(const struct vhdx_overlay *ov, uint8_t *buf, size_t len, uint64_t off);
 void vhdx_overlay_free(struct vhdx_overlay *ov);
+
+/* Bytes of a log entry holding npages data descriptors (2.3.1): the header
+ * and descriptor sectors plus one 4 KiB data sector per page. */
+size_t vhdx_log_entry_size(uint32_t npages);
+/* Build a log entry (2.3.1) into out (vhdx_log_entry_size(npages) bytes):
+ * header with seq, tail, guid, flushed_file_offset and last_file_offset, one
+ * "desc" descriptor and data sector per 4 KiB page (pages[i*4096..] goes to
+ * file offset offs[i]), CRC-32C over the whole entry. Returns 0, or -EINVAL
+ * for an entry vhdx_log_replay would reject (seq 0, tail not 4 KiB aligned,
+ * offsets not 4 KiB aligned or below 192 KiB, npages 0, out_len too small). */
+int vhdx_log_build_entry(uint8_t *out, size_t out_len, uint64_t seq, uint32_t tail,
+                         const uint8_t guid[16], uint64_t flushed_file_offset,
+                         uint64_t last_file_offset, const uint64_t *offs, const uint8_t *pages,
+                         uint32_t npages);
 
 /* "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}" from the on-disk (mixed-endian)
  * GUID bytes. */

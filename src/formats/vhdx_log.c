@@ -390,3 +390,54 @@ void vhdx_overlay_free(struct vhdx_overlay *ov)
     free(ov->pages);
     memset(ov, 0, sizeof(*ov));
 }
+
+/* ---- writing entries (2.3.1) ---- */
+
+size_t vhdx_log_entry_size(uint32_t npages)
+{
+    return ((size_t)log_desc_sectors(npages) + npages) * VHDX_LOG_SECTOR;
+}
+
+int vhdx_log_build_entry(uint8_t *out, size_t out_len, uint64_t seq, uint32_t tail,
+                         const uint8_t guid[16], uint64_t flushed_file_offset,
+                         uint64_t last_file_offset, const uint64_t *offs, const uint8_t *pages,
+                         uint32_t npages)
+{
+    if (npages == 0 || npages > 1u << 16)
+        return -EINVAL;
+    size_t len = vhdx_log_entry_size(npages);
+    if (seq == 0 || tail % VHDX_LOG_SECTOR || out_len < len || len > UINT32_MAX)
+        return -EINVAL;
+    for (uint32_t i = 0; i < npages; i++)
+        if (offs[i] % VHDX_LOG_SECTOR || offs[i] < LOG_MIN_FILE_OFFSET ||
+            offs[i] + VHDX_LOG_SECTOR > LOG_MAX_FILE_OFFSET)
+            return -EINVAL;
+    memset(out, 0, len);
+    memcpy(out, "loge", 4);
+    put_le32(out + 8, (uint32_t)len);
+    put_le32(out + 12, tail);
+    put_le64(out + 16, seq);
+    put_le32(out + 24, npages);
+    memcpy(out + 32, guid, 16);
+    put_le64(out + 48, flushed_file_offset);
+    put_le64(out + 56, last_file_offset);
+    size_t data = log_desc_sectors(npages);
+    for (uint32_t i = 0; i < npages; i++) {
+        uint8_t *d = out + LOG_HDR_SIZE + (size_t)i * LOG_DESC_SIZE;
+        const uint8_t *pg = pages + (size_t)i * VHDX_LOG_SECTOR;
+        uint8_t *s = out + (data + i) * VHDX_LOG_SECTOR;
+        /* The page's first 8 and last 4 bytes live in the descriptor, the
+         * data sector's own ends hold its signature and the sequence. */
+        memcpy(d, "desc", 4);
+        memcpy(d + 4, pg + 4092, 4);
+        memcpy(d + 8, pg, 8);
+        put_le64(d + 16, offs[i]);
+        put_le64(d + 24, seq);
+        memcpy(s, "data", 4);
+        put_le32(s + 4, (uint32_t)(seq >> 32));
+        memcpy(s + 8, pg + 8, 4084);
+        put_le32(s + 4092, (uint32_t)seq);
+    }
+    put_le32(out + 4, vd_crc32c(0, out, len));
+    return 0;
+}
