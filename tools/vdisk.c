@@ -443,6 +443,10 @@ static int cmd_convert(int argc, char **argv)
 static void fixup_report(void *opaque, const struct vd_fixup_change *c)
 {
     bool dry = *(bool *)opaque;
+    if (!strcmp(c->action, "root")) {
+        printf("editing %s: %s", c->path, c->why);
+        return;
+    }
     if (!strcmp(c->action, "skipped"))
         printf("%s: %s", c->path, c->why);
     else if (dry)
@@ -503,7 +507,10 @@ static int cmd_fixup(int argc, char **argv)
                    "(interfaces, ifcfg-*, netplan), 70-persistent-net.rules removed.\n"
                    "DIR is the guest's root filesystem, mounted read-write. Each --disk is an\n"
                    "image (any SOURCE vdisk opens) or a vdiskfs view folder (MNT/name); the\n"
-                   "first is sda, the second sdb... Every changed file keeps its original as\n"
+                   "first is sda, the second sdb... With a VIEW (a vdiskfs -o rw mount's\n"
+                   "MNT/name) instead, the ext2/3/4 partition holding /etc/fstab is edited in\n"
+                   "place with libext2fs, no kernel mount needed, and the view's partitions\n"
+                   "resolve the device names. Every changed file keeps its original as\n"
                    "NAME.vdisk.orig. --dry-run prints the changes as a diff and writes nothing.\n"
                    "Exit status: 0 done (or nothing to do), 1 error (nothing written), 2 usage.\n"
                    "See docs/fixup.md.\n");
@@ -521,15 +528,6 @@ static int cmd_fixup(int argc, char **argv)
                         "SOURCE|VIEW]... | VIEW\n");
         return 2;
     }
-    if (!root) {
-        const char *view = argv[optind];
-        fprintf(stderr,
-                "%s: fixup: %s: editing a view without a kernel mount is not implemented yet; "
-                "mount the guest's root partition (mount -o loop %s/disk-p1.raw DIR) and run "
-                "'vdisk fixup --root DIR --disk %s'\n",
-                prog, view, view, view);
-        return 1;
-    }
     struct vd_fixup_devmap map = {0};
     struct vd_error err = {0};
     int rc = 0;
@@ -540,9 +538,13 @@ static int cmd_fixup(int argc, char **argv)
         else
             rc = vd_fixup_devmap_add_source(&map, disks[i], &err);
     }
+    /* VIEW mode: the view itself says what sda1, sda2... are */
+    if (rc >= 0 && !root)
+        rc = vd_fixup_devmap_add_view(&map, argv[optind], &err);
     if (rc >= 0) {
         bool dry = fo.dry_run;
-        rc = vd_fixup_root(root, &map, &fo, fixup_report, &dry, &err);
+        rc = root ? vd_fixup_root(root, &map, &fo, fixup_report, &dry, &err)
+                  : vd_fixup_view(argv[optind], &map, &fo, fixup_report, &dry, &err);
     }
     vd_fixup_devmap_free(&map);
     if (rc < 0) {

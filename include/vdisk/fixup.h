@@ -128,4 +128,13 @@ int vd_fixup_root(const char *root, const struct vd_fixup_devmap *m,
                   const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
                   struct vd_error *err);
 
+/* The same on a vdiskfs view folder (MNT/name) without a kernel mount:
+ * the ext2/3/4 partition file holding /etc/fstab (disk-pN.raw) is edited
+ * in place with libext2fs. Needs a writable view (vdiskfs -o rw) unless
+ * opts->dry_run; -EROFS with a message naming -o rw and --root otherwise.
+ * The first report names the partition file used (action "root"). */
+int vd_fixup_view(const char *view, const struct vd_fixup_devmap *m,
+                  const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
+                  struct vd_error *err);
+
 #endif

@@ -229,7 +229,7 @@ int vd_fixup_devmap_add_source(struct vd_fixup_devmap *m, const char *uri, struc
 }
 
 /* "disk.raw" -> (1, 0); "disk2-p3.raw" -> (2, 3); false for other names. */
-static bool devmap_view_name(const char *name, unsigned *disk, unsigned *part)
+bool fx_view_name(const char *name, unsigned *disk, unsigned *part)
 {
     size_t n = strlen(name);
     if (n < 8 || strncmp(name, "disk", 4) || strcmp(name + n - 4, ".raw"))
@@ -258,7 +258,7 @@ int vd_fixup_devmap_add_view(struct vd_fixup_devmap *m, const char *dir, struct 
     struct dirent *de;
     while (rc >= 0 && (de = readdir(dh))) {
         unsigned disk, part;
-        if (!devmap_view_name(de->d_name, &disk, &part))
+        if (!fx_view_name(de->d_name, &disk, &part))
             continue;
         any = true;
         if (disk > maxdisk)

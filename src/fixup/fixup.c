@@ -1,5 +1,9 @@
 /*
- * vd_fixup_root(): apply the AWS profile to a Linux guest tree.
+ * The fixup driver: which guest files the AWS profile edits, and how each
+ * edit is made safe. The rewriters (fstab.c, grub.c, network.c) decide the
+ * new text; this file reads the files, keeps originals and writes results
+ * through a small filesystem vtable (struct fx_fs_ops): a host folder here
+ * (--root DIR), an ext2/3/4 image in ext2.c (a vdiskfs view, no mount).
  *
  * Files, all optional (a guest has some of them):
  *   etc/fstab                                  vd_fixup_fstab
@@ -7,22 +11,22 @@
  *   boot/grub/grub.cfg, boot/grub2/grub.cfg    vd_fixup_grub_cfg
  *   etc/network/interfaces                     vd_fixup_interfaces
  *   etc/sysconfig/network-scripts/ifcfg-*      vd_fixup_ifcfg
- *   etc/netplan/ *.yaml                        vd_fixup_netplan
+ *   etc/netplan/NAME.yaml                      vd_fixup_netplan
  *   etc/udev/rules.d/70-persistent-net.rules   removed (it pins eth0 to the
  *                                              old MAC, so the new NIC would
  *                                              become eth1)
  *
- * Safety: paths are resolved with openat2(RESOLVE_IN_ROOT), so a guest's
- * absolute symlink (etc -> /etc) stays inside the guest tree and never
- * reaches the host. A file that is itself a symlink is not edited (the
- * report says so). Everything is computed in memory first; nothing is
- * written unless every rewriter succeeded. Each changed file's original
- * is kept as NAME.vdisk.orig in the same folder (the ".orig" ending is one
- * that RHEL initscripts and NetworkManager skip, so the old ifcfg-eth0
- * does not come back as a second interface); an existing backup is never
- * overwritten (NAME.vdisk.orig.2, .3... are used instead). The new text
- * goes to a temporary file, is synced, then renamed over the original
- * with the original's mode and owner.
+ * Safety: on a host folder, paths are resolved with openat2
+ * (RESOLVE_IN_ROOT), so a guest's absolute symlink (etc -> /etc) stays
+ * inside the guest tree and never reaches the host. A file that is itself
+ * a symlink is not edited (the report says so). Everything is computed in
+ * memory first; nothing is written unless every rewriter succeeded. Each
+ * changed file's original is kept as NAME.vdisk.orig in the same folder
+ * (an ".orig" ending, which RHEL initscripts and NetworkManager skip, so
+ * the old ifcfg-eth0 does not come back as a second interface); an
+ * existing backup is never overwritten (NAME.vdisk.orig.2, .3... instead).
+ * On a host folder the new text goes to a temporary file, is synced, then
+ * renamed over the original with the original's mode and owner.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -43,19 +47,16 @@
 enum fixup_kind { FIX_FSTAB, FIX_GRUBDEF, FIX_GRUBCFG, FIX_IFACES, FIX_IFCFG, FIX_NETPLAN };
 
 struct fixup_plan {
-    char path[512]; /* inside the guest, "/etc/fstab" */
-    char name[256]; /* file name within its folder */
-    int dirfd;      /* the folder, opened inside the root */
+    char dir[128];  /* inside the guest, "etc" */
+    char name[256]; /* file name within dir */
+    char path[400]; /* "/etc/fstab", for reports */
     bool remove;
-    struct stat st;
-    char *old;
-    size_t oldlen;
+    struct fx_file old;
     struct vd_fixup_buf new, why;
 };
 
 struct fixup_ctx {
-    int rootfd;
-    const char *root;
+    struct fx_fs *fs;
     const struct vd_fixup_devmap *map;
     struct fixup_plan plans[FIXUP_MAX_PLANS];
     size_t n;
@@ -63,82 +64,39 @@ struct fixup_ctx {
     void *opaque;
 };
 
-static int fixup_openat2(int dirfd, const char *path, int flags)
-{
-    struct open_how how = {
-        .flags = (unsigned long long)(flags | O_CLOEXEC),
-        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    };
-    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-    return fd < 0 ? -errno : (int)fd;
-}
-
-/* Open folder dir (relative, inside the root): fd, or -ENOENT/-errno. */
-static int fixup_open_dir(struct fixup_ctx *c, const char *dir)
-{
-    return fixup_openat2(c->rootfd, dir, O_RDONLY | O_DIRECTORY);
-}
-
 static void fixup_plan_free(struct fixup_plan *p)
 {
-    free(p->old);
+    free(p->old.data);
+    p->old.data = NULL;
     vd_fixup_buf_free(&p->new);
     vd_fixup_buf_free(&p->why);
-    if (p->dirfd >= 0)
-        close(p->dirfd);
-    p->dirfd = -1;
 }
 
-/* Read name in dirfd into a new plan. Returns 1 if a plan was added, 0 if
- * the file is absent or not a regular file (symlink: reported), -errno. */
-static int fixup_load(struct fixup_ctx *c, int dirfd, const char *dir, const char *name,
+/* Load dir/name into a new plan. 1 if added, 0 if absent or not a
+ * regular file (a symlink is reported as skipped), -errno. */
+static int fixup_load(struct fixup_ctx *c, const char *dir, const char *name,
                       struct fixup_plan **out, struct vd_error *err)
 {
-    struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        if (errno == ENOENT)
-            return 0;
-        return vd_err(err, -errno, "fixup: %s/%s/%s: %s", c->root, dir, name, strerror(errno));
-    }
-    if (S_ISLNK(st.st_mode) && c->cb) {
-        char path[600], why[200];
-        snprintf(path, sizeof(path), "/%s/%s", dir, name);
-        snprintf(why, sizeof(why), "is a symbolic link; not changed (edit its target by hand)\n");
-        struct vd_fixup_change ch = {.path = path, .action = "skipped", .why = why};
-        c->cb(c->opaque, &ch);
-    }
-    if (!S_ISREG(st.st_mode))
-        return 0;
     if (c->n == FIXUP_MAX_PLANS)
-        return vd_err(err, -E2BIG, "fixup: %s/%s: more than %d files to change", c->root, dir,
+        return vd_err(err, -E2BIG, "fixup: %s: more than %d files to change", c->fs->label,
                       FIXUP_MAX_PLANS);
-    if (st.st_size > VD_FIXUP_MAX_FILE)
-        return vd_err(err, -EFBIG, "fixup: %s/%s/%s: %lld bytes, more than the %u-byte limit",
-                      c->root, dir, name, (long long)st.st_size, VD_FIXUP_MAX_FILE);
     struct fixup_plan *p = &c->plans[c->n];
     memset(p, 0, sizeof(*p));
-    p->dirfd = -1;
-    snprintf(p->path, sizeof(p->path), "/%s/%s", dir, name);
+    snprintf(p->dir, sizeof(p->dir), "%s", dir);
     snprintf(p->name, sizeof(p->name), "%s", name);
-    p->st = st;
-    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return vd_err(err, -errno, "fixup: %s%s: %s", c->root, p->path, strerror(errno));
-    p->old = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (p->old && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, p->old + got, (size_t)st.st_size - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
+    snprintf(p->path, sizeof(p->path), "/%s/%s", dir, name);
+    bool is_link = false;
+    int r = c->fs->ops->load(c->fs, dir, name, &p->old, &is_link, err);
+    if (r <= 0) {
+        if (r == 0 && is_link && c->cb) {
+            struct vd_fixup_change ch = {
+                .path = p->path,
+                .action = "skipped",
+                .why = "is a symbolic link; not changed (edit its target by hand)\n"};
+            c->cb(c->opaque, &ch);
+        }
+        return r;
     }
-    close(fd);
-    if (!p->old || got != (size_t)st.st_size) {
-        free(p->old);
-        return vd_err(err, p->old ? -EIO : -ENOMEM, "fixup: %s%s: short read", c->root, p->path);
-    }
-    p->oldlen = got;
-    p->dirfd = dup(dirfd);
     c->n++;
     *out = p;
     return 1;
@@ -148,25 +106,27 @@ static int fixup_load(struct fixup_ctx *c, int dirfd, const char *dir, const cha
 static int fixup_rewrite(struct fixup_ctx *c, struct fixup_plan *p, enum fixup_kind kind,
                          struct vd_error *err)
 {
+    const char *in = p->old.data;
+    size_t len = p->old.len;
     int r;
     switch (kind) {
     case FIX_FSTAB:
-        r = vd_fixup_fstab(p->old, p->oldlen, c->map, &p->new, &p->why, err);
+        r = vd_fixup_fstab(in, len, c->map, &p->new, &p->why, err);
         break;
     case FIX_GRUBDEF:
-        r = vd_fixup_grub_default(p->old, p->oldlen, &p->new, &p->why, err);
+        r = vd_fixup_grub_default(in, len, &p->new, &p->why, err);
         break;
     case FIX_GRUBCFG:
-        r = vd_fixup_grub_cfg(p->old, p->oldlen, c->map, &p->new, &p->why, err);
+        r = vd_fixup_grub_cfg(in, len, c->map, &p->new, &p->why, err);
         break;
     case FIX_IFACES:
-        r = vd_fixup_interfaces(p->old, p->oldlen, &p->new, &p->why, err);
+        r = vd_fixup_interfaces(in, len, &p->new, &p->why, err);
         break;
     case FIX_IFCFG:
-        r = vd_fixup_ifcfg(p->old, p->oldlen, &p->new, &p->why, err);
+        r = vd_fixup_ifcfg(in, len, &p->new, &p->why, err);
         break;
     default:
-        r = vd_fixup_netplan(p->old, p->oldlen, &p->new, &p->why, err);
+        r = vd_fixup_netplan(in, len, &p->new, &p->why, err);
         break;
     }
     if (r <= 0) {
@@ -179,17 +139,9 @@ static int fixup_rewrite(struct fixup_ctx *c, struct fixup_plan *p, enum fixup_k
 static int fixup_file(struct fixup_ctx *c, const char *dir, const char *name, enum fixup_kind kind,
                       struct vd_error *err)
 {
-    int dfd = fixup_open_dir(c, dir);
-    if (dfd == -ENOENT || dfd == -ENOTDIR)
-        return 0;
-    if (dfd < 0)
-        return vd_err(err, dfd, "fixup: %s/%s: %s", c->root, dir, strerror(-dfd));
     struct fixup_plan *p;
-    int r = fixup_load(c, dfd, dir, name, &p, err);
-    close(dfd);
-    if (r > 0)
-        r = fixup_rewrite(c, p, kind, err);
-    return r;
+    int r = fixup_load(c, dir, name, &p, err);
+    return r > 0 ? fixup_rewrite(c, p, kind, err) : r;
 }
 
 static bool fixup_ends(const char *s, const char *suffix)
@@ -198,72 +150,41 @@ static bool fixup_ends(const char *s, const char *suffix)
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/* Every file of dir named prefix* ending in suffix (sorted by name). */
+static int fixup_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every file of dir named prefix* ending in suffix, in name order. */
 static int fixup_glob(struct fixup_ctx *c, const char *dir, const char *prefix, const char *suffix,
                       enum fixup_kind kind, struct vd_error *err)
 {
-    int dfd = fixup_open_dir(c, dir);
-    if (dfd == -ENOENT || dfd == -ENOTDIR)
-        return 0;
-    if (dfd < 0)
-        return vd_err(err, dfd, "fixup: %s/%s: %s", c->root, dir, strerror(-dfd));
-    int rc = 0;
-    DIR *dh = fdopendir(dup(dfd));
     char **names = NULL;
     size_t nn = 0;
-    if (!dh) {
-        rc = vd_err(err, -errno, "fixup: %s/%s: %s", c->root, dir, strerror(errno));
-        goto out_dir;
-    }
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        const char *nm = de->d_name;
-        if (strncmp(nm, prefix, strlen(prefix)) || !fixup_ends(nm, suffix) ||
-            strstr(nm, FIXUP_BACKUP_SUFFIX) || !strcmp(nm, "ifcfg-lo"))
-            continue;
-        char **nl = realloc(names, (nn + 1) * sizeof(*nl));
-        if (!nl || !(nl[nn] = strdup(nm))) {
-            names = nl ? nl : names;
-            rc = vd_err(err, -ENOMEM, "fixup: out of memory");
-            break;
-        }
-        names = nl;
-        nn++;
-    }
-    closedir(dh);
-    for (size_t i = 0; i + 1 < nn; i++) /* few names: insertion sort */
-        for (size_t j = i + 1; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char *t = names[j];
-            names[j] = names[j - 1];
-            names[j - 1] = t;
-        }
+    int rc = c->fs->ops->list(c->fs, dir, &names, &nn, err);
+    if (rc == -ENOENT || rc == -ENOTDIR)
+        return 0;
+    if (rc < 0)
+        return rc;
+    qsort(names, nn, sizeof(*names), fixup_cmp);
     for (size_t i = 0; i < nn && rc >= 0; i++) {
-        struct fixup_plan *p;
-        int r = fixup_load(c, dfd, dir, names[i], &p, err);
-        if (r > 0)
-            r = fixup_rewrite(c, p, kind, err);
-        if (r < 0)
-            rc = r;
+        const char *nm = names[i];
+        if (strncmp(nm, prefix, strlen(prefix)) || !fixup_ends(nm, suffix) ||
+            strstr(nm, FIXUP_BACKUP_SUFFIX) || nm[0] == '.' || !strcmp(nm, "ifcfg-lo"))
+            continue;
+        rc = fixup_file(c, dir, nm, kind, err);
     }
     for (size_t i = 0; i < nn; i++)
         free(names[i]);
     free(names);
-out_dir:
-    close(dfd);
     return rc;
 }
 
 static int fixup_plan_removal(struct fixup_ctx *c, const char *dir, const char *name,
                               const char *why, struct vd_error *err)
 {
-    int dfd = fixup_open_dir(c, dir);
-    if (dfd == -ENOENT || dfd == -ENOTDIR)
-        return 0;
-    if (dfd < 0)
-        return vd_err(err, dfd, "fixup: %s/%s: %s", c->root, dir, strerror(-dfd));
     struct fixup_plan *p;
-    int r = fixup_load(c, dfd, dir, name, &p, err);
-    close(dfd);
+    int r = fixup_load(c, dir, name, &p, err);
     if (r > 0) {
         p->remove = true;
         if (fx_puts(&p->why, why) < 0)
@@ -272,52 +193,22 @@ static int fixup_plan_removal(struct fixup_ctx *c, const char *dir, const char *
     return r < 0 ? r : 0;
 }
 
-static int fixup_write_all(int dirfd, const char *name, const char *data, size_t len, mode_t mode)
-{
-    int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0) {
-            int e = -errno;
-            close(fd);
-            unlinkat(dirfd, name, 0);
-            return e;
-        }
-        done += (size_t)w;
-    }
-    if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
-        int e = -errno;
-        close(fd);
-        unlinkat(dirfd, name, 0);
-        return e;
-    }
-    close(fd);
-    return 0;
-}
-
-/* Write the backup: NAME.vdisk.orig, or .2, .3... if taken. */
-static int fixup_backup(struct fixup_plan *p, char *bname, size_t cap)
+/* Keep the original: NAME.vdisk.orig, or .2, .3... if taken. */
+static int fixup_backup(struct fixup_ctx *c, struct fixup_plan *p, char *bname, size_t cap,
+                        struct vd_error *err)
 {
     for (int i = 1; i < 100; i++) {
         if (i == 1)
             snprintf(bname, cap, "%s%s", p->name, FIXUP_BACKUP_SUFFIX);
         else
             snprintf(bname, cap, "%s%s.%d", p->name, FIXUP_BACKUP_SUFFIX, i);
-        int r;
-        if (p->remove)
-            r = renameat2(p->dirfd, p->name, p->dirfd, bname, RENAME_NOREPLACE) < 0 ? -errno : 0;
-        else
-            r = fixup_write_all(p->dirfd, bname, p->old, p->oldlen, p->st.st_mode & 07777);
-        if (r != -EEXIST) {
-            if (r == 0 && !p->remove)
-                (void)fchownat(p->dirfd, bname, p->st.st_uid, p->st.st_gid, AT_SYMLINK_NOFOLLOW);
+        int r = p->remove ? c->fs->ops->rename(c->fs, p->dir, p->name, bname, err)
+                          : c->fs->ops->create(c->fs, p->dir, bname, p->old.data, p->old.len,
+                                               &p->old, err);
+        if (r != -EEXIST)
             return r;
-        }
     }
-    return -EEXIST;
+    return vd_err(err, -EEXIST, "fixup: %s%s: 99 backups exist already", c->fs->label, p->path);
 }
 
 static int fixup_apply(struct fixup_ctx *c, struct fixup_plan *p, bool dry_run,
@@ -326,11 +217,11 @@ static int fixup_apply(struct fixup_ctx *c, struct fixup_plan *p, bool dry_run,
     struct vd_fixup_change ch = {.path = p->path,
                                  .action = p->remove ? "removed" : "rewritten",
                                  .why = p->why.data ? p->why.data : ""};
-    struct vd_fixup_buf diff = {0};
-    char bname[300], tname[300];
-    int r = 0;
+    char bname[300];
+    int r;
     if (dry_run) {
-        r = vd_fixup_diff(p->old, p->oldlen, p->remove ? "" : p->new.data,
+        struct vd_fixup_buf diff = {0};
+        r = vd_fixup_diff(p->old.data, p->old.len, p->remove ? "" : p->new.data,
                           p->remove ? 0 : p->new.len, &diff, err);
         if (r < 0)
             return r;
@@ -340,37 +231,22 @@ static int fixup_apply(struct fixup_ctx *c, struct fixup_plan *p, bool dry_run,
         vd_fixup_buf_free(&diff);
         return 0;
     }
-    r = fixup_backup(p, bname, sizeof(bname));
+    r = fixup_backup(c, p, bname, sizeof(bname), err);
     if (r < 0)
-        return vd_err(err, r, "fixup: %s%s: cannot keep the original: %s", c->root, p->path,
-                      strerror(-r));
+        return r;
     ch.backup = bname;
     if (!p->remove) {
-        snprintf(tname, sizeof(tname), ".%s.vdisk-tmp", p->name);
-        unlinkat(p->dirfd, tname, 0);
-        r = fixup_write_all(p->dirfd, tname, p->new.data, p->new.len, p->st.st_mode & 07777);
-        if (r == 0) {
-            (void)fchownat(p->dirfd, tname, p->st.st_uid, p->st.st_gid, AT_SYMLINK_NOFOLLOW);
-            if (renameat(p->dirfd, tname, p->dirfd, p->name) < 0) {
-                r = -errno;
-                unlinkat(p->dirfd, tname, 0);
-            }
-        }
+        r = c->fs->ops->replace(c->fs, p->dir, p->name, p->new.data, p->new.len, &p->old, err);
         if (r < 0)
-            return vd_err(err, r,
-                          "fixup: %s%s: writing the new file: %s (the original is kept "
-                          "as %s)",
-                          c->root, p->path, strerror(-r), bname);
-        fsync(p->dirfd);
+            return r;
     }
     if (c->cb)
         c->cb(c->opaque, &ch);
     return 0;
 }
 
-int vd_fixup_root(const char *root, const struct vd_fixup_devmap *m,
-                  const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
-                  struct vd_error *err)
+int fx_fixup_fs(struct fx_fs *fs, const struct vd_fixup_devmap *m, const struct vd_fixup_opts *opts,
+                vd_fixup_report_cb cb, void *opaque, struct vd_error *err)
 {
     if (opts && opts->profile && strcmp(opts->profile, "aws"))
         return vd_err(err, -ENOTSUP, "fixup: profile '%s' is not known (only 'aws')",
@@ -378,21 +254,11 @@ int vd_fixup_root(const char *root, const struct vd_fixup_devmap *m,
     struct fixup_ctx *c = calloc(1, sizeof(*c));
     if (!c)
         return vd_err(err, -ENOMEM, "fixup: out of memory");
-    c->root = root;
+    c->fs = fs;
     c->map = m;
     c->cb = cb;
     c->opaque = opaque;
-    int rc = 0;
-    c->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (c->rootfd < 0) {
-        rc = vd_err(err, -errno, "fixup: %s: %s", root, strerror(errno));
-        goto out_ctx;
-    }
-    struct stat st;
-    if (fstatat(c->rootfd, "etc", &st, 0) < 0 || !S_ISDIR(st.st_mode)) {
-        rc = vd_err(err, -ENOENT, "fixup: %s: not a Linux root filesystem (no etc folder)", root);
-        goto out_root;
-    }
+    int rc;
     if ((rc = fixup_file(c, "etc", "fstab", FIX_FSTAB, err)) < 0 ||
         (rc = fixup_file(c, "etc/default", "grub", FIX_GRUBDEF, err)) < 0 ||
         (rc = fixup_file(c, "boot/grub", "grub.cfg", FIX_GRUBCFG, err)) < 0 ||
@@ -412,9 +278,216 @@ int vd_fixup_root(const char *root, const struct vd_fixup_devmap *m,
 out_plans:
     for (size_t i = 0; i < c->n; i++)
         fixup_plan_free(&c->plans[i]);
-out_root:
-    close(c->rootfd);
-out_ctx:
     free(c);
+    return rc;
+}
+
+/* ---- a host folder (--root DIR) ---- */
+
+struct host_fs {
+    int rootfd;
+};
+
+/* Open dir inside the root (RESOLVE_IN_ROOT): fd or -errno. */
+static int host_open_dir(struct fx_fs *fs, const char *dir)
+{
+    struct host_fs *h = fs->priv;
+    struct open_how how = {
+        .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, h->rootfd, dir, &how, sizeof(how));
+    return fd < 0 ? -errno : (int)fd;
+}
+
+static int host_load(struct fx_fs *fs, const char *dir, const char *name, struct fx_file *f,
+                     bool *is_link, struct vd_error *err)
+{
+    int dfd = host_open_dir(fs, dir);
+    if (dfd == -ENOENT || dfd == -ENOTDIR)
+        return 0;
+    if (dfd < 0)
+        return vd_err(err, dfd, "fixup: %s/%s: %s", fs->label, dir, strerror(-dfd));
+    struct stat st;
+    int rc = 0;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno != ENOENT)
+            rc = vd_err(err, -errno, "fixup: %s/%s/%s: %s", fs->label, dir, name, strerror(errno));
+        goto out_dir;
+    }
+    *is_link = S_ISLNK(st.st_mode);
+    if (!S_ISREG(st.st_mode))
+        goto out_dir;
+    if (st.st_size > VD_FIXUP_MAX_FILE) {
+        rc = vd_err(err, -EFBIG, "fixup: %s/%s/%s: %lld bytes, more than the %u-byte limit",
+                    fs->label, dir, name, (long long)st.st_size, VD_FIXUP_MAX_FILE);
+        goto out_dir;
+    }
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        rc = vd_err(err, -errno, "fixup: %s/%s/%s: %s", fs->label, dir, name, strerror(errno));
+        goto out_dir;
+    }
+    f->data = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (f->data && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, f->data + got, (size_t)st.st_size - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!f->data || got != (size_t)st.st_size) {
+        rc = vd_err(err, f->data ? -EIO : -ENOMEM, "fixup: %s/%s/%s: short read", fs->label, dir,
+                    name);
+        free(f->data);
+        f->data = NULL;
+        goto out_dir;
+    }
+    f->data[got] = '\0';
+    f->len = got;
+    f->mode = st.st_mode & 07777;
+    f->uid = st.st_uid;
+    f->gid = st.st_gid;
+    rc = 1;
+out_dir:
+    close(dfd);
+    return rc;
+}
+
+static int host_list(struct fx_fs *fs, const char *dir, char ***names, size_t *n,
+                     struct vd_error *err)
+{
+    int dfd = host_open_dir(fs, dir);
+    if (dfd < 0)
+        return dfd == -ENOENT || dfd == -ENOTDIR
+                   ? dfd
+                   : vd_err(err, dfd, "fixup: %s/%s: %s", fs->label, dir, strerror(-dfd));
+    DIR *dh = fdopendir(dfd);
+    if (!dh) {
+        close(dfd);
+        return vd_err(err, -errno, "fixup: %s/%s: %s", fs->label, dir, strerror(errno));
+    }
+    int rc = 0;
+    struct dirent *de;
+    *names = NULL;
+    *n = 0;
+    while ((de = readdir(dh))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char **nl = realloc(*names, (*n + 1) * sizeof(*nl));
+        if (!nl || !(nl[*n] = strdup(de->d_name))) {
+            if (nl)
+                *names = nl;
+            rc = vd_err(err, -ENOMEM, "fixup: out of memory");
+            break;
+        }
+        *names = nl;
+        (*n)++;
+    }
+    closedir(dh);
+    return rc;
+}
+
+static int host_write_new(int dfd, const char *name, const char *data, size_t len,
+                          const struct fx_file *like)
+{
+    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t done = 0;
+    int rc = 0;
+    while (done < len && rc == 0) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0)
+            rc = -errno;
+        else
+            done += (size_t)w;
+    }
+    /* owner first: chown clears set-id bits that fchmod then restores */
+    if (rc == 0 && (fchown(fd, like->uid, like->gid) < 0 && errno != EPERM))
+        rc = -errno;
+    if (rc == 0 && (fchmod(fd, like->mode) < 0 || fsync(fd) < 0))
+        rc = -errno;
+    close(fd);
+    if (rc < 0)
+        unlinkat(dfd, name, 0);
+    return rc;
+}
+
+static int host_create(struct fx_fs *fs, const char *dir, const char *name, const char *data,
+                       size_t len, const struct fx_file *like, struct vd_error *err)
+{
+    int dfd = host_open_dir(fs, dir);
+    if (dfd < 0)
+        return vd_err(err, dfd, "fixup: %s/%s: %s", fs->label, dir, strerror(-dfd));
+    int r = host_write_new(dfd, name, data, len, like);
+    if (r < 0 && r != -EEXIST)
+        vd_err(err, r, "fixup: %s/%s/%s: %s", fs->label, dir, name, strerror(-r));
+    close(dfd);
+    return r;
+}
+
+static int host_replace(struct fx_fs *fs, const char *dir, const char *name, const char *data,
+                        size_t len, const struct fx_file *like, struct vd_error *err)
+{
+    int dfd = host_open_dir(fs, dir);
+    if (dfd < 0)
+        return vd_err(err, dfd, "fixup: %s/%s: %s", fs->label, dir, strerror(-dfd));
+    char tmp[300];
+    snprintf(tmp, sizeof(tmp), ".%s.vdisk-tmp", name);
+    unlinkat(dfd, tmp, 0);
+    int r = host_write_new(dfd, tmp, data, len, like);
+    if (r == 0 && renameat(dfd, tmp, dfd, name) < 0) {
+        r = -errno;
+        unlinkat(dfd, tmp, 0);
+    }
+    if (r == 0)
+        fsync(dfd);
+    else
+        vd_err(err, r, "fixup: %s/%s/%s: writing the new file: %s", fs->label, dir, name,
+               strerror(-r));
+    close(dfd);
+    return r;
+}
+
+static int host_rename(struct fx_fs *fs, const char *dir, const char *from, const char *to,
+                       struct vd_error *err)
+{
+    int dfd = host_open_dir(fs, dir);
+    if (dfd < 0)
+        return vd_err(err, dfd, "fixup: %s/%s: %s", fs->label, dir, strerror(-dfd));
+    int r = renameat2(dfd, from, dfd, to, RENAME_NOREPLACE) < 0 ? -errno : 0;
+    if (r < 0 && r != -EEXIST)
+        vd_err(err, r, "fixup: %s/%s/%s: rename to %s: %s", fs->label, dir, from, to, strerror(-r));
+    close(dfd);
+    return r;
+}
+
+static const struct fx_fs_ops host_ops = {
+    .load = host_load,
+    .list = host_list,
+    .create = host_create,
+    .replace = host_replace,
+    .rename = host_rename,
+};
+
+int vd_fixup_root(const char *root, const struct vd_fixup_devmap *m,
+                  const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
+                  struct vd_error *err)
+{
+    struct host_fs h;
+    h.rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (h.rootfd < 0)
+        return vd_err(err, -errno, "fixup: %s: %s", root, strerror(errno));
+    struct stat st;
+    int rc;
+    if (fstatat(h.rootfd, "etc", &st, 0) < 0 || !S_ISDIR(st.st_mode))
+        rc = vd_err(err, -ENOENT, "fixup: %s: not a Linux root filesystem (no etc folder)", root);
+    else {
+        struct fx_fs fs = {.ops = &host_ops, .label = root, .priv = &h};
+        rc = fx_fixup_fs(&fs, m, opts, cb, opaque, err);
+    }
+    close(h.rootfd);
     return rc;
 }

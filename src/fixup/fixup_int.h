@@ -50,4 +50,43 @@ bool fx_has_opt(const char *s, size_t len, const char *opt);
 void fx_begin(struct vd_fixup_buf *out, struct vd_fixup_buf *why);
 int fx_oom(struct vd_error *err, const char *name);
 
+/* ---- the guest filesystem fixup.c edits, behind a small vtable ----
+ * dir is relative to the guest's root ("etc/default"); name a plain file
+ * name. Host trees (--root) and ext2/3/4 images (ext2.c) implement it. */
+struct fx_file {
+    char *data; /* malloc'd, NUL-terminated */
+    size_t len;
+    unsigned mode, uid, gid; /* permission bits and owner, kept on rewrite */
+};
+struct fx_fs;
+struct fx_fs_ops {
+    /* 1: a regular file, loaded into f. 0: absent or not a regular file
+     * (*is_link set if it is a symbolic link). -errno with err set. */
+    int (*load)(struct fx_fs *fs, const char *dir, const char *name, struct fx_file *f,
+                bool *is_link, struct vd_error *err);
+    /* Names in dir (caller frees each and the array); -ENOENT if absent. */
+    int (*list)(struct fx_fs *fs, const char *dir, char ***names, size_t *n, struct vd_error *err);
+    /* Create name with data; -EEXIST if it exists (no err then). */
+    int (*create)(struct fx_fs *fs, const char *dir, const char *name, const char *data, size_t len,
+                  const struct fx_file *like, struct vd_error *err);
+    /* Replace name's content, keeping its mode and owner. */
+    int (*replace)(struct fx_fs *fs, const char *dir, const char *name, const char *data,
+                   size_t len, const struct fx_file *like, struct vd_error *err);
+    /* Rename from -> to within dir; -EEXIST if to exists (no err then). */
+    int (*rename)(struct fx_fs *fs, const char *dir, const char *from, const char *to,
+                  struct vd_error *err);
+};
+struct fx_fs {
+    const struct fx_fs_ops *ops;
+    const char *label; /* for messages: the root folder or the partition file */
+    void *priv;
+};
+
+/* A vdiskfs view file name: "disk.raw" -> (1, 0), "disk2-p3.raw" -> (2, 3). */
+bool fx_view_name(const char *name, unsigned *disk, unsigned *part);
+
+/* Run the profile over fs (see vd_fixup_root). */
+int fx_fixup_fs(struct fx_fs *fs, const struct vd_fixup_devmap *m, const struct vd_fixup_opts *opts,
+                vd_fixup_report_cb cb, void *opaque, struct vd_error *err);
+
 #endif

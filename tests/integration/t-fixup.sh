@@ -108,6 +108,8 @@ chmod 600 "$G/etc/netplan/01-netcfg.yaml"
 # an absolute symlink must not lead fixup out of the guest
 ln -s /etc/hostname "$G/etc/hostname"
 
+cp -a "$G" "$T/guest-orig"
+
 tree_sum() { (cd "$G" && find . -type f -print0 | sort -z | xargs -0 sha256sum; find . | sort) | sha256sum; }
 before=$(tree_sum)
 
@@ -162,6 +164,7 @@ UUID=0a1b2c3d-0000-4000-8000-000000000001 /srv ext4 defaults 0 2
 #//fs/share      /mnt/share      cifs    credentials=/root/.smb 0 0
 F
 cmp "$T/want" "$G/etc/fstab" || { diff "$T/want" "$G/etc/fstab"; fail "fstab content"; }
+cp "$T/want" "$T/want-fstab"
 cmp "$T/fstab.good" "$G/etc/fstab.vdisk.orig" || fail "fstab backup differs from the original"
 
 cat > "$T/want" <<'F'
@@ -247,4 +250,55 @@ if [ -e /dev/fuse ]; then
         fail "view: second backup name: $(cat "$T/view.out")"
     vumount "$T/mnt"
 fi
+
+# --- VIEW mode: the same guest inside an ext4 partition of a raw disk,
+# edited through a vdiskfs -o rw mount with libext2fs (no kernel mount);
+# checked with debugfs, an independent reader, and e2fsck.
+need debugfs e2fsck
+[ -e /dev/fuse ] || skip "no /dev/fuse for the view test"
+truncate -s 32M "$T/vm.raw"
+printf 'label: dos\nstart=2048, size=32768, type=83\nstart=34816, size=16384, type=82\n' |
+    sfdisk -q "$T/vm.raw"
+rm -f "$T/p1.img"
+truncate -s 16M "$T/p1.img"
+mkfs.ext4 -q -F -U "$ROOT_UUID" -d "$T/guest-orig" "$T/p1.img"
+dd if="$T/p1.img" of="$T/vm.raw" bs=512 seek=2048 conv=notrunc status=none
+dd if="$T/p2.img" of="$T/vm.raw" bs=512 seek=34816 conv=notrunc status=none
+P1="$T/vm.raw?offset=1048576"
+
+# read-only view: a dry run works, a real run fails with the exact message
+vmount "$T/ro" "$T/vm.raw"
+sum_before=$(sha "$T/vm.raw")
+"$VDISK" fixup --dry-run "$T/ro/vm" > "$T/vdry.out"
+grep -qxF "editing $T/ro/vm/disk-p1.raw: the root filesystem (ext2/3/4, edited with libext2fs)" \
+    "$T/vdry.out" || fail "view dry run: $(head -3 "$T/vdry.out")"
+grep -qxF "dry run: 7 files would change; nothing was written" "$T/vdry.out" ||
+    fail "view dry run summary: $(tail -1 "$T/vdry.out")"
+set +e
+"$VDISK" fixup "$T/ro/vm" > /dev/null 2> "$T/vro.err"
+rc=$?
+set -e
+assert_eq "$rc" 1 "exit status on a read-only view"
+assert_eq "$(cat "$T/vro.err")" "vdisk: fixup: $T/ro/vm/disk-p1.raw: the view is read-only (Read-only file system); mount it with vdiskfs -o rw, or mount the root filesystem and use --root DIR" "read-only view message"
+vumount "$T/ro"
+assert_eq "$(sha "$T/vm.raw")" "$sum_before" "a read-only view run changed the disk"
+
+vmount "$T/rw" -o rw "$T/vm.raw"
+"$VDISK" fixup "$T/rw/vm" > "$T/vrun.out"
+grep -qxF "7 files changed" "$T/vrun.out" || fail "view run: $(cat "$T/vrun.out")"
+"$VDISK" fixup "$T/rw/vm" > "$T/vrun2.out"
+grep -qxF "nothing to change" "$T/vrun2.out" || fail "view second run: $(cat "$T/vrun2.out")"
+vumount "$T/rw"
+debugfs -R "cat /etc/fstab" "$P1" 2>/dev/null > "$T/got"
+cmp "$T/want-fstab" "$T/got" || { diff "$T/want-fstab" "$T/got"; fail "view: fstab via debugfs"; }
+debugfs -R "cat /etc/fstab.vdisk.orig" "$P1" 2>/dev/null > "$T/got"
+cmp "$T/fstab.good" "$T/got" || fail "view: fstab backup via debugfs"
+debugfs -R "cat /etc/netplan/01-netcfg.yaml" "$P1" 2>/dev/null > "$T/got"
+cmp "$G/etc/netplan/01-netcfg.yaml" "$T/got" || fail "view: netplan differs from the --root result"
+debugfs -R "stat /etc/netplan/01-netcfg.yaml.vdisk.orig" "$P1" 2>/dev/null |
+    grep -q "Mode:  0600" || fail "view: backup mode"
+debugfs -R "ls -p /etc/udev/rules.d" "$P1" 2>/dev/null | awk -F/ 'NF > 5 {print $6}' > "$T/got"
+assert_eq "$(grep -v '^\.' "$T/got")" "70-persistent-net.rules.vdisk.orig" "view: rules.d after fixup"
+dd if="$T/vm.raw" of="$T/p1.after" bs=512 skip=2048 count=32768 status=none
+e2fsck -fn "$T/p1.after" > "$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; fail "e2fsck after the view fixup"; }
 echo PASS
