@@ -73,6 +73,52 @@ static int fstab_add_nofail(struct vd_fixup_buf *out, const struct fx_line *l,
     return 0;
 }
 
+/* Mount points that will not be mounted on the new machine: those of
+ * entries on devices that will not be there and of disabled network
+ * filesystems. A bind mount from under one of them would fail. */
+#define FSTAB_MAX_GONE 64
+struct fstab_gone {
+    size_t n;
+    const char *s[FSTAB_MAX_GONE];
+    size_t len[FSTAB_MAX_GONE];
+};
+
+static void fstab_collect_gone(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                               struct fstab_gone *g)
+{
+    size_t pos = 0;
+    struct fx_line l = {0};
+    g->n = 0;
+    while (g->n < FSTAB_MAX_GONE && fx_next_line(buf, len, &pos, &l)) {
+        struct fx_fields f;
+        fx_split(l.s, l.len, &f);
+        if (f.n < 3 || l.s[f.off[0]] == '#' || l.s[f.off[1]] != '/' || f.len[1] < 2)
+            continue;
+        unsigned disk, part;
+        bool gone = fstab_is_removable(l.s + f.off[0], f.len[0]) ||
+                    fstab_is_nonstandard(l.s + f.off[2], f.len[2]) ||
+                    (vd_fixup_parse_devpath(l.s + f.off[0], f.len[0], &disk, &part) &&
+                     !vd_fixup_devmap_find(m, disk, part));
+        if (gone) {
+            g->s[g->n] = l.s + f.off[1];
+            g->len[g->n++] = f.len[1];
+        }
+    }
+}
+
+/* The gone mount point that path (a bind source) lies under, or -1. */
+static int fstab_under_gone(const struct fstab_gone *g, const char *path, size_t n)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        size_t k = g->len[i];
+        while (k > 1 && g->s[i][k - 1] == '/')
+            k--;
+        if (n >= k && !memcmp(path, g->s[i], k) && (n == k || path[k] == '/'))
+            return (int)i;
+    }
+    return -1;
+}
+
 int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
                    struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err)
 {
@@ -80,6 +126,8 @@ int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
     if (rc < 0)
         return rc;
     fx_begin(out, why);
+    struct fstab_gone gone;
+    fstab_collect_gone(buf, len, m, &gone);
     bool changed = false;
     size_t pos = 0;
     struct fx_line l = {0};
@@ -105,6 +153,19 @@ int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
                           "line %u: commented out the %.*s mount of %.*s on %.*s (AWS disables "
                           "non-standard filesystem types)\n",
                           l.no, (int)f.len[2], l.s + f.off[2], speclen, spec, filelen, file) < 0)
+                return fx_oom(err, FSTAB);
+            changed = true;
+            continue;
+        }
+
+        int g = bind && !is_root ? fstab_under_gone(&gone, spec, f.len[0]) : -1;
+        if (g >= 0) {
+            if (fstab_comment_out(out, &l,
+                                  "bind mount from a filesystem that will not be mounted") < 0 ||
+                fx_printf(why,
+                          "line %u: commented out the bind mount of %.*s on %.*s: %.*s will not "
+                          "be mounted on the new machine\n",
+                          l.no, speclen, spec, filelen, file, (int)gone.len[g], gone.s[g]) < 0)
                 return fx_oom(err, FSTAB);
             changed = true;
             continue;
@@ -136,8 +197,8 @@ int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
         if (bind) {
             if (fstab_comment_out(out, &l, "bind mount of a device that is not present") < 0 ||
                 fx_printf(why,
-                          "line %u: commented out the bind mount of %.*s on %.*s: the device is "
-                          "not on the given disks and nofail does not help a bind mount\n",
+                          "line %u: commented out the bind mount of %.*s on %.*s: the device "
+                          "will not exist on the new machine\n",
                           l.no, speclen, spec, filelen, file) < 0)
                 return fx_oom(err, FSTAB);
             changed = true;

@@ -163,7 +163,10 @@ static void test_fstab_edges(void)
            "LABEL=scratch /scratch ext4 defaults 0 2\n"
            "proc /proc proc defaults 0 0\n"
            "//nas/music /music smbfs guest 0 0\n"
-           "host:/export /nfs nfs defaults 0 0\n",
+           "host:/export /nfs nfs defaults 0 0\n"
+           "/data/www /var/www none bind 0 0\n"
+           "/music/ /srv/music none rbind,ro 0 0\n"
+           "/database /srv/db none bind 0 0\n",
            1,
            "UUID=" U1 "\t/\text4\tdefaults\t0\t1\n"
            "/dev/sdb1 /data xfs defaults,nofail 0 2\n"
@@ -177,7 +180,12 @@ static void test_fstab_edges(void)
            "proc /proc proc defaults 0 0\n"
            "# vdisk fixup: disabled smbfs, a network/host-shared filesystem\n"
            "#//nas/music /music smbfs guest 0 0\n"
-           "host:/export /nfs nfs defaults 0 0\n",
+           "host:/export /nfs nfs defaults 0 0\n"
+           "# vdisk fixup: bind mount from a filesystem that will not be mounted\n"
+           "#/data/www /var/www none bind 0 0\n"
+           "# vdisk fixup: bind mount from a filesystem that will not be mounted\n"
+           "#/music/ /srv/music none rbind,ro 0 0\n"
+           "/database /srv/db none bind 0 0\n",
            NULL);
 }
 
