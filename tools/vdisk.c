@@ -35,9 +35,9 @@ static void usage(FILE *f)
             "                                        3 leaked space only, 1 could not check)\n"
             "  convert [-O FMT] [-o OPTS] [-q] SOURCE DEST\n"
             "                                        encode to vmdk, vhd, vhdx, ova or raw\n"
-            "  fixup [--dry-run] --root DIR --disk SOURCE|VIEW\n"
-            "                                        make a Linux guest boot on AWS (fstab UUIDs,\n"
-            "                                        GRUB default/timeout, DHCP)\n"
+            "  fixup [--dry-run] VIEW | --root DIR --disk SOURCE|VIEW...\n"
+            "                                        AWS VM Import's Linux guest changes, offline\n"
+            "                                        (fstab UUIDs, GRUB default/timeout, DHCP)\n"
             "\n"
             "SOURCE is a path, s3://bucket/key or http(s):// URL; DEST a path or s3:// URL.\n"
             "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1).\n"
@@ -521,6 +521,10 @@ static int cmd_fixup(int argc, char **argv)
     }
     if (fo.profile && strcmp(fo.profile, "aws")) {
         fprintf(stderr, "%s: fixup: unknown profile '%s' (only 'aws')\n", prog, fo.profile);
+        return 2;
+    }
+    if (!root && ndisks) {
+        fprintf(stderr, "%s: fixup: --disk goes with --root; a VIEW names its own disks\n", prog);
         return 2;
     }
     if ((root && optind != argc) || (!root && optind + 1 != argc)) {

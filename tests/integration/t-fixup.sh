@@ -140,6 +140,8 @@ cp "$T/fstab.good" "$G/etc/fstab"
 set +e
 "$VDISK" fixup --root "$G" extra >/dev/null 2>&1; assert_eq "$?" 2 "usage exit status"
 "$VDISK" fixup --profile azure --root "$G" >/dev/null 2>&1; assert_eq "$?" 2 "unknown profile"
+"$VDISK" fixup --disk "$T/disk.raw" "$T" >/dev/null 2>&1; assert_eq "$?" 2 "--disk with a VIEW"
+"$VDISK" fixup >/dev/null 2>&1; assert_eq "$?" 2 "no arguments"
 set -e
 
 # --- the real run
