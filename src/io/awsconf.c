@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "io/awsconf.h"
+#include "io/awscreds.h"
 
 #define AWSCONF_MAX_FILE (1u << 20)
 
@@ -155,7 +156,23 @@ int vd_awsconf_resolve(const struct vd_open_opts *opts, struct vd_awsconf *out,
             goto out_free;
         out->cred_source = "env";
     }
-    for (int pass = 0; pass < 2 && !out->access_key; pass++) {
+    for (int pass = 0; pass < 3 && !out->access_key; pass++) {
+        if (pass == 1) {
+            /* credential_process, between the two files as botocore has it. */
+            char *cmd = conf ? vd_ini_get(conf, flen, csect, "credential_process") : NULL;
+            if (!cmd && creds)
+                cmd = vd_ini_get(creds, clen, profile, "credential_process");
+            if (cmd) {
+                r = vd_awscreds_provider_new(VD_AWSCREDS_KIND_PROCESS, profile, cmd, &out->provider,
+                                             NULL, 0, err);
+                free(cmd);
+                if (r)
+                    goto out_free;
+                out->cred_source = "process";
+                break;
+            }
+            continue;
+        }
         const char *buf = pass == 0 ? creds : conf;
         size_t blen = pass == 0 ? clen : flen;
         const char *sect = pass == 0 ? profile : csect;
@@ -173,14 +190,52 @@ int vd_awsconf_resolve(const struct vd_open_opts *opts, struct vd_awsconf *out,
             free(sk);
         }
     }
-    if (!out->access_key && explicit_profile && eak && esk) {
+    if (!out->access_key && !out->provider && explicit_profile && eak && esk) {
         if ((r = awsconf_dup(&out->access_key, eak)) || (r = awsconf_dup(&out->secret_key, esk)) ||
             (r = awsconf_dup(&out->session_token, awsconf_env("AWS_SESSION_TOKEN"))))
             goto out_free;
         out->cred_source = "env";
     }
-    if (!out->access_key)
+    char container_why[200] = "container: not set", imds_why[300] = "";
+    if (!out->access_key && !out->provider) {
+        r = vd_awscreds_provider_new(VD_AWSCREDS_KIND_CONTAINER, NULL, NULL, &out->provider,
+                                     container_why, sizeof(container_why), err);
+        if (r == 0)
+            out->cred_source = "container";
+        else if (r != -ENOENT)
+            goto out_free;
+    }
+    if (!out->access_key && !out->provider) {
+        r = vd_awscreds_provider_new(VD_AWSCREDS_KIND_IMDS, NULL, NULL, &out->provider, imds_why,
+                                     sizeof(imds_why), err);
+        if (r == 0)
+            out->cred_source = "imds";
+        else if (r != -ENOENT)
+            goto out_free;
+    }
+    r = 0;
+    if (out->provider) {
+        struct vd_awscreds *c = vd_awscreds_provider_current(out->provider);
+        r = awsconf_dup(&out->access_key, c->access_key);
+        if (!r)
+            r = awsconf_dup(&out->secret_key, c->secret_key);
+        if (!r)
+            r = awsconf_dup(&out->session_token, c->session_token);
+        vd_awscreds_put(c);
+        if (r)
+            goto out_free;
+    }
+    if (!out->access_key) {
         out->cred_source = "none";
+        char note[700];
+        snprintf(note, sizeof(note),
+                 "no credentials found (tried: env; %sprofile %s: no keys or credential_process; "
+                 "%s; %s)",
+                 awsconf_env("AWS_WEB_IDENTITY_TOKEN_FILE") ? "web identity: not supported; " : "",
+                 profile, container_why, imds_why);
+        if ((r = awsconf_dup(&out->cred_note, note)) != 0)
+            goto out_free;
+    }
 
     /* Region. */
     const char *reg = opts->region && opts->region[0] ? opts->region : awsconf_env("AWS_REGION");
@@ -239,5 +294,25 @@ void vd_awsconf_free(struct vd_awsconf *c)
     free(c->session_token);
     free(c->region);
     free(c->endpoint);
+    free(c->cred_note);
+    vd_awscreds_provider_unref(c->provider);
     memset(c, 0, sizeof(*c));
+}
+
+int vd_awsconf_copy(struct vd_awsconf *dst, const struct vd_awsconf *src)
+{
+    *dst = *src;
+    dst->provider = vd_awscreds_provider_ref(src->provider);
+    char **fields[] = {&dst->profile, &dst->access_key, &dst->secret_key, &dst->session_token,
+                       &dst->region,  &dst->endpoint,   &dst->cred_note};
+    int r = 0;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        const char *v = *fields[i];
+        *fields[i] = NULL;
+        if (!r && v && !(*fields[i] = strdup(v)))
+            r = -ENOMEM;
+    }
+    if (r)
+        vd_awsconf_free(dst);
+    return r;
 }

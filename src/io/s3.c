@@ -806,6 +806,9 @@ static int s3_stat(struct s3_obj *o, struct vd_error *err)
             if (head && (st == 404 || st == 403))
                 snprintf(why, sizeof(why), "HTTP %ld (%s)", st,
                          st == 404 ? "no such object" : "access denied");
+            if ((st == 403 || st == 401) && o->t->conf.cred_note)
+                return vd_err(err, code, "s3: %s: %s: HTTP %ld, sent unsigned: %s", o->t->uri,
+                              head ? "HEAD" : "GET", st, o->t->conf.cred_note);
             return vd_err(err, code, "s3: %s: %s %s: %s", o->t->uri, head ? "HEAD" : "GET",
                           o->t->url, why);
         }

@@ -10,6 +10,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "io/awscreds.h"
 #include "io/s3req.h"
 #include "io/sigv4.h"
 
@@ -139,13 +140,8 @@ int vd_s3_target_relative(const struct vd_s3_target *t, const char *rel, struct 
         if (!n->uri)
             goto fail;
         snprintf(n->uri, ul, "s3://%s/%s", n->bucket, n->key);
-        n->conf = t->conf;
-        n->conf.profile = n->conf.profile ? strdup(n->conf.profile) : NULL;
-        n->conf.access_key = n->conf.access_key ? strdup(n->conf.access_key) : NULL;
-        n->conf.secret_key = n->conf.secret_key ? strdup(n->conf.secret_key) : NULL;
-        n->conf.session_token = n->conf.session_token ? strdup(n->conf.session_token) : NULL;
-        n->conf.region = n->conf.region ? strdup(n->conf.region) : NULL;
-        n->conf.endpoint = n->conf.endpoint ? strdup(n->conf.endpoint) : NULL;
+        if (vd_awsconf_copy(&n->conf, &t->conf) != 0)
+            goto fail;
         if ((r = s3req_place(n, err)) != 0)
             goto fail;
     } else {
@@ -194,18 +190,36 @@ int vd_s3_call(struct vd_http_pool *pool, const struct vd_s3_target *t, const st
     size_t nl = 0;
     int r;
     char *url = NULL;
+    memset(resp, 0, sizeof(*resp));
     if (c->nheaders > MAXH)
         return -EINVAL;
+    /* Expiring credentials: the provider's current set, refreshed when due.
+     * A failed refresh after expiry is a transport-like failure (-EIO, the
+     * reason in curl_msg), so the caller's retry policy applies. */
+    struct vd_awscreds *creds = NULL;
+    const char *ak = t->conf.access_key, *sk = t->conf.secret_key, *tok = t->conf.session_token;
+    if (t->is_s3 && t->conf.provider) {
+        char why[sizeof(resp->curl_msg) - 16];
+        if (vd_awscreds_provider_get(t->conf.provider, &creds, why, sizeof(why)) != 0) {
+            snprintf(resp->curl_msg, sizeof(resp->curl_msg), "credentials: %s", why);
+            return -EIO;
+        }
+        ak = creds->access_key;
+        sk = creds->secret_key;
+        tok = creds->session_token;
+    }
     if (c->query && c->query[0]) {
         size_t ul = strlen(t->url) + strlen(c->query) + 2;
         url = malloc(ul);
-        if (!url)
+        if (!url) {
+            vd_awscreds_put(creds);
             return -ENOMEM;
+        }
         snprintf(url, ul, "%s?%s", t->url, c->query);
     }
     for (size_t i = 0; i < c->nheaders; i++)
         lines[nl++] = c->headers[i];
-    if (t->is_s3 && t->conf.access_key) {
+    if (t->is_s3 && ak) {
         char date[17], sha[VD_SHA256_HEX_LEN + 1];
         vd_amz_date((int64_t)time(NULL), date);
         if (c->body_sha256)
@@ -218,8 +232,8 @@ int vd_s3_call(struct vd_http_pool *pool, const struct vd_s3_target *t, const st
         sh[ns++] = (struct vd_sigv4_header){"host", t->host};
         sh[ns++] = (struct vd_sigv4_header){"x-amz-date", date};
         sh[ns++] = (struct vd_sigv4_header){"x-amz-content-sha256", sha};
-        if (t->conf.session_token)
-            sh[ns++] = (struct vd_sigv4_header){"x-amz-security-token", t->conf.session_token};
+        if (tok)
+            sh[ns++] = (struct vd_sigv4_header){"x-amz-security-token", tok};
         for (size_t i = 0; i < c->nheaders; i++) {
             const char *colon = strchr(c->headers[i], ':');
             if (!colon)
@@ -237,8 +251,8 @@ int vd_s3_call(struct vd_http_pool *pool, const struct vd_s3_target *t, const st
                                       .amz_date = date,
                                       .region = t->conf.region,
                                       .service = "s3",
-                                      .access_key = t->conf.access_key,
-                                      .secret_key = t->conf.secret_key};
+                                      .access_key = ak,
+                                      .secret_key = sk};
         struct vd_sigv4_result res;
         if ((r = vd_sigv4_sign(&sr, &res)) != 0)
             goto out;
@@ -256,14 +270,14 @@ int vd_s3_call(struct vd_http_pool *pool, const struct vd_s3_target *t, const st
             goto out;
         }
         lines[nl++] = authz_line;
-        if (t->conf.session_token) {
-            size_t tl = strlen(t->conf.session_token) + 32;
+        if (tok) {
+            size_t tl = strlen(tok) + 32;
             token_line = malloc(tl);
             if (!token_line) {
                 r = -ENOMEM;
                 goto out;
             }
-            snprintf(token_line, tl, "x-amz-security-token: %s", t->conf.session_token);
+            snprintf(token_line, tl, "x-amz-security-token: %s", tok);
             lines[nl++] = token_line;
         }
     } else if (t->is_s3) {
@@ -286,6 +300,7 @@ out:
     free(url);
     free(authz_line);
     free(token_line);
+    vd_awscreds_put(creds);
     return r;
 }
 

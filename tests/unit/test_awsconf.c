@@ -47,6 +47,11 @@ static void clear_env(void)
         unsetenv(vars[i]);
     setenv("AWS_SHARED_CREDENTIALS_FILE", credpath, 1);
     setenv("AWS_CONFIG_FILE", confpath, 1);
+    /* Hermetic: no container endpoint, no instance metadata. */
+    unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 }
 
 static void test_ini(void)
@@ -164,6 +169,9 @@ static void test_resolve(void)
     EXPECT(vd_awsconf_resolve(NULL, &c, &err) == 0);
     EXPECT_STR(c.access_key, NULL);
     EXPECT_STR(c.cred_source, "none");
+    EXPECT_STR(c.cred_note, "no credentials found (tried: env; profile nobody: no keys or "
+                            "credential_process; container: not set; imds: disabled by "
+                            "AWS_EC2_METADATA_DISABLED)");
     vd_awsconf_free(&c);
 
     /* Half the env pair is an error with a message. */
