@@ -5,6 +5,7 @@
  * with a refresh. The HTTP sources are covered by
  * tests/integration/t-s3-creds.sh against a fake server. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +360,85 @@ static void test_process(void)
     unlink(creds);
 }
 
+struct racer {
+    struct vd_awscreds_provider *p;
+    char key[32];
+    int rc;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    struct vd_awscreds *k = NULL;
+    char why[300];
+    r->rc = vd_awscreds_provider_get(r->p, &k, why, sizeof(why));
+    if (k)
+        snprintf(r->key, sizeof(r->key), "%s", k->access_key);
+    vd_awscreds_put(k);
+    return NULL;
+}
+
+/* Many threads find the credentials due at once: one runs the helper, the
+ * others keep signing with the still-valid set meanwhile. */
+static void test_concurrent_refresh(void)
+{
+    char path[300], conf[300], state[300], text[1500];
+    snprintf(conf, sizeof(conf), "%s/config", dir);
+    snprintf(state, sizeof(state), "%s/calls", dir);
+    snprintf(path, sizeof(path), "%s/slow.sh", dir);
+    snprintf(text, sizeof(text),
+             "#!/bin/sh\n"
+             "echo run >>'%s'\n"
+             "n=$(wc -l <'%s' | tr -d ' ')\n"
+             "if [ \"$n\" = 1 ]; then ttl=100; else ttl=3600; sleep 0.3; fi\n"
+             "exp=$(date -u -d \"@$(( $(date +%%s) + ttl ))\" +%%Y-%%m-%%dT%%H:%%M:%%SZ)\n"
+             "printf '{\"Version\": 1, \"AccessKeyId\": \"ASIA%%s\", \"SecretAccessKey\": \"sk\", "
+             "\"Expiration\": \"%%s\"}' \"$n\" \"$exp\"\n",
+             state, state);
+    write_file(path, text, 0755);
+    snprintf(text, sizeof(text), "[profile race]\ncredential_process = %s\n", path);
+    write_file(conf, text, 0600);
+    setenv("AWS_CONFIG_FILE", conf, 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null", 1);
+    env_for("race");
+    unlink(state);
+    struct vd_awsconf c;
+    struct vd_error err = {0};
+    CHECK(vd_awsconf_resolve(NULL, &c, &err) == 0 && c.provider, "%s", err.msg);
+    if (c.provider) {
+        enum { N = 8 };
+        struct racer r[N];
+        pthread_t th[N];
+        for (int i = 0; i < N; i++) {
+            r[i] = (struct racer){.p = c.provider};
+            pthread_create(&th[i], NULL, race, &r[i]);
+        }
+        int fresh = 0;
+        for (int i = 0; i < N; i++) {
+            pthread_join(th[i], NULL);
+            CHECK(r[i].rc == 0 && (!strcmp(r[i].key, "ASIA1") || !strcmp(r[i].key, "ASIA2")),
+                  "thread %d: rc %d key %s", i, r[i].rc, r[i].key);
+            fresh += !strcmp(r[i].key, "ASIA2");
+        }
+        CHECK(fresh >= 1, "nobody got the refreshed set");
+        struct vd_awscreds *k = vd_awscreds_provider_current(c.provider);
+        CHECK(!strcmp(k->access_key, "ASIA2"), "after the race: %s", k->access_key);
+        vd_awscreds_put(k);
+    }
+    vd_awsconf_free(&c);
+    FILE *f = fopen(state, "r");
+    int runs = 0;
+    char line[64];
+    while (f && fgets(line, sizeof(line), f))
+        runs++;
+    if (f)
+        fclose(f);
+    CHECK(runs == 2, "helper ran %d times, want 2 (one refresh for 8 threads)", runs);
+    unlink(path);
+    unlink(state);
+    unlink(conf);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -370,6 +450,7 @@ int main(void)
     test_time();
     test_split();
     test_process();
+    test_concurrent_refresh();
     rmdir(dir);
     printf("%d failures\n", failures);
     return failures ? 1 : 0;
