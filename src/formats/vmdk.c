@@ -877,6 +877,48 @@ static int vmdk_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
     return 0;
 }
 
+/* Zero-copy reads (splice): flat extents, and runs of uncompressed grains
+ * that lie one after another in the file (as VMware and qemu allocate
+ * them). Compressed grains, zero and unallocated ones are read by pread. */
+static int vmdk_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
+                    struct vd_io **io, uint64_t *io_off, struct vd_error *err)
+{
+    struct vmdk_state *s = vmdk_state(img);
+    struct vmdk_extent *x = vmdk_find_extent(s, off);
+    uint64_t xoff = off - x->start;
+    len = VD_MIN(len, x->len - xoff);
+    *pnum = len;
+    if (x->type == VMDK_EXT_ZERO)
+        return 0;
+    if (x->type != VMDK_EXT_SPARSE) {
+        *io = x->io;
+        *io_off = x->file_off + xoff;
+        return 1;
+    }
+    struct vmdk_sparse *sp = &x->sp;
+    uint64_t gb = sp->grain_bytes, g = xoff / gb, in = xoff % gb;
+    uint32_t v, w;
+    int r = vmdk_gte(x, g, &v, err);
+    if (r < 0)
+        return r;
+    uint64_t n = VD_MIN(len, gb - in);
+    if (sp->compressed || v <= 1) {
+        *pnum = n;
+        return 0;
+    }
+    for (uint64_t ng = g + 1; n < len; ng++) {
+        if ((r = vmdk_gte(x, ng, &w, err)) < 0)
+            return r;
+        if (w != v + (ng - g) * sp->grain_sectors)
+            break;
+        n = VD_MIN(len, n + gb);
+    }
+    *pnum = n;
+    *io = x->io;
+    *io_off = (uint64_t)v * VMDK_SECTOR + in;
+    return 1;
+}
+
 static int vmdk_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
                              struct vd_error *err)
 {
@@ -1670,6 +1712,7 @@ const struct vd_format_ops vd_format_vmdk = {
     .open = vmdk_open,
     .close = vmdk_close,
     .pread = vmdk_pread,
+    .map = vmdk_map,
     .pwrite = vmdk_pwrite,
     .flush = vmdk_flush,
     .block_status = vmdk_block_status,

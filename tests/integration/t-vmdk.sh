@@ -41,6 +41,18 @@ for sub in monolithicSparse streamOptimized monolithicFlat twoGbMaxExtentSparse 
     assert_eq "$(qemu_raw_sha "$sub/d.vmdk")" "$want" "qemu oracle for $sub"
     assert_eq "$(vhash "$sub/d.vmdk")" "$want" "$sub"
 done
+# The same images through the mount, where flat extents and runs of
+# uncompressed grains are spliced from the file (vmdk_map) and the rest is
+# read by pread: both must give qemu's bytes.
+if [ -e /dev/fuse ]; then
+    vmount "$T/smnt" "$T/monolithicSparse/d.vmdk" "$T/monolithicFlat/d.vmdk" \
+        "$T/twoGbMaxExtentSparse/d.vmdk" "$T/twoGbMaxExtentFlat/d.vmdk" "$T/streamOptimized/d.vmdk"
+    for dir in d d-2 d-3 d-4 d-5; do
+        assert_eq "$(sha "$T/smnt/$dir/disk.raw")" "$want" "mounted $dir/disk.raw"
+    done
+    vumount "$T/smnt"
+fi
+
 # hwversion / adapter type variants
 qemu-img convert -f raw -O vmdk -o adapter_type=lsilogic,hwversion=6 src.raw hw.vmdk
 assert_eq "$(vhash hw.vmdk)" "$want" "hwversion=6 lsilogic"
