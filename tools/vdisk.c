@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vdisk/overlay.h"
 #include "vdisk/vdisk.h"
 #if __has_include("vdisk/export.h")
 #include "vdisk/export.h"
@@ -90,7 +91,10 @@ static void progress_init(struct progress *p, const char *what, bool quiet)
 
 struct common {
     struct vd_open_opts open;
-    long disk; /* 1-based; 0 = the only disk */
+    long disk;           /* 1-based; 0 = the only disk */
+    const char *overlay; /* --overlay FILE: read the disk with the mount's edits */
+    struct vd_overlay *ov;
+    struct vd_image *view;
 };
 
 static struct vd_source *open_source(const char *uri, struct common *c)
@@ -116,7 +120,41 @@ static struct vd_image *pick_disk(struct vd_source *src, const char *uri, struct
         fprintf(stderr, "%s: %s: no disk %ld (it has %zu)\n", prog, uri, c->disk, n);
         return NULL;
     }
-    return vd_source_disk(src, idx);
+    if (!c->overlay)
+        return vd_source_disk(src, idx);
+    /* The disk as a mount with -o overlay=FILE shows it. The key is the
+     * mount's folder/disk name; a renamed source is found by fingerprint. */
+    struct vd_error err = {0};
+    struct stat st;
+    char key[128], view[32], stem[96];
+    if (stat(c->overlay, &st) != 0) {
+        fprintf(stderr, "%s: %s: no such overlay file\n", prog, c->overlay);
+        return NULL;
+    }
+    const char *base = strrchr(uri, '/');
+    snprintf(stem, sizeof(stem), "%s", base && base[1] ? base + 1 : uri);
+    char *cut = strchr(stem, '?');
+    if (cut)
+        *cut = '\0';
+    if ((cut = strrchr(stem, '.')) && cut != stem)
+        *cut = '\0';
+    vd_source_disk_view_name(src, idx, view, sizeof(view));
+    snprintf(key, sizeof(key), "%s/%s", stem, view);
+    if (vd_overlay_open(c->overlay, &c->ov, &err) < 0 ||
+        vd_overlay_attach(c->ov, vd_source_disk(src, idx), key, &c->view, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return NULL;
+    }
+    return c->view;
+}
+
+/* Release what pick_disk opened for --overlay (before closing the source). */
+static void common_close(struct common *c)
+{
+    vd_overlay_detach(c->view);
+    c->view = NULL;
+    vd_overlay_close(c->ov, NULL);
+    c->ov = NULL;
 }
 
 /* ---- info ---- */
@@ -161,6 +199,9 @@ static int common_opt(int c, struct common *co)
     switch (c) {
     case 'f':
         co->open.format = optarg;
+        return 0;
+    case 'V':
+        co->overlay = optarg;
         return 0;
     case 'D': {
         char *end;
@@ -231,11 +272,15 @@ static int cmd_info(int argc, char **argv)
 
 static int cmd_hash(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"md5", no_argument, NULL, '5'},          {"sha1", no_argument, NULL, '1'},
-        {"sha256", no_argument, NULL, '2'},       {"disk", required_argument, NULL, 'D'},
-        {"format", required_argument, NULL, 'f'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},         {0}};
+    static const struct option lo[] = {{"md5", no_argument, NULL, '5'},
+                                       {"sha1", no_argument, NULL, '1'},
+                                       {"sha256", no_argument, NULL, '2'},
+                                       {"disk", required_argument, NULL, 'D'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"overlay", required_argument, NULL, 'V'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
     struct common co = {0};
     const char *algo = "sha256";
     bool quiet = false;
@@ -260,9 +305,12 @@ static int cmd_hash(int argc, char **argv)
             quiet = true;
             break;
         case 'h':
-            printf("usage: vdisk hash [--md5|--sha1|--sha256] [--disk N] [-q] SOURCE\n"
+            printf("usage: vdisk hash [--md5|--sha1|--sha256] [--disk N] [--overlay FILE] [-q] "
+                   "SOURCE\n"
                    "Digest of the raw disk content (default sha256), printed as\n"
-                   "'<hex>  SOURCE' like sha256sum. Unallocated ranges are not read.\n");
+                   "'<hex>  SOURCE' like sha256sum. Unallocated ranges are not read.\n"
+                   "--overlay FILE: the disk with the edits a mount kept in FILE\n"
+                   "(vdiskfs -o overlay=FILE; unmount it first).\n");
             return 0;
         default:
             return 1;
@@ -290,6 +338,7 @@ static int cmd_hash(int argc, char **argv)
             rc = 0;
         }
     }
+    common_close(&co);
     vd_source_close(src);
     return rc;
 }
@@ -346,11 +395,10 @@ static int cmd_check(int argc, char **argv)
 static int cmd_convert(int argc, char **argv)
 {
 #ifdef HAVE_EXPORT
-    static const struct option lo[] = {{"disk", required_argument, NULL, 'D'},
-                                       {"format", required_argument, NULL, 'f'},
-                                       {"quiet", no_argument, NULL, 'q'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
+    static const struct option lo[] = {
+        {"disk", required_argument, NULL, 'D'}, {"format", required_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},      {"overlay", required_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},       {0}};
     struct common co = {0};
     struct vd_export_opts eo;
     struct vd_error err = {0};
@@ -391,14 +439,17 @@ static int cmd_convert(int argc, char **argv)
             quiet = true;
             break;
         case 'h':
-            printf("usage: vdisk convert [-O FORMAT] [-o OPTS] [--disk N] [-q] SOURCE DEST\n"
+            printf("usage: vdisk convert [-O FORMAT] [-o OPTS] [--disk N] [--overlay FILE] [-q] "
+                   "SOURCE DEST\n"
                    "Encode SOURCE's raw content as FORMAT (vmdk, vhd, vhdx, ova, raw; default:\n"
                    "from DEST's extension) into DEST, a path or s3://bucket/key. The same\n"
                    "encoders as the mount's export/. Unallocated ranges are not read.\n"
                    "OPTS: vmdk_type=streamOptimized|monolithicSparse, vhd_type=dynamic|fixed,\n"
                    "      vhdx_type=dynamic|fixed, vhdx_block_size=BYTES, compress_level=N,\n"
                    "      ova_manifest=sha256|sha1, threads=N, reorder_window=BYTES,\n"
-                   "      fsync=on|off (sync DEST before renaming it into place; default off)\n");
+                   "      fsync=on|off (sync DEST before renaming it into place; default off)\n"
+                   "--overlay FILE: convert the disk with the edits a mount kept in FILE\n"
+                   "(vdiskfs -o overlay=FILE; unmount it first).\n");
             return 0;
         default:
             return 1;
@@ -430,6 +481,7 @@ static int cmd_convert(int argc, char **argv)
         else
             rc = 0;
     }
+    common_close(&co);
     vd_source_close(src);
     return rc;
 #else

@@ -44,6 +44,14 @@ done
 assert_eq "$(sha "$M/s/disk.raw")" "$(sha "$T/want.raw")" "view after raw writes"
 vumount "$M"
 assert_eq "$(sha "$T/s.vmdk")" "$SRC_SHA" "source after raw writes"
+# The CLI reads the same edits without FUSE: hash, and convert checked by qemu-img.
+assert_eq "$("$VDISK" hash --overlay "$OVL" "$T/s.vmdk" | cut -d' ' -f1)" "$(sha "$T/want.raw")" \
+    "vdisk hash --overlay"
+"$VDISK" convert -q --overlay "$OVL" "$T/s.vmdk" "$T/edited.vhdx" || fail "vdisk convert --overlay"
+assert_eq "$(qemu_raw_sha "$T/edited.vhdx" vhdx)" "$(sha "$T/want.raw")" "convert --overlay via qemu-img"
+out=$("$VDISK" hash --overlay "$T/none.ovl" "$T/s.vmdk" 2>&1) && fail "a missing overlay accepted"
+assert_eq "$out" "vdisk: $T/none.ovl: no such overlay file" "missing overlay message"
+[ ! -e "$T/none.ovl" ] || fail "vdisk created an overlay file"
 
 # 2. ext4 edits through a read-write loop mount of the partition file.
 # Start from the guest as built: a fresh overlay.
