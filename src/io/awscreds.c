@@ -752,6 +752,7 @@ struct ac_imds {
     char *token; /* NULL: none yet, or IMDSv1 */
     int64_t token_expires;
     bool v1;
+    bool worked; /* fetched once: outages are then retried, never cached */
 };
 
 /* IMDS endpoints found unreachable in this process: not asked again. */
@@ -787,7 +788,7 @@ static int ac_imds_token(const char *ep, struct ac_imds *st, char *msg, size_t m
     if (r == -ENOMEM)
         return ac_why(msg, msglen, r, "s3: out of memory");
     if (r) {
-        if (resp.unreachable) {
+        if (resp.unreachable && !st->worked) {
             pthread_mutex_lock(&ac_dead_lock);
             snprintf(ac_dead, sizeof(ac_dead), "%s", ep);
             pthread_mutex_unlock(&ac_dead_lock);
@@ -824,7 +825,7 @@ static int ac_imds(struct ac_imds *st, struct vd_awscreds **out, char *msg, size
         return ac_why(msg, msglen, -ENOENT, "imds: disabled by AWS_EC2_METADATA_DISABLED");
     ac_imds_endpoint(ep, sizeof(ep));
     pthread_mutex_lock(&ac_dead_lock);
-    bool dead = !strcmp(ac_dead, ep);
+    bool dead = !st->worked && !strcmp(ac_dead, ep);
     pthread_mutex_unlock(&ac_dead_lock);
     if (dead)
         return ac_why(msg, msglen, -ENOENT, "imds (%s): unreachable earlier", ep);
@@ -875,6 +876,7 @@ static int ac_imds(struct ac_imds *st, struct vd_awscreds **out, char *msg, size
         }
         r = vd_awscreds_parse(resp.body, resp.len, VD_AWSCREDS_HTTP, ac_now(), out, why,
                               sizeof(why));
+        st->worked |= r == 0;
         if (r)
             ac_why(msg, msglen, r == -ENOMEM ? r : -ENOENT, "imds (%s): role %s: bad answer: %s",
                    ep, role, why);
