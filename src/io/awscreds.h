@@ -23,7 +23,8 @@
  *                       do, and never with AWS_EC2_METADATA_V1_DISABLED=true.
  *                       Endpoint AWS_EC2_METADATA_SERVICE_ENDPOINT, else
  *                       http://169.254.169.254. Connect timeout
- *                       AWS_METADATA_SERVICE_TIMEOUT (1 s), whole request 5 s.
+ *                       AWS_METADATA_SERVICE_TIMEOUT (1 s), whole request 4 s
+ *                       more; container and IMDS never go through a proxy.
  *
  * A provider keeps the current credentials of one such source and fetches
  * new ones when less than 5 minutes remain (thread-safe; one thread fetches
