@@ -176,6 +176,20 @@ assert_eq "$(signers)" "ASIAIMDS2 asiaimdstok2" "export requests signed with the
 s3_get c/out.raw "$T/out.raw"
 assert_eq "$(sha "$T/out.raw")" "$want" "export with instance-role credentials"
 
+# The same through a daemonized FUSE mount (the set fetched before the fork
+# keeps being used and refreshed after it). Skipped without FUSE.
+if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
+    mode v2
+    vmount "$T/mnt" s3://vdtest/c/disk.raw
+    raw=$(find "$T/mnt" -name disk.raw | head -1)
+    assert_eq "$(sha "$raw")" "$want" "mounted with instance-role credentials"
+    assert_eq "$(stat token_put)/$(stat role_creds)" "1/2" "IMDS calls for a mount"
+    assert_eq "$(signers)" "ASIAIMDS2 asiaimdstok2" "mount requests signed with the refreshed set"
+    vumount "$T/mnt"
+else
+    echo "note: no FUSE here, mount case not run"
+fi
+
 # 2. IMDSv1 fallback when the token PUT answers 405, as the SDKs do; refused
 # with AWS_EC2_METADATA_V1_DISABLED=true.
 mode v1
