@@ -59,7 +59,8 @@ int vd_fixup_devmap_add_view(struct vd_fixup_devmap *m, const char *dir, struct 
 
 /* Parse a kernel disk path: /dev/sdXN, /dev/hdXN, /dev/xvdXN, /dev/vdXN
  * (X = a..z, aa..zz; N optional) or /dev/nvmeCnNpP. Returns true and the
- * 1-based disk and partition (0 = whole disk) if it is one. */
+ * 1-based disk and partition (0 = whole disk) if it is one; disk is 0 for
+ * an NVMe namespace other than 1 (a disk that cannot be numbered). */
 bool vd_fixup_parse_devpath(const char *path, size_t len, unsigned *disk, unsigned *part);
 /* The map entry for (disk, part) that has a UUID, or NULL. */
 const struct vd_fixup_dev *vd_fixup_devmap_find(const struct vd_fixup_devmap *m, unsigned disk,

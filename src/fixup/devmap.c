@@ -56,11 +56,11 @@ static bool devmap_digits(const char *s, size_t n, unsigned *out)
 
 bool vd_fixup_parse_devpath(const char *path, size_t len, unsigned *disk, unsigned *part)
 {
-    if (!fx_starts(path, len, "/dev/"))
+    if (!vd_fx_starts(path, len, "/dev/"))
         return false;
     const char *s = path + 5;
     size_t n = len - 5;
-    if (fx_starts(s, n, "nvme")) {
+    if (vd_fx_starts(s, n, "nvme")) {
         /* nvme<ctrl>n<ns>[p<part>]; only namespace 1 is a disk we number */
         size_t i = 4, j;
         unsigned ctrl, ns, p = 0;
@@ -70,7 +70,7 @@ bool vd_fixup_parse_devpath(const char *path, size_t len, unsigned *disk, unsign
             return false;
         for (i = ++j; j < n && s[j] >= '0' && s[j] <= '9'; j++)
             ;
-        if (!devmap_digits(s + i, j - i, &ns) || ns != 1)
+        if (!devmap_digits(s + i, j - i, &ns) || ns == 0)
             return false;
         if (j < n) {
             if (s[j] != 'p' || !devmap_digits(s + j + 1, n - j - 1, &p) || p == 0)
@@ -78,14 +78,16 @@ bool vd_fixup_parse_devpath(const char *path, size_t len, unsigned *disk, unsign
         }
         if (ctrl + 1 > VD_FIXUP_MAX_DISKS)
             return false;
-        *disk = ctrl + 1;
+        /* namespaces past the first are disks we cannot number: disk 0
+         * never resolves, so such entries get nofail */
+        *disk = ns == 1 ? ctrl + 1 : 0;
         *part = p;
         return true;
     }
     size_t pre;
-    if (fx_starts(s, n, "sd") || fx_starts(s, n, "hd") || fx_starts(s, n, "vd"))
+    if (vd_fx_starts(s, n, "sd") || vd_fx_starts(s, n, "hd") || vd_fx_starts(s, n, "vd"))
         pre = 2;
-    else if (fx_starts(s, n, "xvd"))
+    else if (vd_fx_starts(s, n, "xvd"))
         pre = 3;
     else
         return false;
@@ -229,7 +231,7 @@ int vd_fixup_devmap_add_source(struct vd_fixup_devmap *m, const char *uri, struc
 }
 
 /* "disk.raw" -> (1, 0); "disk2-p3.raw" -> (2, 3); false for other names. */
-bool fx_view_name(const char *name, unsigned *disk, unsigned *part)
+bool vd_fx_view_name(const char *name, unsigned *disk, unsigned *part)
 {
     size_t n = strlen(name);
     if (n < 8 || strncmp(name, "disk", 4) || strcmp(name + n - 4, ".raw"))
@@ -258,7 +260,7 @@ int vd_fixup_devmap_add_view(struct vd_fixup_devmap *m, const char *dir, struct 
     struct dirent *de;
     while (rc >= 0 && (de = readdir(dh))) {
         unsigned disk, part;
-        if (!fx_view_name(de->d_name, &disk, &part))
+        if (!vd_fx_view_name(de->d_name, &disk, &part))
             continue;
         any = true;
         if (disk > maxdisk)

@@ -50,7 +50,7 @@ static int e2_errno(errcode_t e)
 }
 
 /* Directory inode of dir (relative to the root inode), following links. */
-static int e2_dir(struct fx_fs *x, const char *dir, ext2_ino_t *ino)
+static int e2_dir(struct vd_fx_fs *x, const char *dir, ext2_ino_t *ino)
 {
     ext2_filsys fs = ((struct e2_fs *)x->priv)->fs;
     errcode_t e = ext2fs_namei_follow(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, dir, ino);
@@ -59,7 +59,7 @@ static int e2_dir(struct fx_fs *x, const char *dir, ext2_ino_t *ino)
     return ext2fs_check_directory(fs, *ino) ? -ENOTDIR : 0;
 }
 
-static int e2_load(struct fx_fs *x, const char *dir, const char *name, struct fx_file *f,
+static int e2_load(struct vd_fx_fs *x, const char *dir, const char *name, struct vd_fx_file *f,
                    bool *is_link, struct vd_error *err)
 {
     ext2_filsys fs = ((struct e2_fs *)x->priv)->fs;
@@ -133,7 +133,8 @@ static int e2_list_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int 
     return 0;
 }
 
-static int e2_list(struct fx_fs *x, const char *dir, char ***names, size_t *n, struct vd_error *err)
+static int e2_list(struct vd_fx_fs *x, const char *dir, char ***names, size_t *n,
+                   struct vd_error *err)
 {
     ext2_filsys fs = ((struct e2_fs *)x->priv)->fs;
     ext2_ino_t dino;
@@ -188,8 +189,8 @@ static errcode_t e2_link(ext2_filsys fs, ext2_ino_t dino, const char *name, ext2
     return e;
 }
 
-static int e2_create(struct fx_fs *x, const char *dir, const char *name, const char *data,
-                     size_t len, const struct fx_file *like, struct vd_error *err)
+static int e2_create(struct vd_fx_fs *x, const char *dir, const char *name, const char *data,
+                     size_t len, const struct vd_fx_file *like, struct vd_error *err)
 {
     ext2_filsys fs = ((struct e2_fs *)x->priv)->fs;
     ext2_ino_t dino, ino;
@@ -235,8 +236,8 @@ out_err:
     return 0;
 }
 
-static int e2_replace(struct fx_fs *x, const char *dir, const char *name, const char *data,
-                      size_t len, const struct fx_file *like, struct vd_error *err)
+static int e2_replace(struct vd_fx_fs *x, const char *dir, const char *name, const char *data,
+                      size_t len, const struct vd_fx_file *like, struct vd_error *err)
 {
     ext2_filsys fs = ((struct e2_fs *)x->priv)->fs;
     ext2_ino_t dino, ino;
@@ -252,7 +253,7 @@ static int e2_replace(struct fx_fs *x, const char *dir, const char *name, const 
     return 0;
 }
 
-static int e2_rename(struct fx_fs *x, const char *dir, const char *from, const char *to,
+static int e2_rename(struct vd_fx_fs *x, const char *dir, const char *from, const char *to,
                      struct vd_error *err)
 {
     ext2_filsys fs = ((struct e2_fs *)x->priv)->fs;
@@ -273,7 +274,7 @@ static int e2_rename(struct fx_fs *x, const char *dir, const char *from, const c
     return 0;
 }
 
-static const struct fx_fs_ops e2_ops = {
+static const struct vd_fx_fs_ops e2_ops = {
     .load = e2_load,
     .list = e2_list,
     .create = e2_create,
@@ -299,7 +300,7 @@ static int e2_find_root(const char *view, char *path, size_t cap, struct vd_erro
     struct dirent *de;
     while ((de = readdir(dh))) {
         unsigned d, p;
-        if (!fx_view_name(de->d_name, &d, &p))
+        if (!vd_fx_view_name(de->d_name, &d, &p))
             continue;
         char **nl = realloc(names, (n + 1) * sizeof(*nl));
         if (!nl || !(nl[n] = strdup(de->d_name))) {
@@ -377,8 +378,8 @@ int vd_fixup_view(const char *view, const struct vd_fixup_devmap *m,
         cb(opaque, &ch);
     }
     struct e2_fs priv = {.fs = fs};
-    struct fx_fs x = {.ops = &e2_ops, .label = path, .priv = &priv};
-    rc = fx_fixup_fs(&x, m, opts, cb, opaque, err);
+    struct vd_fx_fs x = {.ops = &e2_ops, .label = path, .priv = &priv};
+    rc = vd_fx_fixup_fs(&x, m, opts, cb, opaque, err);
 out_fs:
     e = ext2fs_close_free(&fs);
     if (e && rc >= 0)

@@ -2,7 +2,7 @@
  * The fixup driver: which guest files the AWS profile edits, and how each
  * edit is made safe. The rewriters (fstab.c, grub.c, network.c) decide the
  * new text; this file reads the files, keeps originals and writes results
- * through a small filesystem vtable (struct fx_fs_ops): a host folder here
+ * through a small filesystem vtable (struct vd_fx_fs_ops): a host folder here
  * (--root DIR), an ext2/3/4 image in ext2.c (a vdiskfs view, no mount).
  *
  * Files, all optional (a guest has some of them):
@@ -51,12 +51,12 @@ struct fixup_plan {
     char name[256]; /* file name within dir */
     char path[400]; /* "/etc/fstab", for reports */
     bool remove;
-    struct fx_file old;
+    struct vd_fx_file old;
     struct vd_fixup_buf new, why;
 };
 
 struct fixup_ctx {
-    struct fx_fs *fs;
+    struct vd_fx_fs *fs;
     const struct vd_fixup_devmap *map;
     struct fixup_plan plans[FIXUP_MAX_PLANS];
     size_t n;
@@ -187,7 +187,7 @@ static int fixup_plan_removal(struct fixup_ctx *c, const char *dir, const char *
     int r = fixup_load(c, dir, name, &p, err);
     if (r > 0) {
         p->remove = true;
-        if (fx_puts(&p->why, why) < 0)
+        if (vd_fx_puts(&p->why, why) < 0)
             return vd_err(err, -ENOMEM, "fixup: out of memory");
     }
     return r < 0 ? r : 0;
@@ -245,8 +245,9 @@ static int fixup_apply(struct fixup_ctx *c, struct fixup_plan *p, bool dry_run,
     return 0;
 }
 
-int fx_fixup_fs(struct fx_fs *fs, const struct vd_fixup_devmap *m, const struct vd_fixup_opts *opts,
-                vd_fixup_report_cb cb, void *opaque, struct vd_error *err)
+int vd_fx_fixup_fs(struct vd_fx_fs *fs, const struct vd_fixup_devmap *m,
+                   const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
+                   struct vd_error *err)
 {
     if (opts && opts->profile && strcmp(opts->profile, "aws"))
         return vd_err(err, -ENOTSUP, "fixup: profile '%s' is not known (only 'aws')",
@@ -289,7 +290,7 @@ struct host_fs {
 };
 
 /* Open dir inside the root (RESOLVE_IN_ROOT): fd or -errno. */
-static int host_open_dir(struct fx_fs *fs, const char *dir)
+static int host_open_dir(struct vd_fx_fs *fs, const char *dir)
 {
     struct host_fs *h = fs->priv;
     struct open_how how = {
@@ -300,7 +301,7 @@ static int host_open_dir(struct fx_fs *fs, const char *dir)
     return fd < 0 ? -errno : (int)fd;
 }
 
-static int host_load(struct fx_fs *fs, const char *dir, const char *name, struct fx_file *f,
+static int host_load(struct vd_fx_fs *fs, const char *dir, const char *name, struct vd_fx_file *f,
                      bool *is_link, struct vd_error *err)
 {
     int dfd = host_open_dir(fs, dir);
@@ -355,7 +356,7 @@ out_dir:
     return rc;
 }
 
-static int host_list(struct fx_fs *fs, const char *dir, char ***names, size_t *n,
+static int host_list(struct vd_fx_fs *fs, const char *dir, char ***names, size_t *n,
                      struct vd_error *err)
 {
     int dfd = host_open_dir(fs, dir);
@@ -390,7 +391,7 @@ static int host_list(struct fx_fs *fs, const char *dir, char ***names, size_t *n
 }
 
 static int host_write_new(int dfd, const char *name, const char *data, size_t len,
-                          const struct fx_file *like)
+                          const struct vd_fx_file *like)
 {
     int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -415,8 +416,8 @@ static int host_write_new(int dfd, const char *name, const char *data, size_t le
     return rc;
 }
 
-static int host_create(struct fx_fs *fs, const char *dir, const char *name, const char *data,
-                       size_t len, const struct fx_file *like, struct vd_error *err)
+static int host_create(struct vd_fx_fs *fs, const char *dir, const char *name, const char *data,
+                       size_t len, const struct vd_fx_file *like, struct vd_error *err)
 {
     int dfd = host_open_dir(fs, dir);
     if (dfd < 0)
@@ -428,8 +429,8 @@ static int host_create(struct fx_fs *fs, const char *dir, const char *name, cons
     return r;
 }
 
-static int host_replace(struct fx_fs *fs, const char *dir, const char *name, const char *data,
-                        size_t len, const struct fx_file *like, struct vd_error *err)
+static int host_replace(struct vd_fx_fs *fs, const char *dir, const char *name, const char *data,
+                        size_t len, const struct vd_fx_file *like, struct vd_error *err)
 {
     int dfd = host_open_dir(fs, dir);
     if (dfd < 0)
@@ -451,7 +452,7 @@ static int host_replace(struct fx_fs *fs, const char *dir, const char *name, con
     return r;
 }
 
-static int host_rename(struct fx_fs *fs, const char *dir, const char *from, const char *to,
+static int host_rename(struct vd_fx_fs *fs, const char *dir, const char *from, const char *to,
                        struct vd_error *err)
 {
     int dfd = host_open_dir(fs, dir);
@@ -464,7 +465,7 @@ static int host_rename(struct fx_fs *fs, const char *dir, const char *from, cons
     return r;
 }
 
-static const struct fx_fs_ops host_ops = {
+static const struct vd_fx_fs_ops host_ops = {
     .load = host_load,
     .list = host_list,
     .create = host_create,
@@ -485,8 +486,8 @@ int vd_fixup_root(const char *root, const struct vd_fixup_devmap *m,
     if (fstatat(h.rootfd, "etc", &st, 0) < 0 || !S_ISDIR(st.st_mode))
         rc = vd_err(err, -ENOENT, "fixup: %s: not a Linux root filesystem (no etc folder)", root);
     else {
-        struct fx_fs fs = {.ops = &host_ops, .label = root, .priv = &h};
-        rc = fx_fixup_fs(&fs, m, opts, cb, opaque, err);
+        struct vd_fx_fs fs = {.ops = &host_ops, .label = root, .priv = &h};
+        rc = vd_fx_fixup_fs(&fs, m, opts, cb, opaque, err);
     }
     close(h.rootfd);
     return rc;

@@ -11,82 +11,85 @@
 
 #include "vdisk/fixup.h"
 
-int fx_put(struct vd_fixup_buf *b, const char *s, size_t n);
-int fx_puts(struct vd_fixup_buf *b, const char *s);
-int fx_printf(struct vd_fixup_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int vd_fx_put(struct vd_fixup_buf *b, const char *s, size_t n);
+int vd_fx_puts(struct vd_fixup_buf *b, const char *s);
+int vd_fx_printf(struct vd_fixup_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Refuse what is not a small text file: over VD_FIXUP_MAX_FILE bytes
  * (-EFBIG) or holding a NUL byte (-EINVAL). name is used in messages. */
-int fx_check_text(const char *buf, size_t len, const char *name, struct vd_error *err);
+int vd_fx_check_text(const char *buf, size_t len, const char *name, struct vd_error *err);
 
-struct fx_line {
+struct vd_fx_line {
     const char *s;   /* line content, terminator excluded */
     size_t len;      /* "\r" of a CRLF is not counted */
     const char *eol; /* "\n", "\r\n" or "" (last line without newline) */
     unsigned no;     /* 1-based */
 };
 /* Next line from buf at *pos; false at end. */
-bool fx_next_line(const char *buf, size_t len, size_t *pos, struct fx_line *l);
+bool vd_fx_next_line(const char *buf, size_t len, size_t *pos, struct vd_fx_line *l);
 /* The terminator to use for added lines: the file's first one, or "\n". */
-const char *fx_eol_of(const char *buf, size_t len);
+const char *vd_fx_eol_of(const char *buf, size_t len);
 
-#define FX_MAX_FIELDS 8
-struct fx_fields {
+#define VD_FX_MAX_FIELDS 8
+struct vd_fx_fields {
     size_t n;
-    size_t off[FX_MAX_FIELDS], len[FX_MAX_FIELDS]; /* within the line */
+    size_t off[VD_FX_MAX_FIELDS], len[VD_FX_MAX_FIELDS]; /* within the line */
 };
-/* Split a line at spaces and tabs (at most FX_MAX_FIELDS; the last holds
+/* Split a line at spaces and tabs (at most VD_FX_MAX_FIELDS; the last holds
  * the rest). */
-void fx_split(const char *s, size_t len, struct fx_fields *f);
-bool fx_field_is(const char *s, const struct fx_fields *f, size_t i, const char *word);
+void vd_fx_split(const char *s, size_t len, struct vd_fx_fields *f);
+bool vd_fx_field_is(const char *s, const struct vd_fx_fields *f, size_t i, const char *word);
 /* Length of leading spaces/tabs. */
-size_t fx_indent(const char *s, size_t len);
+size_t vd_fx_indent(const char *s, size_t len);
 /* Whether s[0..len) starts with prefix. */
-bool fx_starts(const char *s, size_t len, const char *prefix);
+bool vd_fx_starts(const char *s, size_t len, const char *prefix);
 /* Whether the comma-separated option list holds opt exactly. */
-bool fx_has_opt(const char *s, size_t len, const char *opt);
+bool vd_fx_has_opt(const char *s, size_t len, const char *opt);
 
 /* Start a rewrite: reset out and why. */
-void fx_begin(struct vd_fixup_buf *out, struct vd_fixup_buf *why);
-int fx_oom(struct vd_error *err, const char *name);
+void vd_fx_begin(struct vd_fixup_buf *out, struct vd_fixup_buf *why);
+int vd_fx_oom(struct vd_error *err, const char *name);
 
 /* ---- the guest filesystem fixup.c edits, behind a small vtable ----
  * dir is relative to the guest's root ("etc/default"); name a plain file
  * name. Host trees (--root) and ext2/3/4 images (ext2.c) implement it. */
-struct fx_file {
+struct vd_fx_file {
     char *data; /* malloc'd, NUL-terminated */
     size_t len;
     unsigned mode, uid, gid; /* permission bits and owner, kept on rewrite */
 };
-struct fx_fs;
-struct fx_fs_ops {
+struct vd_fx_fs;
+struct vd_fx_fs_ops {
     /* 1: a regular file, loaded into f. 0: absent or not a regular file
      * (*is_link set if it is a symbolic link). -errno with err set. */
-    int (*load)(struct fx_fs *fs, const char *dir, const char *name, struct fx_file *f,
+    int (*load)(struct vd_fx_fs *fs, const char *dir, const char *name, struct vd_fx_file *f,
                 bool *is_link, struct vd_error *err);
     /* Names in dir (caller frees each and the array); -ENOENT if absent. */
-    int (*list)(struct fx_fs *fs, const char *dir, char ***names, size_t *n, struct vd_error *err);
+    int (*list)(struct vd_fx_fs *fs, const char *dir, char ***names, size_t *n,
+                struct vd_error *err);
     /* Create name with data; -EEXIST if it exists (no err then). */
-    int (*create)(struct fx_fs *fs, const char *dir, const char *name, const char *data, size_t len,
-                  const struct fx_file *like, struct vd_error *err);
+    int (*create)(struct vd_fx_fs *fs, const char *dir, const char *name, const char *data,
+                  size_t len, const struct vd_fx_file *like, struct vd_error *err);
     /* Replace name's content, keeping its mode and owner. */
-    int (*replace)(struct fx_fs *fs, const char *dir, const char *name, const char *data,
-                   size_t len, const struct fx_file *like, struct vd_error *err);
+    int (*replace)(struct vd_fx_fs *fs, const char *dir, const char *name, const char *data,
+                   size_t len, const struct vd_fx_file *like, struct vd_error *err);
     /* Rename from -> to within dir; -EEXIST if to exists (no err then). */
-    int (*rename)(struct fx_fs *fs, const char *dir, const char *from, const char *to,
+    int (*rename)(struct vd_fx_fs *fs, const char *dir, const char *from, const char *to,
                   struct vd_error *err);
 };
-struct fx_fs {
-    const struct fx_fs_ops *ops;
+struct vd_fx_fs {
+    const struct vd_fx_fs_ops *ops;
     const char *label; /* for messages: the root folder or the partition file */
     void *priv;
 };
 
 /* A vdiskfs view file name: "disk.raw" -> (1, 0), "disk2-p3.raw" -> (2, 3). */
-bool fx_view_name(const char *name, unsigned *disk, unsigned *part);
+bool vd_fx_view_name(const char *name, unsigned *disk, unsigned *part);
 
 /* Run the profile over fs (see vd_fixup_root). */
-int fx_fixup_fs(struct fx_fs *fs, const struct vd_fixup_devmap *m, const struct vd_fixup_opts *opts,
-                vd_fixup_report_cb cb, void *opaque, struct vd_error *err);
+int vd_fx_fixup_fs(struct vd_fx_fs *fs, const struct vd_fixup_devmap *m,
+                   const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
+                   struct vd_error *err);
 
 #endif

@@ -52,23 +52,24 @@ static bool fstab_is_nonstandard(const char *s, size_t n)
 }
 
 /* Comment the whole line out, preceded by a line that says why. */
-static int fstab_comment_out(struct vd_fixup_buf *out, const struct fx_line *l, const char *reason)
+static int fstab_comment_out(struct vd_fixup_buf *out, const struct vd_fx_line *l,
+                             const char *reason)
 {
-    if (fx_printf(out, "# vdisk fixup: %s%s#", reason, l->eol[0] ? l->eol : "\n") < 0 ||
-        fx_put(out, l->s, l->len) < 0 || fx_puts(out, l->eol) < 0)
+    if (vd_fx_printf(out, "# vdisk fixup: %s%s#", reason, l->eol[0] ? l->eol : "\n") < 0 ||
+        vd_fx_put(out, l->s, l->len) < 0 || vd_fx_puts(out, l->eol) < 0)
         return -ENOMEM;
     return 0;
 }
 
 /* Copy the line with ",nofail" after the options (or a nofail field
  * after the type when there are only three fields). */
-static int fstab_add_nofail(struct vd_fixup_buf *out, const struct fx_line *l,
-                            const struct fx_fields *f)
+static int fstab_add_nofail(struct vd_fixup_buf *out, const struct vd_fx_line *l,
+                            const struct vd_fx_fields *f)
 {
     size_t at = f->n >= 4 ? f->off[3] + f->len[3] : f->off[2] + f->len[2];
     const char *ins = f->n >= 4 ? ",nofail" : "\tnofail";
-    if (fx_put(out, l->s, at) < 0 || fx_puts(out, ins) < 0 ||
-        fx_put(out, l->s + at, l->len - at) < 0 || fx_puts(out, l->eol) < 0)
+    if (vd_fx_put(out, l->s, at) < 0 || vd_fx_puts(out, ins) < 0 ||
+        vd_fx_put(out, l->s + at, l->len - at) < 0 || vd_fx_puts(out, l->eol) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -87,11 +88,11 @@ static void fstab_collect_gone(const char *buf, size_t len, const struct vd_fixu
                                struct fstab_gone *g)
 {
     size_t pos = 0;
-    struct fx_line l = {0};
+    struct vd_fx_line l = {0};
     g->n = 0;
-    while (g->n < FSTAB_MAX_GONE && fx_next_line(buf, len, &pos, &l)) {
-        struct fx_fields f;
-        fx_split(l.s, l.len, &f);
+    while (g->n < FSTAB_MAX_GONE && vd_fx_next_line(buf, len, &pos, &l)) {
+        struct vd_fx_fields f;
+        vd_fx_split(l.s, l.len, &f);
         if (f.n < 3 || l.s[f.off[0]] == '#' || l.s[f.off[1]] != '/' || f.len[1] < 2)
             continue;
         unsigned disk, part;
@@ -122,38 +123,38 @@ static int fstab_under_gone(const struct fstab_gone *g, const char *path, size_t
 int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
                    struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err)
 {
-    int rc = fx_check_text(buf, len, FSTAB, err);
+    int rc = vd_fx_check_text(buf, len, FSTAB, err);
     if (rc < 0)
         return rc;
-    fx_begin(out, why);
+    vd_fx_begin(out, why);
     struct fstab_gone gone;
     fstab_collect_gone(buf, len, m, &gone);
     bool changed = false;
     size_t pos = 0;
-    struct fx_line l = {0};
-    while (fx_next_line(buf, len, &pos, &l)) {
-        struct fx_fields f;
-        fx_split(l.s, l.len, &f);
+    struct vd_fx_line l = {0};
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
+        struct vd_fx_fields f;
+        vd_fx_split(l.s, l.len, &f);
         if (f.n < 2 || l.s[f.off[0]] == '#')
             goto copy;
         const char *spec = l.s + f.off[0], *file = l.s + f.off[1];
         int speclen = (int)f.len[0], filelen = (int)f.len[1];
-        bool has_opts = f.n >= 4, is_root = fx_field_is(l.s, &f, 1, "/");
-        bool nofail = has_opts && fx_has_opt(l.s + f.off[3], f.len[3], "nofail");
-        bool noauto = has_opts && fx_has_opt(l.s + f.off[3], f.len[3], "noauto");
-        bool bind = has_opts && (fx_has_opt(l.s + f.off[3], f.len[3], "bind") ||
-                                 fx_has_opt(l.s + f.off[3], f.len[3], "rbind"));
+        bool has_opts = f.n >= 4, is_root = vd_fx_field_is(l.s, &f, 1, "/");
+        bool nofail = has_opts && vd_fx_has_opt(l.s + f.off[3], f.len[3], "nofail");
+        bool noauto = has_opts && vd_fx_has_opt(l.s + f.off[3], f.len[3], "noauto");
+        bool bind = has_opts && (vd_fx_has_opt(l.s + f.off[3], f.len[3], "bind") ||
+                                 vd_fx_has_opt(l.s + f.off[3], f.len[3], "rbind"));
 
         if (f.n >= 3 && fstab_is_nonstandard(l.s + f.off[2], f.len[2]) && !is_root) {
             char reason[160];
             snprintf(reason, sizeof(reason), "disabled %.*s, a network/host-shared filesystem",
                      (int)f.len[2] > 40 ? 40 : (int)f.len[2], l.s + f.off[2]);
             if (fstab_comment_out(out, &l, reason) < 0 ||
-                fx_printf(why,
-                          "line %u: commented out the %.*s mount of %.*s on %.*s (AWS disables "
-                          "non-standard filesystem types)\n",
-                          l.no, (int)f.len[2], l.s + f.off[2], speclen, spec, filelen, file) < 0)
-                return fx_oom(err, FSTAB);
+                vd_fx_printf(why,
+                             "line %u: commented out the %.*s mount of %.*s on %.*s (AWS disables "
+                             "non-standard filesystem types)\n",
+                             l.no, (int)f.len[2], l.s + f.off[2], speclen, spec, filelen, file) < 0)
+                return vd_fx_oom(err, FSTAB);
             changed = true;
             continue;
         }
@@ -162,11 +163,11 @@ int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
         if (g >= 0) {
             if (fstab_comment_out(out, &l,
                                   "bind mount from a filesystem that will not be mounted") < 0 ||
-                fx_printf(why,
-                          "line %u: commented out the bind mount of %.*s on %.*s: %.*s will not "
-                          "be mounted on the new machine\n",
-                          l.no, speclen, spec, filelen, file, (int)gone.len[g], gone.s[g]) < 0)
-                return fx_oom(err, FSTAB);
+                vd_fx_printf(why,
+                             "line %u: commented out the bind mount of %.*s on %.*s: %.*s will not "
+                             "be mounted on the new machine\n",
+                             l.no, speclen, spec, filelen, file, (int)gone.len[g], gone.s[g]) < 0)
+                return vd_fx_oom(err, FSTAB);
             changed = true;
             continue;
         }
@@ -175,13 +176,13 @@ int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
         bool kernel = vd_fixup_parse_devpath(spec, f.len[0], &disk, &part);
         const struct vd_fixup_dev *d = kernel ? vd_fixup_devmap_find(m, disk, part) : NULL;
         if (d) {
-            if (fx_put(out, l.s, f.off[0]) < 0 || fx_printf(out, "UUID=%s", d->uuid) < 0 ||
-                fx_put(out, spec + f.len[0], l.len - f.off[0] - f.len[0]) < 0 ||
-                fx_puts(out, l.eol) < 0 ||
-                fx_printf(why, "line %u: %.*s -> UUID=%s (the %s on disk %u%s%.0u)\n", l.no,
-                          speclen, spec, d->uuid, d->type[0] ? d->type : "filesystem", disk,
-                          part ? ", partition " : "", part) < 0)
-                return fx_oom(err, FSTAB);
+            if (vd_fx_put(out, l.s, f.off[0]) < 0 || vd_fx_printf(out, "UUID=%s", d->uuid) < 0 ||
+                vd_fx_put(out, spec + f.len[0], l.len - f.off[0] - f.len[0]) < 0 ||
+                vd_fx_puts(out, l.eol) < 0 ||
+                vd_fx_printf(why, "line %u: %.*s -> UUID=%s (the %s on disk %u%s%.0u)\n", l.no,
+                             speclen, spec, d->uuid, d->type[0] ? d->type : "filesystem", disk,
+                             part ? ", partition " : "", part) < 0)
+                return vd_fx_oom(err, FSTAB);
             /* "%.0u" prints nothing for 0; the partition number otherwise */
             changed = true;
             continue;
@@ -196,28 +197,29 @@ int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
                           FSTAB, l.no, speclen > 64 ? 64 : speclen, spec);
         if (bind) {
             if (fstab_comment_out(out, &l, "bind mount of a device that is not present") < 0 ||
-                fx_printf(why,
-                          "line %u: commented out the bind mount of %.*s on %.*s: the device "
-                          "will not exist on the new machine\n",
-                          l.no, speclen, spec, filelen, file) < 0)
-                return fx_oom(err, FSTAB);
+                vd_fx_printf(why,
+                             "line %u: commented out the bind mount of %.*s on %.*s: the device "
+                             "will not exist on the new machine\n",
+                             l.no, speclen, spec, filelen, file) < 0)
+                return vd_fx_oom(err, FSTAB);
             changed = true;
             continue;
         }
         if (nofail || noauto || f.n < 3)
             goto copy;
         if (fstab_add_nofail(out, &l, &f) < 0 ||
-            fx_printf(why, "line %u: %.*s (%.*s) %s: added nofail so boot does not wait for it\n",
-                      l.no, speclen, spec, filelen, file,
-                      kernel ? "is not on the given disks" : "is removable media") < 0)
-            return fx_oom(err, FSTAB);
+            vd_fx_printf(why,
+                         "line %u: %.*s (%.*s) %s: added nofail so boot does not wait for it\n",
+                         l.no, speclen, spec, filelen, file,
+                         kernel ? "is not on the given disks" : "is removable media") < 0)
+            return vd_fx_oom(err, FSTAB);
         changed = true;
         continue;
     copy:
-        if (fx_put(out, l.s, l.len) < 0 || fx_puts(out, l.eol) < 0)
-            return fx_oom(err, FSTAB);
+        if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, FSTAB);
     }
-    if (fx_put(out, "", 0) < 0 || fx_put(why, "", 0) < 0)
-        return fx_oom(err, FSTAB);
+    if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
+        return vd_fx_oom(err, FSTAB);
     return changed;
 }

@@ -56,18 +56,19 @@ static bool grub_timeout_small(const char *v, size_t n)
 int vd_fixup_grub_default(const char *buf, size_t len, struct vd_fixup_buf *out,
                           struct vd_fixup_buf *why, struct vd_error *err)
 {
-    int rc = fx_check_text(buf, len, DEFGRUB, err);
+    int rc = vd_fx_check_text(buf, len, DEFGRUB, err);
     if (rc < 0)
         return rc;
-    fx_begin(out, why);
+    vd_fx_begin(out, why);
     bool changed = false, seen_default = false, seen_timeout = false;
     size_t pos = 0;
-    struct fx_line l = {0};
-    while (fx_next_line(buf, len, &pos, &l)) {
-        size_t ind = fx_indent(l.s, l.len);
+    struct vd_fx_line l = {0};
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
+        size_t ind = vd_fx_indent(l.s, l.len);
         const char *s = l.s + ind;
         size_t n = l.len - ind;
-        bool is_def = fx_starts(s, n, "GRUB_DEFAULT="), is_to = fx_starts(s, n, "GRUB_TIMEOUT=");
+        bool is_def = vd_fx_starts(s, n, "GRUB_DEFAULT="),
+             is_to = vd_fx_starts(s, n, "GRUB_TIMEOUT=");
         if (is_def || is_to) {
             size_t klen = is_def ? 13 : 13;
             const char *v;
@@ -77,45 +78,46 @@ int vd_fixup_grub_default(const char *buf, size_t len, struct vd_fixup_buf *out,
             seen_timeout |= is_to;
             bool ok = is_def ? (vn == 1 && v[0] == '0') : grub_timeout_small(v, vn);
             if (!ok) {
-                if (fx_put(out, l.s, ind + klen) < 0 ||
-                    fx_printf(out, "%u%s", is_def ? 0 : VD_FIXUP_GRUB_TIMEOUT, l.eol) < 0 ||
-                    fx_printf(why, "line %u: %.*s -> %.*s%u (%s)\n", l.no, (int)(n > 80 ? 80 : n),
-                              s, (int)klen, s, is_def ? 0 : VD_FIXUP_GRUB_TIMEOUT,
-                              is_def ? "boot the first menu entry"
-                                     : "do not wait at a boot menu nobody sees") < 0)
-                    return fx_oom(err, DEFGRUB);
+                if (vd_fx_put(out, l.s, ind + klen) < 0 ||
+                    vd_fx_printf(out, "%u%s", is_def ? 0 : VD_FIXUP_GRUB_TIMEOUT, l.eol) < 0 ||
+                    vd_fx_printf(why, "line %u: %.*s -> %.*s%u (%s)\n", l.no,
+                                 (int)(n > 80 ? 80 : n), s, (int)klen, s,
+                                 is_def ? 0 : VD_FIXUP_GRUB_TIMEOUT,
+                                 is_def ? "boot the first menu entry"
+                                        : "do not wait at a boot menu nobody sees") < 0)
+                    return vd_fx_oom(err, DEFGRUB);
                 changed = true;
                 continue;
             }
         }
-        if (fx_put(out, l.s, l.len) < 0 || fx_puts(out, l.eol) < 0)
-            return fx_oom(err, DEFGRUB);
+        if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, DEFGRUB);
     }
-    const char *eol = fx_eol_of(buf, len);
+    const char *eol = vd_fx_eol_of(buf, len);
     if ((!seen_default || !seen_timeout) && out->len && out->data[out->len - 1] != '\n' &&
-        fx_puts(out, eol) < 0)
-        return fx_oom(err, DEFGRUB);
+        vd_fx_puts(out, eol) < 0)
+        return vd_fx_oom(err, DEFGRUB);
     if (!seen_default) {
-        if (fx_printf(out, "GRUB_DEFAULT=0%s", eol) < 0 ||
-            fx_puts(why, "added GRUB_DEFAULT=0 (boot the first menu entry)\n") < 0)
-            return fx_oom(err, DEFGRUB);
+        if (vd_fx_printf(out, "GRUB_DEFAULT=0%s", eol) < 0 ||
+            vd_fx_puts(why, "added GRUB_DEFAULT=0 (boot the first menu entry)\n") < 0)
+            return vd_fx_oom(err, DEFGRUB);
         changed = true;
     }
     if (!seen_timeout) {
-        if (fx_printf(out, "GRUB_TIMEOUT=%u%s", VD_FIXUP_GRUB_TIMEOUT, eol) < 0 ||
-            fx_printf(why, "added GRUB_TIMEOUT=%u (do not wait at a boot menu nobody sees)\n",
-                      VD_FIXUP_GRUB_TIMEOUT) < 0)
-            return fx_oom(err, DEFGRUB);
+        if (vd_fx_printf(out, "GRUB_TIMEOUT=%u%s", VD_FIXUP_GRUB_TIMEOUT, eol) < 0 ||
+            vd_fx_printf(why, "added GRUB_TIMEOUT=%u (do not wait at a boot menu nobody sees)\n",
+                         VD_FIXUP_GRUB_TIMEOUT) < 0)
+            return vd_fx_oom(err, DEFGRUB);
         changed = true;
     }
-    if (fx_put(out, "", 0) < 0 || fx_put(why, "", 0) < 0)
-        return fx_oom(err, DEFGRUB);
+    if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
+        return vd_fx_oom(err, DEFGRUB);
     return changed;
 }
 
 /* Rewrite root=/dev/... and resume=/dev/... words of one line into out.
  * Returns 1 if a word changed, 0 if not, -ENOMEM. */
-static int grub_cfg_devices(const struct fx_line *l, const struct vd_fixup_devmap *m,
+static int grub_cfg_devices(const struct vd_fx_line *l, const struct vd_fixup_devmap *m,
                             struct vd_fixup_buf *out, struct vd_fixup_buf *why)
 {
     static const char *const keys[] = {"root=", "resume="};
@@ -128,7 +130,7 @@ static int grub_cfg_devices(const struct fx_line *l, const struct vd_fixup_devma
         }
         size_t k;
         for (k = 0; k < 2; k++)
-            if (fx_starts(l->s + i, l->len - i, keys[k]))
+            if (vd_fx_starts(l->s + i, l->len - i, keys[k]))
                 break;
         if (k == 2) {
             i++;
@@ -142,18 +144,18 @@ static int grub_cfg_devices(const struct fx_line *l, const struct vd_fixup_devma
         if (vd_fixup_parse_devpath(l->s + vs, ve - vs, &disk, &part))
             d = vd_fixup_devmap_find(m, disk, part);
         if (d) {
-            if (fx_put(out, l->s + copied, vs - copied) < 0 ||
-                fx_printf(out, "UUID=%s", d->uuid) < 0 ||
-                fx_printf(why, "line %u: %.*s -> %sUUID=%s (the %s on disk %u, partition %u)\n",
-                          l->no, (int)(ve - i), l->s + i, keys[k], d->uuid,
-                          d->type[0] ? d->type : "filesystem", disk, part) < 0)
+            if (vd_fx_put(out, l->s + copied, vs - copied) < 0 ||
+                vd_fx_printf(out, "UUID=%s", d->uuid) < 0 ||
+                vd_fx_printf(why, "line %u: %.*s -> %sUUID=%s (the %s on disk %u, partition %u)\n",
+                             l->no, (int)(ve - i), l->s + i, keys[k], d->uuid,
+                             d->type[0] ? d->type : "filesystem", disk, part) < 0)
                 return -ENOMEM;
             copied = ve;
             changed = 1;
         }
         i = ve;
     }
-    if (fx_put(out, l->s + copied, l->len - copied) < 0)
+    if (vd_fx_put(out, l->s + copied, l->len - copied) < 0)
         return -ENOMEM;
     return changed;
 }
@@ -161,20 +163,20 @@ static int grub_cfg_devices(const struct fx_line *l, const struct vd_fixup_devma
 int vd_fixup_grub_cfg(const char *buf, size_t len, const struct vd_fixup_devmap *m,
                       struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err)
 {
-    int rc = fx_check_text(buf, len, GRUBCFG, err);
+    int rc = vd_fx_check_text(buf, len, GRUBCFG, err);
     if (rc < 0)
         return rc;
-    fx_begin(out, why);
+    vd_fx_begin(out, why);
     bool changed = false;
     size_t pos = 0;
-    struct fx_line l = {0};
-    while (fx_next_line(buf, len, &pos, &l)) {
-        size_t ind = fx_indent(l.s, l.len);
+    struct vd_fx_line l = {0};
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
+        size_t ind = vd_fx_indent(l.s, l.len);
         const char *s = l.s + ind;
         size_t n = l.len - ind;
         if (n && s[0] == '#')
             goto copy;
-        if (fx_starts(s, n, "set timeout=") || fx_starts(s, n, "set default=")) {
+        if (vd_fx_starts(s, n, "set timeout=") || vd_fx_starts(s, n, "set default=")) {
             bool to = s[4] == 't';
             const char *v;
             size_t vn;
@@ -182,29 +184,29 @@ int vd_fixup_grub_cfg(const char *buf, size_t len, const struct vd_fixup_devmap 
             bool keep = to ? grub_timeout_small(v, vn)
                            : (vn == 1 && v[0] == '0') || memmem(v, vn, "next_entry", 10);
             if (!keep) {
-                if (fx_put(out, l.s, ind + 12) < 0 ||
-                    (to ? fx_printf(out, "%u%s", VD_FIXUP_GRUB_TIMEOUT, l.eol)
-                        : fx_printf(out, "\"0\"%s", l.eol)) < 0 ||
-                    fx_printf(why, "line %u: %.*s -> %.12s%s (%s)\n", l.no, (int)(n > 80 ? 80 : n),
-                              s, s, to ? "1" : "\"0\"",
-                              to ? "do not wait at a boot menu nobody sees"
-                                 : "boot the first menu entry") < 0)
-                    return fx_oom(err, GRUBCFG);
+                if (vd_fx_put(out, l.s, ind + 12) < 0 ||
+                    (to ? vd_fx_printf(out, "%u%s", VD_FIXUP_GRUB_TIMEOUT, l.eol)
+                        : vd_fx_printf(out, "\"0\"%s", l.eol)) < 0 ||
+                    vd_fx_printf(why, "line %u: %.*s -> %.12s%s (%s)\n", l.no,
+                                 (int)(n > 80 ? 80 : n), s, s, to ? "1" : "\"0\"",
+                                 to ? "do not wait at a boot menu nobody sees"
+                                    : "boot the first menu entry") < 0)
+                    return vd_fx_oom(err, GRUBCFG);
                 changed = true;
                 continue;
             }
             goto copy;
         }
         rc = grub_cfg_devices(&l, m, out, why);
-        if (rc < 0 || fx_puts(out, l.eol) < 0)
-            return fx_oom(err, GRUBCFG);
+        if (rc < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, GRUBCFG);
         changed |= rc > 0;
         continue;
     copy:
-        if (fx_put(out, l.s, l.len) < 0 || fx_puts(out, l.eol) < 0)
-            return fx_oom(err, GRUBCFG);
+        if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, GRUBCFG);
     }
-    if (fx_put(out, "", 0) < 0 || fx_put(why, "", 0) < 0)
-        return fx_oom(err, GRUBCFG);
+    if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
+        return vd_fx_oom(err, GRUBCFG);
     return changed;
 }

@@ -38,14 +38,14 @@ static bool ifaces_is_stanza(const char *s, size_t n)
 {
     static const char *const kw[] = {"iface", "auto", "mapping", "source", "source-directory",
                                      "allow-"};
-    struct fx_fields f;
-    fx_split(s, n, &f);
+    struct vd_fx_fields f;
+    vd_fx_split(s, n, &f);
     if (f.n == 0)
         return false;
     for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++) {
         size_t kn = strlen(kw[i]);
-        if (kw[i][kn - 1] == '-' ? fx_starts(s + f.off[0], f.len[0], kw[i])
-                                 : fx_field_is(s, &f, 0, kw[i]))
+        if (kw[i][kn - 1] == '-' ? vd_fx_starts(s + f.off[0], f.len[0], kw[i])
+                                 : vd_fx_field_is(s, &f, 0, kw[i]))
             return true;
     }
     return false;
@@ -56,10 +56,10 @@ static bool ifaces_is_static_opt(const char *s, size_t n)
 {
     static const char *const opts[] = {"address",   "netmask",     "gateway",  "network",
                                        "broadcast", "pointopoint", "hwaddress"};
-    struct fx_fields f;
-    fx_split(s, n, &f);
+    struct vd_fx_fields f;
+    vd_fx_split(s, n, &f);
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-        if (fx_field_is(s, &f, 0, opts[i]))
+        if (vd_fx_field_is(s, &f, 0, opts[i]))
             return true;
     return false;
 }
@@ -67,49 +67,50 @@ static bool ifaces_is_static_opt(const char *s, size_t n)
 int vd_fixup_interfaces(const char *buf, size_t len, struct vd_fixup_buf *out,
                         struct vd_fixup_buf *why, struct vd_error *err)
 {
-    int rc = fx_check_text(buf, len, IFACES, err);
+    int rc = vd_fx_check_text(buf, len, IFACES, err);
     if (rc < 0)
         return rc;
-    fx_begin(out, why);
+    vd_fx_begin(out, why);
     bool done = false, in_primary = false, changed = false;
     size_t pos = 0;
-    struct fx_line l = {0};
-    while (fx_next_line(buf, len, &pos, &l)) {
-        size_t ind = fx_indent(l.s, l.len);
+    struct vd_fx_line l = {0};
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
+        size_t ind = vd_fx_indent(l.s, l.len);
         const char *s = l.s + ind;
         size_t n = l.len - ind;
         if (n && s[0] != '#' && ifaces_is_stanza(s, n)) {
             in_primary = false;
-            struct fx_fields f;
-            fx_split(l.s, l.len, &f);
-            bool inet = f.n >= 4 && fx_field_is(l.s, &f, 0, "iface") &&
-                        !fx_field_is(l.s, &f, 1, "lo") && fx_field_is(l.s, &f, 2, "inet");
+            struct vd_fx_fields f;
+            vd_fx_split(l.s, l.len, &f);
+            bool inet = f.n >= 4 && vd_fx_field_is(l.s, &f, 0, "iface") &&
+                        !vd_fx_field_is(l.s, &f, 1, "lo") && vd_fx_field_is(l.s, &f, 2, "inet");
             if (!done && inet) {
                 /* the primary interface: the first IPv4 one that is not lo */
                 done = true;
-                if (!fx_field_is(l.s, &f, 3, "static"))
+                if (!vd_fx_field_is(l.s, &f, 3, "static"))
                     goto copy;
                 in_primary = changed = true;
-                if (fx_put(out, l.s, f.off[3]) < 0 || fx_puts(out, "dhcp") < 0 ||
-                    fx_put(out, l.s + f.off[3] + 6, l.len - f.off[3] - 6) < 0 ||
-                    fx_puts(out, l.eol) < 0 ||
-                    fx_printf(why, "line %u: %.*s now uses DHCP (inet static -> inet dhcp)\n", l.no,
-                              (int)f.len[1], l.s + f.off[1]) < 0)
-                    return fx_oom(err, IFACES);
+                if (vd_fx_put(out, l.s, f.off[3]) < 0 || vd_fx_puts(out, "dhcp") < 0 ||
+                    vd_fx_put(out, l.s + f.off[3] + 6, l.len - f.off[3] - 6) < 0 ||
+                    vd_fx_puts(out, l.eol) < 0 ||
+                    vd_fx_printf(why, "line %u: %.*s now uses DHCP (inet static -> inet dhcp)\n",
+                                 l.no, (int)f.len[1], l.s + f.off[1]) < 0)
+                    return vd_fx_oom(err, IFACES);
                 continue;
             }
         } else if (in_primary && n && s[0] != '#' && ifaces_is_static_opt(s, n)) {
-            if (fx_printf(why, "line %u: removed \"%.*s\" (a static setting of the old network)\n",
-                          l.no, (int)(n > 80 ? 80 : n), s) < 0)
-                return fx_oom(err, IFACES);
+            if (vd_fx_printf(why,
+                             "line %u: removed \"%.*s\" (a static setting of the old network)\n",
+                             l.no, (int)(n > 80 ? 80 : n), s) < 0)
+                return vd_fx_oom(err, IFACES);
             continue;
         }
     copy:
-        if (fx_put(out, l.s, l.len) < 0 || fx_puts(out, l.eol) < 0)
-            return fx_oom(err, IFACES);
+        if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, IFACES);
     }
-    if (fx_put(out, "", 0) < 0 || fx_put(why, "", 0) < 0)
-        return fx_oom(err, IFACES);
+    if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
+        return vd_fx_oom(err, IFACES);
     return changed;
 }
 
@@ -119,7 +120,7 @@ int vd_fixup_interfaces(const char *buf, size_t len, struct vd_fixup_buf *out,
 static bool ifcfg_key(const char *s, size_t n, const char **k, size_t *kn, const char **v,
                       size_t *vn)
 {
-    size_t i = fx_indent(s, n), st = i;
+    size_t i = vd_fx_indent(s, n), st = i;
     while (i < n && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
         i++;
     if (i == st || i >= n || s[i] != '=')
@@ -164,16 +165,16 @@ static bool ifcfg_val_is(const char *v, size_t vn, const char *want)
 int vd_fixup_ifcfg(const char *buf, size_t len, struct vd_fixup_buf *out, struct vd_fixup_buf *why,
                    struct vd_error *err)
 {
-    int rc = fx_check_text(buf, len, IFCFG, err);
+    int rc = vd_fx_check_text(buf, len, IFCFG, err);
     if (rc < 0)
         return rc;
-    fx_begin(out, why);
+    vd_fx_begin(out, why);
     /* First pass: is this an Ethernet interface we should touch? */
     size_t pos = 0;
-    struct fx_line l = {0};
+    struct vd_fx_line l = {0};
     const char *k, *v;
     size_t kn, vn;
-    while (fx_next_line(buf, len, &pos, &l)) {
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
         if (!ifcfg_key(l.s, l.len, &k, &kn, &v, &vn))
             continue;
         bool skip = (ifcfg_key_is(k, kn, "DEVICE", false) && ifcfg_val_is(v, vn, "lo")) ||
@@ -183,23 +184,23 @@ int vd_fixup_ifcfg(const char *buf, size_t len, struct vd_fixup_buf *out, struct
                     (ifcfg_key_is(k, kn, "VLAN", false) && ifcfg_val_is(v, vn, "yes")) ||
                     (ifcfg_key_is(k, kn, "SLAVE", false) && ifcfg_val_is(v, vn, "yes"));
         if (skip) {
-            if (fx_put(out, buf, len) < 0 || fx_put(why, "", 0) < 0)
-                return fx_oom(err, IFCFG);
+            if (vd_fx_put(out, buf, len) < 0 || vd_fx_put(why, "", 0) < 0)
+                return vd_fx_oom(err, IFCFG);
             return 0;
         }
     }
     bool changed = false, seen_proto = false;
     pos = 0;
     l.no = 0;
-    while (fx_next_line(buf, len, &pos, &l)) {
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
         if (ifcfg_key(l.s, l.len, &k, &kn, &v, &vn)) {
             if (ifcfg_key_is(k, kn, "BOOTPROTO", false)) {
                 seen_proto = true;
                 if (!ifcfg_val_is(v, vn, "dhcp")) {
-                    if (fx_printf(out, "BOOTPROTO=dhcp%s", l.eol) < 0 ||
-                        fx_printf(why, "line %u: BOOTPROTO=%.*s -> dhcp\n", l.no,
-                                  (int)(vn > 40 ? 40 : vn), v) < 0)
-                        return fx_oom(err, IFCFG);
+                    if (vd_fx_printf(out, "BOOTPROTO=dhcp%s", l.eol) < 0 ||
+                        vd_fx_printf(why, "line %u: BOOTPROTO=%.*s -> dhcp\n", l.no,
+                                     (int)(vn > 40 ? 40 : vn), v) < 0)
+                        return vd_fx_oom(err, IFCFG);
                     changed = true;
                     continue;
                 }
@@ -211,27 +212,27 @@ int vd_fixup_ifcfg(const char *buf, size_t len, struct vd_fixup_buf *out, struct
                        ifcfg_key_is(k, kn, "MACADDR", false) ||
                        ifcfg_key_is(k, kn, "UUID", false)) {
                 bool nic = k[0] == 'H' || k[0] == 'M' || k[0] == 'U';
-                if (fx_printf(why, "line %u: removed %.*s (%s)\n", l.no, (int)kn, k,
-                              nic ? "pinned to the old NIC"
-                                  : "a static setting of the old network") < 0)
-                    return fx_oom(err, IFCFG);
+                if (vd_fx_printf(why, "line %u: removed %.*s (%s)\n", l.no, (int)kn, k,
+                                 nic ? "pinned to the old NIC"
+                                     : "a static setting of the old network") < 0)
+                    return vd_fx_oom(err, IFCFG);
                 changed = true;
                 continue;
             }
         }
-        if (fx_put(out, l.s, l.len) < 0 || fx_puts(out, l.eol) < 0)
-            return fx_oom(err, IFCFG);
+        if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, IFCFG);
     }
     if (!seen_proto) {
         if ((out->len && out->data[out->len - 1] != '\n' &&
-             fx_puts(out, fx_eol_of(buf, len)) < 0) ||
-            fx_printf(out, "BOOTPROTO=dhcp%s", fx_eol_of(buf, len)) < 0 ||
-            fx_puts(why, "added BOOTPROTO=dhcp\n") < 0)
-            return fx_oom(err, IFCFG);
+             vd_fx_puts(out, vd_fx_eol_of(buf, len)) < 0) ||
+            vd_fx_printf(out, "BOOTPROTO=dhcp%s", vd_fx_eol_of(buf, len)) < 0 ||
+            vd_fx_puts(why, "added BOOTPROTO=dhcp\n") < 0)
+            return vd_fx_oom(err, IFCFG);
         changed = true;
     }
-    if (fx_put(out, "", 0) < 0 || fx_put(why, "", 0) < 0)
-        return fx_oom(err, IFCFG);
+    if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
+        return vd_fx_oom(err, IFCFG);
     return changed;
 }
 
@@ -252,7 +253,7 @@ static bool yaml_key(const char *s, size_t n, size_t ind, const char **k, size_t
     *k = s + ind;
     *kn = i - ind;
     size_t j = i + 1;
-    j += fx_indent(s + j, n - j);
+    j += vd_fx_indent(s + j, n - j);
     size_t e = n;
     while (e > j && (s[e - 1] == ' ' || s[e - 1] == '\t'))
         e--;
@@ -270,10 +271,10 @@ static bool yaml_key_is(const char *k, size_t kn, const char *name)
  * "match:" line, indent ind): does it match on the MAC address only? */
 static bool np_match_mac_only(const char *buf, size_t len, size_t pos, size_t ind)
 {
-    struct fx_line c = {0};
+    struct vd_fx_line c = {0};
     bool mac = false, other = false;
-    while (fx_next_line(buf, len, &pos, &c)) {
-        size_t ci = fx_indent(c.s, c.len);
+    while (vd_fx_next_line(buf, len, &pos, &c)) {
+        size_t ci = vd_fx_indent(c.s, c.len);
         if (ci == c.len || c.s[ci] == '#')
             continue;
         if (ci <= ind)
@@ -293,10 +294,10 @@ static bool np_match_mac_only(const char *buf, size_t len, size_t pos, size_t in
  * the smallest keeps a second pass stable on badly indented files. */
 static size_t np_iface_key_ind(const char *buf, size_t len, size_t pos, size_t id_ind)
 {
-    struct fx_line c = {0};
+    struct vd_fx_line c = {0};
     size_t key_ind = 0;
-    while (fx_next_line(buf, len, &pos, &c)) {
-        size_t ci = fx_indent(c.s, c.len);
+    while (vd_fx_next_line(buf, len, &pos, &c)) {
+        size_t ci = vd_fx_indent(c.s, c.len);
         if (ci == c.len || c.s[ci] == '#')
             continue;
         if (ci <= id_ind)
@@ -312,9 +313,9 @@ static size_t np_iface_key_ind(const char *buf, size_t len, size_t pos, size_t i
 static bool np_iface_mac_only(const char *buf, size_t len, size_t pos, size_t id_ind,
                               size_t key_ind)
 {
-    struct fx_line c = {0};
-    while (fx_next_line(buf, len, &pos, &c)) {
-        size_t ci = fx_indent(c.s, c.len);
+    struct vd_fx_line c = {0};
+    while (vd_fx_next_line(buf, len, &pos, &c)) {
+        size_t ci = vd_fx_indent(c.s, c.len);
         if (ci == c.len || c.s[ci] == '#')
             continue;
         if (ci <= id_ind)
@@ -331,22 +332,22 @@ static bool np_iface_mac_only(const char *buf, size_t len, size_t pos, size_t id
 int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_buf *out,
                      struct vd_fixup_buf *why, struct vd_error *err)
 {
-    int rc = fx_check_text(buf, len, NETPLAN, err);
+    int rc = vd_fx_check_text(buf, len, NETPLAN, err);
     if (rc < 0)
         return rc;
-    fx_begin(out, why);
-    const char *eol = fx_eol_of(buf, len);
+    vd_fx_begin(out, why);
+    const char *eol = vd_fx_eol_of(buf, len);
     bool changed = false;
     /* Indents: of "ethernets:" (its children are interface ids), of the
      * current interface id, and of a key whose block we are dropping. */
     size_t eth_ind = 0, id_ind = 0, drop_ind = 0, key_ind = 0;
     bool in_eth = false, in_id = false, dropping = false, dhcp_seen = false, mac_only = false;
     size_t pos = 0;
-    struct fx_line l = {0};
+    struct vd_fx_line l = {0};
     char idname[128] = "";
     for (;;) {
-        bool more = fx_next_line(buf, len, &pos, &l);
-        size_t ind = more ? fx_indent(l.s, l.len) : 0;
+        bool more = vd_fx_next_line(buf, len, &pos, &l);
+        size_t ind = more ? vd_fx_indent(l.s, l.len) : 0;
         bool blank = more && (ind == l.len || l.s[ind] == '#');
         const char *k = NULL, *v = NULL;
         size_t kn = 0, vn = 0;
@@ -359,10 +360,10 @@ int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_buf *out,
         /* Leaving the interface: add dhcp4 if it had none. */
         if (in_id && (!more || (!blank && ind <= id_ind))) {
             if (!dhcp_seen && key_ind) {
-                if ((out->len && out->data[out->len - 1] != '\n' && fx_puts(out, eol) < 0) ||
-                    fx_printf(out, "%*sdhcp4: true%s", (int)key_ind, "", eol) < 0 ||
-                    fx_printf(why, "%s: added dhcp4: true\n", idname) < 0)
-                    return fx_oom(err, NETPLAN);
+                if ((out->len && out->data[out->len - 1] != '\n' && vd_fx_puts(out, eol) < 0) ||
+                    vd_fx_printf(out, "%*sdhcp4: true%s", (int)key_ind, "", eol) < 0 ||
+                    vd_fx_printf(why, "%s: added dhcp4: true\n", idname) < 0)
+                    return vd_fx_oom(err, NETPLAN);
                 changed = true;
             }
             in_id = false;
@@ -390,10 +391,10 @@ int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_buf *out,
                                (vn == 3 && !memcmp(v, "yes", 3)) ||
                                (vn == 2 && !memcmp(v, "on", 2));
                     if (!yes) {
-                        if (fx_printf(out, "%*sdhcp4: true%s", (int)ind, "", l.eol) < 0 ||
-                            fx_printf(why, "line %u: %s: dhcp4: %.*s -> true\n", l.no, idname,
-                                      (int)(vn > 20 ? 20 : vn), v) < 0)
-                            return fx_oom(err, NETPLAN);
+                        if (vd_fx_printf(out, "%*sdhcp4: true%s", (int)ind, "", l.eol) < 0 ||
+                            vd_fx_printf(why, "line %u: %s: dhcp4: %.*s -> true\n", l.no, idname,
+                                         (int)(vn > 20 ? 20 : vn), v) < 0)
+                            return vd_fx_oom(err, NETPLAN);
                         changed = true;
                         continue;
                     }
@@ -405,9 +406,9 @@ int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_buf *out,
                                              ? "it needs the MAC match, which names the old NIC"
                                          : k[0] == 'm' ? "it matched the old NIC's MAC address"
                                                        : "a static setting of the old network";
-                    if (fx_printf(why, "line %u: %s: removed %.*s (%s)\n", l.no, idname, (int)kn, k,
-                                  reason) < 0)
-                        return fx_oom(err, NETPLAN);
+                    if (vd_fx_printf(why, "line %u: %s: removed %.*s (%s)\n", l.no, idname, (int)kn,
+                                     k, reason) < 0)
+                        return vd_fx_oom(err, NETPLAN);
                     dropping = true;
                     drop_ind = ind;
                     changed = true;
@@ -415,17 +416,18 @@ int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_buf *out,
                 }
             } else if (yaml_key_is(k, kn, "macaddress") && ind > key_ind) {
                 /* inside a match block that also matches on something else */
-                if (fx_printf(why, "line %u: %s: removed the match on the old NIC's MAC address\n",
-                              l.no, idname) < 0)
-                    return fx_oom(err, NETPLAN);
+                if (vd_fx_printf(why,
+                                 "line %u: %s: removed the match on the old NIC's MAC address\n",
+                                 l.no, idname) < 0)
+                    return vd_fx_oom(err, NETPLAN);
                 changed = true;
                 continue;
             }
         }
-        if (fx_put(out, l.s, l.len) < 0 || fx_puts(out, l.eol) < 0)
-            return fx_oom(err, NETPLAN);
+        if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, NETPLAN);
     }
-    if (fx_put(out, "", 0) < 0 || fx_put(why, "", 0) < 0)
-        return fx_oom(err, NETPLAN);
+    if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
+        return vd_fx_oom(err, NETPLAN);
     return changed;
 }

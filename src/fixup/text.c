@@ -20,7 +20,7 @@ void vd_fixup_buf_free(struct vd_fixup_buf *b)
     b->len = b->cap = 0;
 }
 
-static int fx_reserve(struct vd_fixup_buf *b, size_t more)
+static int vd_fx_reserve(struct vd_fixup_buf *b, size_t more)
 {
     if (more > SIZE_MAX / 2 - b->len)
         return -ENOMEM;
@@ -38,9 +38,9 @@ static int fx_reserve(struct vd_fixup_buf *b, size_t more)
     return 0;
 }
 
-int fx_put(struct vd_fixup_buf *b, const char *s, size_t n)
+int vd_fx_put(struct vd_fixup_buf *b, const char *s, size_t n)
 {
-    if (fx_reserve(b, n) < 0)
+    if (vd_fx_reserve(b, n) < 0)
         return -ENOMEM;
     if (n)
         memcpy(b->data + b->len, s, n);
@@ -49,18 +49,18 @@ int fx_put(struct vd_fixup_buf *b, const char *s, size_t n)
     return 0;
 }
 
-int fx_puts(struct vd_fixup_buf *b, const char *s)
+int vd_fx_puts(struct vd_fixup_buf *b, const char *s)
 {
-    return fx_put(b, s, strlen(s));
+    return vd_fx_put(b, s, strlen(s));
 }
 
-int fx_printf(struct vd_fixup_buf *b, const char *fmt, ...)
+int vd_fx_printf(struct vd_fixup_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || fx_reserve(b, (size_t)n) < 0)
+    if (n < 0 || vd_fx_reserve(b, (size_t)n) < 0)
         return -ENOMEM;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
@@ -69,7 +69,7 @@ int fx_printf(struct vd_fixup_buf *b, const char *fmt, ...)
     return 0;
 }
 
-int fx_check_text(const char *buf, size_t len, const char *name, struct vd_error *err)
+int vd_fx_check_text(const char *buf, size_t len, const char *name, struct vd_error *err)
 {
     if (len > VD_FIXUP_MAX_FILE)
         return vd_err(err, -EFBIG,
@@ -86,7 +86,7 @@ int fx_check_text(const char *buf, size_t len, const char *name, struct vd_error
     return 0;
 }
 
-bool fx_next_line(const char *buf, size_t len, size_t *pos, struct fx_line *l)
+bool vd_fx_next_line(const char *buf, size_t len, size_t *pos, struct vd_fx_line *l)
 {
     if (*pos >= len)
         return false;
@@ -107,13 +107,13 @@ bool fx_next_line(const char *buf, size_t len, size_t *pos, struct fx_line *l)
     return true;
 }
 
-const char *fx_eol_of(const char *buf, size_t len)
+const char *vd_fx_eol_of(const char *buf, size_t len)
 {
     const char *nl = len ? memchr(buf, '\n', len) : NULL;
     return nl && nl > buf && nl[-1] == '\r' ? "\r\n" : "\n";
 }
 
-void fx_split(const char *s, size_t len, struct fx_fields *f)
+void vd_fx_split(const char *s, size_t len, struct vd_fx_fields *f)
 {
     size_t i = 0;
     f->n = 0;
@@ -123,7 +123,7 @@ void fx_split(const char *s, size_t len, struct fx_fields *f)
         if (i >= len)
             break;
         size_t start = i;
-        if (f->n == FX_MAX_FIELDS - 1) {
+        if (f->n == VD_FX_MAX_FIELDS - 1) {
             /* the rest, trailing blanks trimmed */
             size_t end = len;
             while (end > start && (s[end - 1] == ' ' || s[end - 1] == '\t'))
@@ -139,13 +139,13 @@ void fx_split(const char *s, size_t len, struct fx_fields *f)
     }
 }
 
-bool fx_field_is(const char *s, const struct fx_fields *f, size_t i, const char *word)
+bool vd_fx_field_is(const char *s, const struct vd_fx_fields *f, size_t i, const char *word)
 {
     size_t n = strlen(word);
     return i < f->n && f->len[i] == n && !memcmp(s + f->off[i], word, n);
 }
 
-size_t fx_indent(const char *s, size_t len)
+size_t vd_fx_indent(const char *s, size_t len)
 {
     size_t i = 0;
     while (i < len && (s[i] == ' ' || s[i] == '\t'))
@@ -153,13 +153,13 @@ size_t fx_indent(const char *s, size_t len)
     return i;
 }
 
-bool fx_starts(const char *s, size_t len, const char *prefix)
+bool vd_fx_starts(const char *s, size_t len, const char *prefix)
 {
     size_t n = strlen(prefix);
     return len >= n && !memcmp(s, prefix, n);
 }
 
-bool fx_has_opt(const char *s, size_t len, const char *opt)
+bool vd_fx_has_opt(const char *s, size_t len, const char *opt)
 {
     size_t n = strlen(opt), i = 0;
     while (i <= len) {
@@ -172,29 +172,29 @@ bool fx_has_opt(const char *s, size_t len, const char *opt)
     return false;
 }
 
-void fx_begin(struct vd_fixup_buf *out, struct vd_fixup_buf *why)
+void vd_fx_begin(struct vd_fixup_buf *out, struct vd_fixup_buf *why)
 {
     out->len = 0;
     why->len = 0;
 }
 
-int fx_oom(struct vd_error *err, const char *name)
+int vd_fx_oom(struct vd_error *err, const char *name)
 {
     return vd_err(err, -ENOMEM, "fixup: %s: out of memory", name);
 }
 
 /* ---- diff ---- */
 
-struct fx_span {
+struct vd_fx_span {
     const char *s;
     size_t len;
 };
 
-static size_t fx_split_lines(const char *buf, size_t len, struct fx_span *v)
+static size_t vd_fx_split_lines(const char *buf, size_t len, struct vd_fx_span *v)
 {
     size_t n = 0, pos = 0;
-    struct fx_line l = {0};
-    while (fx_next_line(buf, len, &pos, &l)) {
+    struct vd_fx_line l = {0};
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
         if (v) {
             v[n].s = l.s;
             v[n].len = l.len;
@@ -204,7 +204,7 @@ static size_t fx_split_lines(const char *buf, size_t len, struct fx_span *v)
     return n;
 }
 
-static bool fx_span_eq(const struct fx_span *a, const struct fx_span *b)
+static bool vd_fx_span_eq(const struct vd_fx_span *a, const struct vd_fx_span *b)
 {
     return a->len == b->len && !memcmp(a->s, b->s, a->len);
 }
@@ -212,13 +212,13 @@ static bool fx_span_eq(const struct fx_span *a, const struct fx_span *b)
 /* Edit script: 'e' equal, 'd' delete from a, 'i' insert from b. Longest
  * common subsequence on the lines between the common prefix and suffix;
  * past 4M cells every middle line is shown as changed. */
-static int fx_lcs(const struct fx_span *a, size_t na, const struct fx_span *b, size_t nb, char *ops,
-                  size_t *nops)
+static int vd_fx_lcs(const struct vd_fx_span *a, size_t na, const struct vd_fx_span *b, size_t nb,
+                     char *ops, size_t *nops)
 {
     size_t pre = 0, suf = 0, k = 0;
-    while (pre < na && pre < nb && fx_span_eq(&a[pre], &b[pre]))
+    while (pre < na && pre < nb && vd_fx_span_eq(&a[pre], &b[pre]))
         pre++;
-    while (suf < na - pre && suf < nb - pre && fx_span_eq(&a[na - 1 - suf], &b[nb - 1 - suf]))
+    while (suf < na - pre && suf < nb - pre && vd_fx_span_eq(&a[na - 1 - suf], &b[nb - 1 - suf]))
         suf++;
     size_t ma = na - pre - suf, mb = nb - pre - suf;
     for (size_t i = 0; i < pre; i++)
@@ -230,12 +230,12 @@ static int fx_lcs(const struct fx_span *a, size_t na, const struct fx_span *b, s
 #define T(i, j) t[(i) * (mb + 1) + (j)]
         for (size_t i = ma; i-- > 0;)
             for (size_t j = mb; j-- > 0;)
-                T(i, j) = fx_span_eq(&a[pre + i], &b[pre + j])
+                T(i, j) = vd_fx_span_eq(&a[pre + i], &b[pre + j])
                               ? T(i + 1, j + 1) + 1
                               : (T(i + 1, j) >= T(i, j + 1) ? T(i + 1, j) : T(i, j + 1));
         size_t i = 0, j = 0;
         while (i < ma || j < mb) {
-            if (i < ma && j < mb && fx_span_eq(&a[pre + i], &b[pre + j])) {
+            if (i < ma && j < mb && vd_fx_span_eq(&a[pre + i], &b[pre + j])) {
                 ops[k++] = 'e';
                 i++;
                 j++;
@@ -264,18 +264,18 @@ static int fx_lcs(const struct fx_span *a, size_t na, const struct fx_span *b, s
 int vd_fixup_diff(const char *a, size_t alen, const char *b, size_t blen, struct vd_fixup_buf *out,
                   struct vd_error *err)
 {
-    struct fx_span *va = NULL, *vb = NULL;
+    struct vd_fx_span *va = NULL, *vb = NULL;
     char *ops = NULL;
     int rc = -ENOMEM;
-    size_t na = fx_split_lines(a, alen, NULL), nb = fx_split_lines(b, blen, NULL), nops = 0;
+    size_t na = vd_fx_split_lines(a, alen, NULL), nb = vd_fx_split_lines(b, blen, NULL), nops = 0;
     va = calloc(na + 1, sizeof(*va));
     vb = calloc(nb + 1, sizeof(*vb));
     ops = malloc(na + nb + 1);
     if (!va || !vb || !ops)
         goto out_free;
-    fx_split_lines(a, alen, va);
-    fx_split_lines(b, blen, vb);
-    if (fx_lcs(va, na, vb, nb, ops, &nops) < 0)
+    vd_fx_split_lines(a, alen, va);
+    vd_fx_split_lines(b, blen, vb);
+    if (vd_fx_lcs(va, na, vb, nb, ops, &nops) < 0)
         goto out_free;
     out->len = 0;
     /* Hunks: runs of changes with one line of context either side. */
@@ -308,12 +308,12 @@ int vd_fixup_diff(const char *a, size_t alen, const char *b, size_t blen, struct
             ca += ops[x] != 'i';
             cb += ops[x] != 'd';
         }
-        if (fx_printf(out, "@@ -%zu,%zu +%zu,%zu @@\n", ha + 1, ca, hb + 1, cb) < 0)
+        if (vd_fx_printf(out, "@@ -%zu,%zu +%zu,%zu @@\n", ha + 1, ca, hb + 1, cb) < 0)
             goto out_free;
         for (size_t x = hk; x < end; x++) {
-            const struct fx_span *s = ops[x] == 'i' ? &vb[hb] : &va[ha];
+            const struct vd_fx_span *s = ops[x] == 'i' ? &vb[hb] : &va[ha];
             char c = ops[x] == 'e' ? ' ' : ops[x] == 'd' ? '-' : '+';
-            if (fx_printf(out, "%c%.*s\n", c, (int)s->len, s->s) < 0)
+            if (vd_fx_printf(out, "%c%.*s\n", c, (int)s->len, s->s) < 0)
                 goto out_free;
             ha += ops[x] != 'i';
             hb += ops[x] != 'd';
@@ -322,7 +322,7 @@ int vd_fixup_diff(const char *a, size_t alen, const char *b, size_t blen, struct
         ia = ha;
         ib = hb;
     }
-    if (fx_put(out, "", 0) < 0)
+    if (vd_fx_put(out, "", 0) < 0)
         goto out_free;
     rc = 0;
 out_free:

@@ -71,16 +71,27 @@ static void test_devpath(void)
         bool ok;
         unsigned disk, part;
     } cases[] = {
-        {"/dev/sda1", true, 1, 1},        {"/dev/sdb", true, 2, 0},
-        {"/dev/sdaa1", true, 27, 1},      {"/dev/sdzz15", true, 702, 15},
-        {"/dev/hdc2", true, 3, 2},        {"/dev/xvdf3", true, 6, 3},
-        {"/dev/vda1", true, 1, 1},        {"/dev/nvme0n1p2", true, 1, 2},
-        {"/dev/nvme1n1", true, 2, 0},     {"/dev/sda0", false, 0, 0},
-        {"/dev/sd", false, 0, 0},         {"/dev/sdabc1", false, 0, 0},
-        {"/dev/nvme0n2p1", false, 0, 0},  {"/dev/nvme0n1p", false, 0, 0},
-        {"/dev/nvme0n1p01", false, 0, 0}, {"/dev/mapper/vg-root", false, 0, 0},
-        {"/dev/sda1x", false, 0, 0},      {"sda1", false, 0, 0},
-        {"/dev/sdA1", false, 0, 0},       {"/dev/sda99999", false, 0, 0},
+        {"/dev/sda1", true, 1, 1},
+        {"/dev/sdb", true, 2, 0},
+        {"/dev/sdaa1", true, 27, 1},
+        {"/dev/sdzz15", true, 702, 15},
+        {"/dev/hdc2", true, 3, 2},
+        {"/dev/xvdf3", true, 6, 3},
+        {"/dev/vda1", true, 1, 1},
+        {"/dev/nvme0n1p2", true, 1, 2},
+        {"/dev/nvme1n1", true, 2, 0},
+        {"/dev/sda0", false, 0, 0},
+        {"/dev/sd", false, 0, 0},
+        {"/dev/sdabc1", false, 0, 0},
+        {"/dev/nvme0n2p1", true, 0, 1},
+        {"/dev/nvme0n1p", false, 0, 0},
+        {"/dev/nvme0n0", false, 0, 0},
+        {"/dev/nvme0n1p01", false, 0, 0},
+        {"/dev/mapper/vg-root", false, 0, 0},
+        {"/dev/sda1x", false, 0, 0},
+        {"sda1", false, 0, 0},
+        {"/dev/sdA1", false, 0, 0},
+        {"/dev/sda99999", false, 0, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         unsigned d = 0, p = 0;
@@ -160,6 +171,7 @@ static void test_fstab_edges(void)
            "/dev/sde1 /a ext4 defaults,nofail 0 0\n"
            "/dev/sdf1 /b ext4 noauto 0 0\n"
            "/dev/xvda6 /c ext4 defaults 0 2\n"
+           "/dev/nvme0n2p1 /ns2 xfs defaults 0 2\n"
            "LABEL=scratch /scratch ext4 defaults 0 2\n"
            "proc /proc proc defaults 0 0\n"
            "//nas/music /music smbfs guest 0 0\n"
@@ -176,6 +188,7 @@ static void test_fstab_edges(void)
            "/dev/sde1 /a ext4 defaults,nofail 0 0\n"
            "/dev/sdf1 /b ext4 noauto 0 0\n"
            "/dev/xvda6 /c ext4 defaults,nofail 0 2\n"
+           "/dev/nvme0n2p1 /ns2 xfs defaults,nofail 0 2\n"
            "LABEL=scratch /scratch ext4 defaults 0 2\n"
            "proc /proc proc defaults 0 0\n"
            "# vdisk fixup: disabled smbfs, a network/host-shared filesystem\n"
