@@ -9,7 +9,8 @@
 #              get 403 AccessDenied, as a private bucket would.
 # Every credential source hands out its first set expiring in 60 s (inside the
 # 5-minute refresh window) and later sets in an hour, so exactly one refresh
-# happens, on first use, and every S3 request must carry the refreshed set.
+# happens, on first use, and every S3 request must carry the refreshed set
+# ("short" mode: the second set lasts 12 s, for a refresh during a mount).
 # s3rver checks no signature, so the assertions are on the fake's counters and
 # log (it does check the key id: the fake swaps in S3RVER when forwarding).
 . "$VD_TEST_LIB"
@@ -21,13 +22,18 @@ import datetime, http.client, http.server, json, re, sys, threading
 s3port, portfile = int(sys.argv[1]), sys.argv[2]
 lock = threading.Lock()
 st = {"token_put": 0, "roles": 0, "role_creds": 0, "container": 0, "container_denied": 0,
-      "bad_token": 0, "s3": []}
+      "bad_token": 0, "expired_use": 0, "s3": []}
 mode = {"imds": "v2"}
 TOKEN, ROLE, AUTH = "tok-7f3a", "vd-role", "Bearer pod-identity-xyz"
 
+expires = {}  # key id -> expiry, to catch requests signed with an expired set
+
 def creds(prefix, n, tokkey):
     ttl = 60 if n == 1 else 3600
+    if mode["imds"] == "short" and n == 2:
+        ttl = 12  # usable (10 s margin) for 2 s, then refreshed mid-mount
     exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=ttl)
+    expires["%s%d" % (prefix, n)] = exp
     return {"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": "%s%d" % (prefix, n),
             "SecretAccessKey": "secret%d" % n, tokkey: "%stok%d" % (prefix.lower(), n),
             "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -103,6 +109,9 @@ class H(http.server.BaseHTTPRequestHandler):
                               "<Message>Access Denied</Message></Error>", "application/xml")
         m = re.search(r"Credential=([^/]+)/", auth)
         with lock:
+            exp = expires.get(m.group(1) if m else "")
+            if exp and exp <= datetime.datetime.now(datetime.timezone.utc):
+                st["expired_use"] += 1
             st["s3"].append("%s %s %s" % (m.group(1) if m else "?",
                                           self.headers.get("x-amz-security-token", "-"), self.command))
         hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
@@ -185,6 +194,24 @@ if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
     assert_eq "$(sha "$raw")" "$want" "mounted with instance-role credentials"
     assert_eq "$(stat token_put)/$(stat role_creds)" "1/2" "IMDS calls for a mount"
     assert_eq "$(signers)" "ASIAIMDS2 asiaimdstok2" "mount requests signed with the refreshed set"
+    vumount "$T/mnt"
+
+    # A refresh in the middle of a mount: the second set is only good for 2 s
+    # (12 s left, 10 s margin), so reads soon need a third; no request may be
+    # signed with an expired set. O_DIRECT reads and a 1 MiB cache make every
+    # pass fetch again. The loop waits for the event (bounded), it times nothing.
+    mode short
+    vmount "$T/mnt" -o cache_size=1M s3://vdtest/c/disk.raw
+    raw=$(find "$T/mnt" -name disk.raw | head -1)
+    for _ in $(seq 1 300); do
+        dd if="$raw" of=/dev/null bs=1M iflag=direct status=none
+        [ "$(stat role_creds)" -ge 3 ] && signers | grep -q ASIAIMDS3 && break
+        sleep 0.1
+    done
+    assert_eq "$(stat role_creds)" 3 "IMDS fetches: open, first use, mid-mount refresh"
+    assert_eq "$(signers)" "ASIAIMDS2 asiaimdstok2 ASIAIMDS3 asiaimdstok3" "sets used by the mount"
+    assert_eq "$(stat expired_use)" 0 "requests signed with expired credentials"
+    assert_eq "$(sha "$raw")" "$want" "mounted disk.raw after the refresh"
     vumount "$T/mnt"
 else
     echo "note: no FUSE here, mount case not run"
