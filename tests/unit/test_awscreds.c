@@ -278,7 +278,10 @@ static void test_process(void)
         "[profile junk]\ncredential_process = echo '{\"Version\": 1, \"AccessKeyId\": 5}'\n"
         "[profile missing]\ncredential_process = /nonexistent/helper --x\n"
         "[profile slow]\ncredential_process = sleep 30\n"
-        "[profile quote]\ncredential_process = \"/bin/true\n",
+        "[profile quote]\ncredential_process = \"/bin/true\n"
+        "[profile both]\naws_access_key_id = AKCFG\naws_secret_access_key = S\n"
+        "credential_process = echo '{\"Version\": 1, \"AccessKeyId\": \"AKPROC\", "
+        "\"SecretAccessKey\": \"s\"}'\n",
         path);
     write_file(conf, text, 0600);
 
@@ -287,6 +290,24 @@ static void test_process(void)
     CHECK(vd_awsconf_resolve(NULL, &c, &err) == 0, "%s", err.msg);
     CHECK(c.access_key && !strcmp(c.access_key, "AKSTATIC") && !c.provider, "static first");
     vd_awsconf_free(&c);
+
+    /* credential_process beats keys in the config file; long-term keys
+     * from a process have no expiry and need no refresh. */
+    env_for("both");
+    vd_err_clear(&err);
+    CHECK(vd_awsconf_resolve(NULL, &c, &err) == 0, "%s", err.msg);
+    CHECK(c.access_key && !strcmp(c.access_key, "AKPROC") && !strcmp(c.cred_source, "process"),
+          "process before config keys: %s", c.access_key);
+    vd_awsconf_free(&c);
+    /* Environment keys beat everything: the helper does not run. */
+    env_for("proc");
+    unlink(state);
+    setenv("AWS_ACCESS_KEY_ID", "AKENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "SKENV", 1);
+    CHECK(vd_awsconf_resolve(NULL, &c, &err) == 0 && !strcmp(c.access_key, "AKENV") && !c.provider,
+          "env first");
+    vd_awsconf_free(&c);
+    CHECK(access(state, F_OK) != 0, "credential_process ran although env keys are set");
 
     env_for("proc");
     unlink(state);
