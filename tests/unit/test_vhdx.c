@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/byteorder.h"
 #include "common/crc32c.h"
 #include "formats/format.h"
 #include "formats/vhdx.h"
+#include "io/io.h"
 #include "io/mem.h"
 #include "check.h"
 
@@ -566,6 +568,238 @@ static void test_image(void)
     free(expect);
 }
 
+/* ---- writing: builders, then a writable image in a temporary file ---- */
+
+static void test_build(void)
+{
+    uint8_t cur[4096], out[4096];
+    struct vhdx_header h = {0}, back;
+    const char *why = NULL;
+    memset(cur, 0, sizeof(cur));
+    cur[3000] = 0x5a; /* reserved bytes are kept */
+    h.seq = 77;
+    memcpy(h.file_write_guid, LOG_GUID, 16);
+    h.data_write_guid[3] = 9;
+    h.log_guid[15] = 1;
+    h.version = 1;
+    h.log_length = MIB;
+    h.log_offset = 3 * MIB;
+    vhdx_build_header(out, cur, &h);
+    CHECK(vhdx_parse_header(out, sizeof(out), &back, &why) == 0, "built header parses: %s", why);
+    CHECK(back.seq == 77 && back.log_offset == 3 * MIB && back.log_length == MIB &&
+              back.version == 1 && !memcmp(back.file_write_guid, LOG_GUID, 16) &&
+              back.data_write_guid[3] == 9 && back.log_guid[15] == 1 && out[3000] == 0x5a,
+          "header fields round trip");
+
+    /* A log entry with two pages, replayed by the reader. */
+    size_t elen = vhdx_log_entry_size(2);
+    CHECK(elen == 3 * 4096, "entry size %zu", elen);
+    CHECK(vhdx_log_entry_size(127) == 2 * 4096 + 127 * 4096, "127 descriptors need 2 sectors");
+    uint8_t *pages = malloc(2 * 4096), *log = calloc(1, MIB);
+    for (int i = 0; i < 2 * 4096; i++)
+        pages[i] = (uint8_t)(i * 31 + i / 4096);
+    uint64_t offs[2] = {5 * MIB, 192 * 1024};
+    CHECK(vhdx_log_build_entry(log + 8192, MIB - 8192, 0x100000005ull, 8192, LOG_GUID, 6 * MIB,
+                               7 * MIB, offs, pages, 2) == 0,
+          "build entry");
+    struct vhdx_overlay ov;
+    struct vd_error err = {0};
+    CHECK(vhdx_log_replay(log, MIB, LOG_GUID, "t", &ov, &err) == 0 && ov.entries == 1 &&
+              ov.head_seq == 0x100000005ull && ov.flushed_file_offset == 6 * MIB &&
+              ov.last_file_offset == 7 * MIB,
+          "built entry replays: %s", err.msg);
+    uint8_t got[4096];
+    for (int i = 0; i < 2; i++) {
+        memset(got, 0xee, sizeof(got));
+        vhdx_overlay_apply(&ov, got, sizeof(got), offs[i]);
+        CHECK(!memcmp(got, pages + i * 4096, 4096), "page %d replayed", i);
+    }
+    vhdx_overlay_free(&ov);
+    log[8192 + 2 * 4096 + 100] ^= 1; /* torn data sector */
+    CHECK(vhdx_log_replay(log, MIB, LOG_GUID, "t", &ov, &err) == 0 && ov.entries == 0,
+          "torn built entry is not replayed");
+    vhdx_overlay_free(&ov);
+    /* What the reader would reject is not built. */
+    uint64_t low = 128 * 1024, odd = 5 * MIB + 512;
+    CHECK(vhdx_log_build_entry(log, MIB, 0, 0, LOG_GUID, 0, 0, offs, pages, 1) == -EINVAL, "seq 0");
+    CHECK(vhdx_log_build_entry(log, MIB, 1, 100, LOG_GUID, 0, 0, offs, pages, 1) == -EINVAL,
+          "tail");
+    CHECK(vhdx_log_build_entry(log, MIB, 1, 0, LOG_GUID, 0, 0, &low, pages, 1) == -EINVAL,
+          "header area");
+    CHECK(vhdx_log_build_entry(log, MIB, 1, 0, LOG_GUID, 0, 0, &odd, pages, 1) == -EINVAL,
+          "unaligned");
+    CHECK(vhdx_log_build_entry(log, 8191, 1, 0, LOG_GUID, 0, 0, offs, pages, 1) == -EINVAL,
+          "short buffer");
+    CHECK(vhdx_log_build_entry(log, MIB, 1, 0, LOG_GUID, 0, 0, offs, pages, 0) == -EINVAL,
+          "no pages");
+    free(pages);
+    free(log);
+}
+
+static int write_file(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        return -1;
+    size_t w = fwrite(b, 1, n, fp);
+    return fclose(fp) == 0 && w == n ? 0 : -1;
+}
+
+static struct vd_image *open_file(const char *path, bool writable, struct vd_error *err)
+{
+    struct vd_io *io;
+    struct vd_image *img = NULL;
+    struct vd_open_opts o = {.writable = writable, .format = "vhdx"};
+    if (vd_io_file_open(path, writable, &io, err) < 0)
+        return NULL;
+    if (vd_image_open_io(io, "w.vhdx", &o, 0, &img, err) < 0)
+        return NULL;
+    return img;
+}
+
+/* Both headers valid with sequence numbers seq and seq + 1 and an empty
+ * log (LogGuid zero); DataWriteGuid changed from build_image's when
+ * data_changed. */
+static void check_headers(const char *path, uint64_t seq, bool data_changed)
+{
+    uint8_t *b = malloc(192 * 1024);
+    FILE *fp = fopen(path, "rb");
+    CHECK(fp && fread(b, 1, 192 * 1024, fp) == 192 * 1024, "read headers");
+    if (fp)
+        fclose(fp);
+    static const uint8_t zero[16];
+    for (int i = 0; i < 2; i++) {
+        struct vhdx_header h;
+        const char *why = "";
+        CHECK(vhdx_parse_header(b + (i + 1) * 65536, 4096, &h, &why) == 0, "header %d: %s", i + 1,
+              why);
+        CHECK(h.seq == seq + (uint64_t)i, "header %d sequence %llu", i + 1,
+              (unsigned long long)h.seq);
+        CHECK(!memcmp(h.log_guid, zero, 16), "header %d: log is empty", i + 1);
+        CHECK((h.data_write_guid[0] != 0xd0) == data_changed, "header %d DataWriteGuid", i + 1);
+        CHECK(memcmp(h.file_write_guid, zero, 16) != 0, "header %d FileWriteGuid set", i + 1);
+    }
+    free(b);
+}
+
+struct writer {
+    struct vd_image *img;
+    uint8_t *expect; /* this writer's ranges only */
+    int id, bad;
+};
+
+/* Each writer owns every fourth 64 KiB piece of blocks 0-2 and 4: blocks 1
+ * (ZERO), 2 and 4 (not present) are allocated by whichever writer comes
+ * first while the others wait and write into them. */
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    uint8_t *buf = malloc(65536 + 1000);
+    static const int blocks[] = {2, 0, 1, 4};
+    for (int b = 0; b < 4; b++)
+        for (int k = w->id; k < 16; k += 4) {
+            uint64_t off = (uint64_t)blocks[b] * MIB + (uint64_t)k * 65536 + 333;
+            size_t n = 65536 - 333 - (k == 15 ? 1000 : 0);
+            for (size_t i = 0; i < n; i++)
+                buf[i] = (uint8_t)(i * 13 + k + b * 7 + w->id + 1);
+            struct vd_error err = {0};
+            if (vd_image_pwrite(w->img, buf, n, off, &err) < 0)
+                w->bad++;
+            memcpy(w->expect + off, buf, n);
+        }
+    free(buf);
+    return NULL;
+}
+
+static void test_write(void)
+{
+    char path[] = "/tmp/test_vhdx_w.XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0)
+        return;
+    close(fd);
+    uint8_t *expect = malloc(IMG_VSIZE);
+    uint8_t *f = build_image(expect);
+    struct vd_error err = {0};
+
+    /* A dirty log (allocating block 2 at 7 MiB) is replayed into the file
+     * by a writable open and emptied. */
+    uint8_t page[4096];
+    memcpy(page, f + 3 * MIB, 4096);
+    put_le64(page + 16, 6 | (uint64_t)7 << 20);
+    uint64_t poff = 3 * MIB;
+    CHECK(vhdx_log_build_entry(f + MIB, MIB, 3, 0, LOG_GUID, IMG_SIZE, IMG_SIZE, &poff, page, 1) ==
+              0,
+          "log entry");
+    for (uint32_t k = 0; k < MIB; k++)
+        f[7 * MIB + k] = (uint8_t)(k / 512 + 1);
+    memcpy(expect + 2 * MIB, f + 7 * MIB, MIB);
+    uint8_t *h2 = f + 128 * 1024; /* the current header (sequence 2) */
+    memcpy(h2 + 48, LOG_GUID, 16);
+    put_crc(h2, 4096);
+    CHECK(write_file(path, f, IMG_SIZE) == 0, "write %s", path);
+
+    struct vd_image *img = open_file(path, false, &err);
+    CHECK(img != NULL, "open read-only: %s", err.msg);
+    if (img) {
+        CHECK(vd_image_pwrite(img, page, 10, 0, &err) == -EROFS, "read-only refuses writes");
+        vd_image_close(img);
+    }
+    img = open_file(path, true, &err);
+    CHECK(img != NULL, "open writable: %s", err.msg);
+    if (!img)
+        goto out;
+    vd_image_close(img);
+    check_headers(path, 3, false);
+    img = open_file(path, false, &err);
+    if (img) {
+        uint8_t *buf = malloc(IMG_VSIZE);
+        CHECK(vd_image_pread(img, buf, IMG_VSIZE, 0, &err) == 0 && !memcmp(buf, expect, IMG_VSIZE),
+              "replayed into the file");
+        free(buf);
+        vd_image_close(img);
+    }
+
+    /* Four writers at once, two of them into each new block. */
+    img = open_file(path, true, &err);
+    CHECK(img != NULL, "reopen writable: %s", err.msg);
+    if (!img)
+        goto out;
+    pthread_t th[4];
+    struct writer w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct writer){img, expect, i, 0};
+        pthread_create(&th[i], NULL, writer_main, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(w[i].bad == 0, "writer %d: %d failed writes", i, w[i].bad);
+    }
+    uint8_t *buf = malloc(IMG_VSIZE);
+    CHECK(vd_image_pread(img, buf, IMG_VSIZE, 0, &err) == 0 && !memcmp(buf, expect, IMG_VSIZE),
+          "read back while open");
+    CHECK(vd_image_flush(img, &err) == 0, "flush: %s", err.msg);
+    uint64_t n;
+    CHECK(vd_image_block_status(img, 4 * MIB, MIB, &n, &err) == VD_STATUS_DATA, "block 4 data");
+    vd_image_close(img);
+    /* New DataWriteGuid (2 updates), then per allocated block (1, 2 was
+     * replayed, 4) a LogGuid set and a LogGuid cleared (2 updates each). */
+    check_headers(path, 3 + 2 + 8, true);
+    img = open_file(path, false, &err);
+    CHECK(img != NULL, "reopen: %s", err.msg);
+    if (img) {
+        CHECK(vd_image_pread(img, buf, IMG_VSIZE, 0, &err) == 0 && !memcmp(buf, expect, IMG_VSIZE),
+              "read back after reopening");
+        vd_image_close(img);
+    }
+    free(buf);
+out:
+    unlink(path);
+    free(f);
+    free(expect);
+}
+
 int main(void)
 {
     test_header();
@@ -573,6 +807,8 @@ int main(void)
     test_metadata();
     test_log();
     test_image();
+    test_build();
+    test_write();
     if (failures)
         fprintf(stderr, "%d failures\n", failures);
     else
