@@ -1,0 +1,114 @@
+#!/bin/bash
+# The boot oracle for vdisk fixup: a real Debian guest whose fstab and
+# kernel command line name /dev/sda1 (as on VMware/Hyper-V SCSI) is booted
+# by QEMU on a virtio disk, where the disk is /dev/vda, as on a Nitro
+# instance where it is /dev/nvme0n1. Before fixup the initramfs cannot
+# find its root; after `vdisk fixup VIEW` (libext2fs through a vdiskfs -o rw
+# mount) it boots, with root and swap found by UUID, the absent /data
+# skipped (nofail) and no failed units.
+#
+# Slow and needs the Debian mirror (debootstrap, about 3 minutes, plus two
+# boots under emulation), so it runs only with VD_SLOW_TESTS=1. Set
+# VD_FIXUP_BOOT_ROOT=DIR to reuse (or create once) the debootstrapped tree.
+. "$VD_TEST_LIB"
+[ "${VD_SLOW_TESTS:-}" = 1 ] || skip "set VD_SLOW_TESTS=1 (debootstrap and two QEMU boots)"
+need debootstrap qemu-system-x86_64 sfdisk mkfs.ext4 mkswap debugfs
+need_fuse
+
+ROOT_UUID=11111111-2222-4333-8444-555555555555
+SWAP_UUID=66666666-7777-4888-9999-aaaaaaaaaaaa
+BASE=${VD_FIXUP_BOOT_ROOT:-$T/base}
+if [ ! -x "$BASE/sbin/init" ]; then
+    MIRROR=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
+    debootstrap --variant=minbase --include=linux-image-amd64,systemd-sysv,udev,ifupdown \
+        bookworm "$BASE" "${MIRROR:-http://deb.debian.org/debian}" > "$T/debootstrap.log" 2>&1 ||
+        skip "debootstrap failed (no mirror?): $(tail -1 "$T/debootstrap.log")"
+fi
+K=$(ls "$BASE"/boot/vmlinuz-* | head -1)
+I=$(ls "$BASE"/boot/initrd.img-* | head -1)
+[ -f "$K" ] && [ -f "$I" ] || fail "no kernel/initrd in $BASE/boot"
+
+R=$T/root
+cp -a "$BASE" "$R"
+cat > "$R/etc/fstab" <<'F'
+# <file system> <mount point>   <type>  <options>       <dump>  <pass>
+/dev/sda1       /               ext4    errors=remount-ro 0       1
+/dev/sda2       none            swap    sw              0       0
+/dev/sdb1       /data           ext4    defaults        0       2
+F
+mkdir -p "$R/boot/grub" "$R/data"
+cat > "$R/boot/grub/grub.cfg" <<F
+set default="\${saved_entry}"
+set timeout=5
+menuentry 'Debian GNU/Linux' {
+	linux	/boot/$(basename "$K") root=/dev/sda1 ro resume=/dev/sda2 console=ttyS0 rootdelay=10
+	initrd	/boot/$(basename "$I")
+}
+F
+cat > "$R/etc/systemd/system/vdisk-marker.service" <<'F'
+[Unit]
+Description=report the boot on ttyS0 and power off
+After=local-fs.target swap.target
+[Service]
+Type=oneshot
+StandardOutput=tty
+TTYPath=/dev/ttyS0
+ExecStart=/bin/sh -c 'echo "VDISK-MARKER root=$(findmnt -n -o SOURCE /) swap=$(tail -n +2 /proc/swaps | cut -d" " -f1) data=$(findmnt -n -o SOURCE /data || echo unmounted) failed=$(systemctl --failed --no-legend | wc -l)"; systemctl --no-block poweroff'
+[Install]
+WantedBy=multi-user.target
+F
+mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
+ln -sf /etc/systemd/system/vdisk-marker.service \
+    "$R/etc/systemd/system/multi-user.target.wants/vdisk-marker.service"
+
+truncate -s 2G "$T/vm.raw"
+printf 'label: dos\nstart=2048, size=3145728, type=83\nstart=3147776, size=524288, type=82\n' |
+    sfdisk -q "$T/vm.raw"
+truncate -s 1536M "$T/p1.img"
+mkfs.ext4 -q -F -U "$ROOT_UUID" -d "$R" "$T/p1.img"
+truncate -s 256M "$T/p2.img"
+mkswap -q -U "$SWAP_UUID" "$T/p2.img" > /dev/null
+dd if="$T/p1.img" of="$T/vm.raw" bs=1M seek=1 conv=notrunc,sparse status=none
+dd if="$T/p2.img" of="$T/vm.raw" bs=512 seek=3147776 conv=notrunc status=none
+rm -f "$T/p1.img" "$T/p2.img"
+cp --sparse=always "$T/vm.raw" "$T/before.raw"
+
+# The kernel command line, as GRUB would pass it, from the disk's grub.cfg.
+cmdline() {
+    debugfs -R "cat /boot/grub/grub.cfg" "$1?offset=1048576" 2>/dev/null |
+        awk '$1 == "linux" { for (i = 3; i <= NF; i++) printf "%s%s", $i, (i < NF ? " " : "") }'
+}
+# boot DISK LOG PATTERN: boot under QEMU until PATTERN shows on the serial
+# console (or the guest powers off, or 300 s pass).
+boot() {
+    local disk=$1 log=$2 pattern=$3 pid i
+    : > "$log"
+    qemu-system-x86_64 -m 1024 -display none -no-reboot -serial "file:$log" \
+        -kernel "$K" -initrd "$I" -append "$(cmdline "$disk")" \
+        -drive "file=$disk,format=raw,if=virtio" > "$log.qemu" 2>&1 &
+    pid=$!
+    for i in $(seq 1 600); do
+        grep -aq "$pattern" "$log" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# Before: the initramfs waits for /dev/sda1, which a virtio disk never has.
+boot "$T/before.raw" "$T/before.log" "Dropping to a shell"
+grep -aq "ALERT!  /dev/sda1 does not exist" "$T/before.log" ||
+    fail "control boot did not fail as expected: $(tail -c 400 "$T/before.log")"
+
+vmount "$T/mnt" -o rw "$T/vm.raw"
+"$VDISK" fixup "$T/mnt/vm" > "$T/fixup.out" || fail "fixup: $(cat "$T/fixup.out")"
+vumount "$T/mnt"
+assert_eq "$(cmdline "$T/vm.raw")" \
+    "root=UUID=$ROOT_UUID ro resume=UUID=$SWAP_UUID console=ttyS0 rootdelay=10" "grub.cfg command line"
+
+# After: it boots, root and swap by UUID on vda, /data skipped, nothing failed.
+boot "$T/vm.raw" "$T/after.log" "VDISK-MARKER"
+got=$(grep -a "VDISK-MARKER" "$T/after.log" | tr -d '\r')
+assert_eq "$got" "VDISK-MARKER root=/dev/vda1 swap=/dev/vda2 data=unmounted failed=0" "boot after fixup"
+echo PASS
