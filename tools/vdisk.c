@@ -499,6 +499,10 @@ static void fixup_report(void *opaque, const struct vd_fixup_change *c)
         printf("editing %s: %s", c->path, c->why);
         return;
     }
+    if (!strcmp(c->action, "note")) {
+        printf("note: %s %s", c->path, c->why);
+        return;
+    }
     if (!strcmp(c->action, "skipped"))
         printf("%s: %s", c->path, c->why);
     else if (dry)

@@ -110,7 +110,9 @@ struct vd_fixup_opts {
 };
 
 /* Called once per file changed (or that would change): path inside the
- * guest ("/etc/fstab"), action ("rewritten", "removed"), the backup name
+ * guest ("/etc/fstab"), action ("rewritten", "removed"; also "skipped" for
+ * a symlink left alone, "note" for something not checked, "root" for the
+ * partition a view edit uses), the backup name
  * (NULL for a dry run), the plain-words reasons (one per line) and, for a
  * dry run, the diff (NULL otherwise). */
 struct vd_fixup_change {

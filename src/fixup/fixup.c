@@ -62,6 +62,8 @@ struct fixup_ctx {
     size_t n;
     vd_fixup_report_cb cb;
     void *opaque;
+    bool boot_in_fstab; /* fstab mounts a separate /boot */
+    bool grubcfg_seen;  /* a grub.cfg was found (changed or not) */
 };
 
 static void fixup_plan_free(struct fixup_plan *p)
@@ -141,7 +143,13 @@ static int fixup_file(struct fixup_ctx *c, const char *dir, const char *name, en
 {
     struct fixup_plan *p;
     int r = fixup_load(c, dir, name, &p, err);
-    return r > 0 ? fixup_rewrite(c, p, kind, err) : r;
+    if (r <= 0)
+        return r;
+    if (kind == FIX_FSTAB)
+        c->boot_in_fstab = vd_fx_fstab_mounts(p->old.data, p->old.len, "/boot");
+    if (kind == FIX_GRUBCFG)
+        c->grubcfg_seen = true;
+    return fixup_rewrite(c, p, kind, err);
 }
 
 static bool fixup_ends(const char *s, const char *suffix)
@@ -272,6 +280,16 @@ int vd_fx_fixup_fs(struct vd_fx_fs *fs, const struct vd_fixup_devmap *m,
                                  "the new NIC would not be eth0\n",
                                  err)) < 0)
         goto out_plans;
+    if (c->boot_in_fstab && !c->grubcfg_seen && cb) {
+        /* /boot is its own filesystem and it is not here (not mounted
+         * under --root, or another partition of the view) */
+        struct vd_fixup_change ch = {
+            .path = "/boot",
+            .action = "note",
+            .why = "is a separate filesystem that is not part of this tree, so its grub.cfg was "
+                   "not checked (with --root, mount it at DIR/boot and run again)\n"};
+        cb(opaque, &ch);
+    }
     for (size_t i = 0; i < c->n && rc >= 0; i++)
         rc = fixup_apply(c, &c->plans[i], opts && opts->dry_run, err);
     if (rc >= 0)

@@ -84,6 +84,9 @@ struct vd_fx_fs {
     void *priv;
 };
 
+/* Whether an fstab text has an entry mounted at mp (not commented out). */
+bool vd_fx_fstab_mounts(const char *buf, size_t len, const char *mp);
+
 /* A vdiskfs view file name: "disk.raw" -> (1, 0), "disk2-p3.raw" -> (2, 3). */
 bool vd_fx_view_name(const char *name, unsigned *disk, unsigned *part);
 

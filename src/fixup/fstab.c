@@ -120,6 +120,19 @@ static int fstab_under_gone(const struct fstab_gone *g, const char *path, size_t
     return -1;
 }
 
+bool vd_fx_fstab_mounts(const char *buf, size_t len, const char *mp)
+{
+    size_t pos = 0;
+    struct vd_fx_line l = {0};
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
+        struct vd_fx_fields f;
+        vd_fx_split(l.s, l.len, &f);
+        if (f.n >= 2 && l.s[f.off[0]] != '#' && vd_fx_field_is(l.s, &f, 1, mp))
+            return true;
+    }
+    return false;
+}
+
 int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
                    struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err)
 {

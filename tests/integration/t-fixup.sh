@@ -241,6 +241,13 @@ grep -qxF "nothing to change" "$T/again.out" || fail "second run: $(cat "$T/agai
 assert_eq "$(tree_sum)" "$after" "second run changed the tree"
 cmp "$T/fstab.good" "$G/etc/fstab.vdisk.orig" || fail "backup overwritten"
 
+# --- a separate /boot that is not mounted under the tree is named in a note
+mkdir -p "$T/g2/etc"
+printf 'UUID=%s / ext4 defaults 0 1\n/dev/sda2 /boot ext4 defaults 0 2\n' "$ROOT_UUID" > "$T/g2/etc/fstab"
+"$VDISK" fixup --dry-run --root "$T/g2" --disk "$T/disk.raw" > "$T/g2.out"
+grep -qxF "note: /boot is a separate filesystem that is not part of this tree, so its grub.cfg was not checked (with --root, mount it at DIR/boot and run again)" "$T/g2.out" ||
+    fail "no /boot note: $(cat "$T/g2.out")"
+
 # --- a vdiskfs view folder resolves the same devices
 if [ -e /dev/fuse ]; then
     cp "$T/fstab.good" "$G/etc/fstab"
