@@ -1308,7 +1308,7 @@ static uint64_t vhdx_allocated(struct vd_image *img)
     uint64_t total = VHDX_MIB + st->regions.bat.len + st->regions.meta.len + st->hdr.log_length;
     for (uint64_t i = 0; i < st->bat_entries; i++) {
         bool is_sb = i % (st->chunk_ratio + 1) == st->chunk_ratio;
-        unsigned s = st->bat[i] & 7;
+        unsigned s = __atomic_load_n(&st->bat[i], __ATOMIC_RELAXED) & 7; /* writers append */
         if (is_sb && s == SB_PRESENT)
             total += VHDX_SB_BLOCK;
         else if (!is_sb && (s == PAYLOAD_FULLY_PRESENT || s == PAYLOAD_PARTIALLY_PRESENT))
@@ -1330,6 +1330,8 @@ static void vhdx_info(struct vd_image *img, struct vd_json *j)
 {
     struct vhdx_state *st = img->priv;
     const struct vhdx_meta *m = &st->meta;
+    if (st->lock_init) /* writers update the header */
+        pthread_mutex_lock(&st->write_lock);
     vd_json_obj_begin(j, "vhdx");
     vd_json_u64(j, "block_size", m->block_size);
     vd_json_u64(j, "logical_sector_size", m->logical_sector_size);
@@ -1365,6 +1367,8 @@ static void vhdx_info(struct vd_image *img, struct vd_json *j)
         vd_json_obj_end(j);
     }
     vd_json_obj_end(j);
+    if (st->lock_init)
+        pthread_mutex_unlock(&st->write_lock);
 }
 
 /* ---- check ---- */
