@@ -248,6 +248,18 @@ printf 'UUID=%s / ext4 defaults 0 1\n/dev/sda2 /boot ext4 defaults 0 2\n' "$ROOT
 grep -qxF "note: /boot is a separate filesystem that is not part of this tree, so its grub.cfg was not checked (with --root, mount it at DIR/boot and run again)" "$T/g2.out" ||
     fail "no /boot note: $(cat "$T/g2.out")"
 
+# --- absolute symlinks in the guest resolve inside the guest, never on the host
+[ ! -e /etc/vdisk-fixup-test-net ] || skip "/etc/vdisk-fixup-test-net exists on this host"
+mkdir -p "$T/g3/etc/vdisk-fixup-test-net"
+printf 'UUID=%s / ext4 defaults 0 1\n' "$ROOT_UUID" > "$T/g3/etc/fstab"
+ln -s /etc/vdisk-fixup-test-net "$T/g3/etc/network"
+printf 'auto eth0\niface eth0 inet static\n  address 10.0.0.5\n' > "$T/g3/etc/vdisk-fixup-test-net/interfaces"
+"$VDISK" fixup --root "$T/g3" --disk "$T/disk.raw" > "$T/g3.out"
+assert_eq "$(cat "$T/g3/etc/vdisk-fixup-test-net/interfaces")" "$(printf 'auto eth0\niface eth0 inet dhcp')" \
+    "interfaces behind an absolute symlink"
+[ -f "$T/g3/etc/vdisk-fixup-test-net/interfaces.vdisk.orig" ] || fail "no backup behind the symlink"
+[ ! -e /etc/vdisk-fixup-test-net ] || fail "fixup wrote on the host"
+
 # --- a vdiskfs view folder resolves the same devices
 if [ -e /dev/fuse ]; then
     cp "$T/fstab.good" "$G/etc/fstab"
