@@ -158,38 +158,59 @@ out=$("$VDISKFS" -o rw "$T/img/child.avhdx" "$T/m2" 2>&1) && {
 }
 assert_eq "$out" "vdiskfs: vhdx: child.avhdx: differencing disks cannot be written in place; mount it read-only, keep the changes in an overlay (-o overlay=FILE), or write to a converted copy" "differencing refusal"
 
-# kill -9 in the middle of writes that allocate blocks.
-qemu-img create -q -f vhdx -o block_size=1M "$T/img/k.vhdx" 64M
+# A damaged header is refused for writing (read-only still works).
+cp "$T/base.vhdx" "$T/img/badh.vhdx"
+printf '\xff' | dd of="$T/img/badh.vhdx" bs=1 seek=$((65536 + 200)) conv=notrunc status=none
+"$VDISK" hash -q "$T/img/badh.vhdx" >/dev/null || fail "one bad header must still read"
+out=$("$VDISKFS" -o rw "$T/img/badh.vhdx" "$T/m2" 2>&1) && {
+    fusermount3 -u "$T/m2"
+    fail "damaged disk mounted rw"
+}
+assert_eq "$out" "vdiskfs: vhdx: badh.vhdx: the disk is damaged (see vdisk check); mount it read-only, keep the changes in an overlay (-o overlay=FILE), or write to a converted copy" "damaged refusal"
+
+# kill -9 in the middle of writes that allocate blocks, three times over
+# the same image (each round writes further on, after the previous one's
+# state was checked and, when the log was left dirty, replayed).
+qemu-img create -q -f vhdx -o block_size=1M "$T/img/k.vhdx" 96M
 mkdir -p "$T/mk"
-"$VDISKFS" -f -o rw "$T/img/k.vhdx" "$T/mk" &
-KPID=$!
-MOUNTS+=("$T/mk")
-for i in $(seq 1 100); do mountpoint -q "$T/mk" && break; sleep 0.05; done
-mountpoint -q "$T/mk" || fail "vdiskfs did not mount $T/mk"
-( for i in $(seq 0 59); do
-      dd if="$T/pattern" of="$T/mk/k/disk.raw" bs=64K count=3 seek=$((i * 16 + 5)) conv=notrunc status=none || exit 0
-  done ) &
-WPID=$!
-# Kill once a few blocks have been appended (the writes are still going).
-for i in $(seq 1 400); do
-    [ "$(stat -c %s "$T/img/k.vhdx")" -gt $((8 * 1024 * 1024)) ] && break
-    sleep 0.01
+DIRTY=0
+for round in 0 1 2; do
+    "$VDISKFS" -f -o rw "$T/img/k.vhdx" "$T/mk" &
+    KPID=$!
+    MOUNTS+=("$T/mk")
+    for i in $(seq 1 100); do mountpoint -q "$T/mk" && break; sleep 0.05; done
+    mountpoint -q "$T/mk" || fail "vdiskfs did not mount $T/mk"
+    start=$(stat -c %s "$T/img/k.vhdx")
+    ( for i in $(seq 0 29); do
+          dd if="$T/pattern" of="$T/mk/k/disk.raw" bs=64K count=3 \
+              seek=$(((round * 30 + i) * 16 + 5)) conv=notrunc status=none || exit 0
+      done ) &
+    WPID=$!
+    # Kill once a few blocks have been appended (the writes are still going).
+    for i in $(seq 1 400); do
+        [ "$(stat -c %s "$T/img/k.vhdx")" -gt $((start + 4 * 1024 * 1024)) ] && break
+        sleep 0.01
+    done
+    kill -9 "$KPID"
+    wait "$KPID" 2>/dev/null || true
+    wait "$WPID" 2>/dev/null || true
+    fusermount3 -u "$T/mk" 2>/dev/null || umount -l "$T/mk" 2>/dev/null || true
+    "$VDISK" check "$T/img/k.vhdx" >"$T/kc" || [ $? = 3 ] || fail "vdisk check after kill: $(cat "$T/kc")"
+    ours=$("$VDISK" hash -q "$T/img/k.vhdx" | cut -d' ' -f1)
+    if ! qemu-img check -f vhdx "$T/img/k.vhdx" >"$T/qc" 2>&1; then
+        # Killed between a log entry and emptying the log: qemu will not open
+        # it read-only. qemu replays our log on a read-write open of a copy;
+        # a rw mount of ours replays it into the file.
+        grep -q "log that needs to be replayed" "$T/qc" || fail "qemu-img check after kill: $(cat "$T/qc")"
+        DIRTY=$((DIRTY + 1))
+        cp "$T/img/k.vhdx" "$T/kq.vhdx"
+        qemu-io -f vhdx -c 'read 0 512' "$T/kq.vhdx" >/dev/null
+        assert_eq "$(qemu_raw_sha "$T/kq.vhdx" vhdx)" "$ours" "after kill: qemu's replay of our log"
+        vmount "$M" -o rw "$T/img/k.vhdx"
+        vumount "$M"
+        qemu-img check -f vhdx "$T/img/k.vhdx" >"$T/qc" || fail "check after replay: $(cat "$T/qc")"
+    fi
+    assert_eq "$(qemu_raw_sha "$T/img/k.vhdx" vhdx)" "$ours" "after kill: qemu-img and vdisk agree"
 done
-kill -9 "$KPID"
-wait "$KPID" 2>/dev/null || true
-wait "$WPID" 2>/dev/null || true
-fusermount3 -u "$T/mk" 2>/dev/null || umount -l "$T/mk" 2>/dev/null || true
-echo "killed at file size $(stat -c %s "$T/img/k.vhdx")"
-"$VDISK" check "$T/img/k.vhdx" >"$T/kc" || [ $? = 3 ] || fail "vdisk check after kill: $(cat "$T/kc")"
-ours=$("$VDISK" hash -q "$T/img/k.vhdx" | cut -d' ' -f1)
-if ! qemu-img check -f vhdx "$T/img/k.vhdx" >"$T/qc" 2>&1; then
-    # Killed between a log entry and emptying the log: qemu will not open it
-    # read-only. A rw open (ours) replays the log.
-    grep -q "log that needs to be replayed" "$T/qc" || fail "qemu-img check after kill: $(cat "$T/qc")"
-    echo "the log was dirty after the kill; replaying"
-    vmount "$M" -o rw "$T/img/k.vhdx"
-    vumount "$M"
-    qemu-img check -f vhdx "$T/img/k.vhdx" >"$T/qc" || fail "check after replay: $(cat "$T/qc")"
-fi
-assert_eq "$(qemu_raw_sha "$T/img/k.vhdx" vhdx)" "$ours" "after kill: qemu-img and vdisk agree"
+echo "kill -9: 3 rounds, $DIRTY left the log dirty, file $(stat -c %s "$T/img/k.vhdx") bytes"
 echo "ok: VHDX writes"
