@@ -81,7 +81,6 @@ struct vhdx_state {
     struct vhdx_header hdr;            /* the current header (write_lock once writable) */
     int hdr_index;                     /* 1 or 2 */
     uint8_t hdr_raw[VHDX_HEADER_SIZE]; /* its bytes, the template for updates */
-    bool other_hdr_bad;                /* the non-current header is invalid */
     struct vhdx_regions regions;
     struct vhdx_meta meta;
     struct vhdx_overlay ov; /* log replay; empty when the log was clean */
@@ -504,7 +503,6 @@ static int vhdx_open_headers(struct vd_image *img, struct vd_error *err)
     int c = !ok[0] || (ok[1] && h[1].seq > h[0].seq);
     st->hdr = h[c];
     st->hdr_index = c + 1;
-    st->other_hdr_bad = !ok[!c];
     memcpy(st->hdr_raw, buf + c * VHDX_HEADER_SIZE, VHDX_HEADER_SIZE);
     free(buf);
     if (st->hdr.version != 1)
@@ -819,7 +817,6 @@ static int vhdx_update_headers(struct vd_image *img, const uint8_t *data_guid,
         if (r == 0) {
             st->hdr = h;
             st->hdr_index = idx;
-            st->other_hdr_bad = false;
             memcpy(st->hdr_raw, buf, VHDX_HEADER_SIZE);
         }
     }
@@ -864,24 +861,38 @@ static int vhdx_replay_into_file(struct vd_image *img, struct vd_error *err)
     return 0;
 }
 
+static int vhdx_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct vd_error *err);
+
+static void vhdx_count_corrupt(void *opaque, bool corrupt, const char *msg)
+{
+    (void)msg;
+    *(int *)opaque += corrupt;
+}
+
 /* Opened writable: refuse what cannot be written in place, then replay a
  * dirty log into the file. */
 static int vhdx_open_write(struct vd_image *img, struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
     const char *why = NULL;
-    bool partial = false;
-    for (uint64_t i = 0; i < st->bat_entries && !st->meta.has_parent; i++)
-        partial |= i % (st->chunk_ratio + 1) != st->chunk_ratio &&
-                   (st->bat[i] & 7) == PAYLOAD_PARTIALLY_PRESENT;
+    uint64_t log_end;
+    int corrupt = 0, r;
     if (st->meta.has_parent)
         why = "differencing disks cannot be written in place";
-    else if (st->other_hdr_bad || st->past_eof || partial)
-        why = "the disk is damaged (see vdisk check)";
     else if (st->hdr.log_length == 0 || st->hdr.log_length % VHDX_MIB ||
              st->hdr.log_offset < VHDX_MIB || st->hdr.log_offset % VHDX_MIB ||
-             st->hdr.log_offset + st->hdr.log_length > img->io->size || st->hdr.log_version != 0)
+             ck_add(st->hdr.log_offset, st->hdr.log_length, &log_end) || log_end > img->io->size ||
+             st->hdr.log_version != 0)
         why = "it has no usable log region for metadata updates";
+    if (!why) {
+        /* Anything `vdisk check` calls corrupt (a bad header or region
+         * table, blocks past the end of file, overlapping blocks, log or
+         * regions, partially present blocks) is not written to. */
+        if ((r = vhdx_check(img, vhdx_count_corrupt, &corrupt, err)) < 0)
+            return r;
+        if (corrupt || st->past_eof)
+            why = "the disk is damaged (see vdisk check)";
+    }
     if (why)
         return vd_err(err, -EROFS,
                       "vhdx: %s: %s; mount it read-only, keep the changes in an overlay (-o "
@@ -893,7 +904,7 @@ static int vhdx_open_write(struct vd_image *img, struct vd_error *err)
         return vd_err(err, -ENOMEM, "vhdx: %s: cannot create a lock", img->name);
     st->lock_init = true;
     st->rw = true;
-    int r = vhdx_new_guid(img, st->file_write_guid, err);
+    r = vhdx_new_guid(img, st->file_write_guid, err);
     if (r == 0 && (st->ov.entries > 0 || !vhdx_guid_zero(st->hdr.log_guid)))
         r = vhdx_replay_into_file(img, err);
     if (r < 0)

@@ -158,15 +158,33 @@ out=$("$VDISKFS" -o rw "$T/img/child.avhdx" "$T/m2" 2>&1) && {
 }
 assert_eq "$out" "vdiskfs: vhdx: child.avhdx: differencing disks cannot be written in place; mount it read-only, keep the changes in an overlay (-o overlay=FILE), or write to a converted copy" "differencing refusal"
 
-# A damaged header is refused for writing (read-only still works).
-cp "$T/base.vhdx" "$T/img/badh.vhdx"
-printf '\xff' | dd of="$T/img/badh.vhdx" bs=1 seek=$((65536 + 200)) conv=notrunc status=none
-"$VDISK" hash -q "$T/img/badh.vhdx" >/dev/null || fail "one bad header must still read"
-out=$("$VDISKFS" -o rw "$T/img/badh.vhdx" "$T/m2" 2>&1) && {
-    fusermount3 -u "$T/m2"
-    fail "damaged disk mounted rw"
-}
-assert_eq "$out" "vdiskfs: vhdx: badh.vhdx: the disk is damaged (see vdisk check); mount it read-only, keep the changes in an overlay (-o overlay=FILE), or write to a converted copy" "damaged refusal"
+# Damaged disks are refused for writing (reading still works): a bad
+# header, a bad region table, a block past the end of the file, two blocks
+# at the same offset.
+for kind in hdr1 region1 bat-eof overlap; do
+    if [ $kind = overlap ]; then
+        cp "$T/base.vhdx" "$T/img/$kind.vhdx"
+        python3 - "$T/img/$kind.vhdx" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+d = f.read(4 << 20)
+bat = next(struct.unpack_from("<Q", d, 192 * 1024 + 16 + 32 * i + 16)[0]
+           for i in range(struct.unpack_from("<I", d, 192 * 1024 + 8)[0])
+           if d[192 * 1024 + 16 + 32 * i:][:4] == bytes.fromhex("6677c22d"))
+e0 = struct.unpack_from("<Q", d, bat)[0]
+f.seek(bat + 8 * 2)
+f.write(struct.pack("<Q", e0))  # block 2 shares block 0's place
+PY
+    else
+        python3 "$GEN" corrupt $kind "$T/base.vhdx" "$T/img/$kind.vhdx"
+    fi
+    out=$("$VDISKFS" -o rw "$T/img/$kind.vhdx" "$T/m2" 2>&1) && {
+        fusermount3 -u "$T/m2"
+        fail "$kind: damaged disk mounted rw"
+    }
+    assert_eq "$out" "vdiskfs: vhdx: $kind.vhdx: the disk is damaged (see vdisk check); mount it read-only, keep the changes in an overlay (-o overlay=FILE), or write to a converted copy" "$kind: damaged refusal"
+done
+"$VDISK" hash -q "$T/img/hdr1.vhdx" >/dev/null || fail "one bad header must still read"
 
 # kill -9 in the middle of writes that allocate blocks, three times over
 # the same image (each round writes further on, after the previous one's
