@@ -74,10 +74,11 @@ const struct vd_fixup_dev *vd_fixup_devmap_find(const struct vd_fixup_devmap *m,
  * -ENOENT if the root (/) entry names a device that does not resolve. */
 int vd_fixup_fstab(const char *buf, size_t len, const struct vd_fixup_devmap *m,
                    struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
-/* /etc/default/grub: GRUB_DEFAULT=0 and GRUB_TIMEOUT=VD_FIXUP_GRUB_TIMEOUT. */
+/* /etc/default/grub: GRUB_DEFAULT=0 and GRUB_TIMEOUT=VD_FIXUP_GRUB_TIMEOUT;
+ * root=/resume= kernel device names in GRUB_CMDLINE_LINUX* -> UUID=. */
 #define VD_FIXUP_GRUB_TIMEOUT 1
-int vd_fixup_grub_default(const char *buf, size_t len, struct vd_fixup_buf *out,
-                          struct vd_fixup_buf *why, struct vd_error *err);
+int vd_fixup_grub_default(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                          struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
 /* grub.cfg: root=/dev/sdXN and resume=/dev/sdXN -> UUID=, `set timeout=N`
  * -> the same timeout, `set default=...` -> "0" (except ${next_entry}). */
 int vd_fixup_grub_cfg(const char *buf, size_t len, const struct vd_fixup_devmap *m,

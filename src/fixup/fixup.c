@@ -116,7 +116,7 @@ static int fixup_rewrite(struct fixup_ctx *c, struct fixup_plan *p, enum fixup_k
         r = vd_fixup_fstab(in, len, c->map, &p->new, &p->why, err);
         break;
     case FIX_GRUBDEF:
-        r = vd_fixup_grub_default(in, len, &p->new, &p->why, err);
+        r = vd_fixup_grub_default(in, len, c->map, &p->new, &p->why, err);
         break;
     case FIX_GRUBCFG:
         r = vd_fixup_grub_cfg(in, len, c->map, &p->new, &p->why, err);

@@ -11,13 +11,15 @@
  *   /etc/default/grub   shell assignments read by grub-mkconfig:
  *                         GRUB_DEFAULT=saved      -> GRUB_DEFAULT=0
  *                         GRUB_TIMEOUT=5          -> GRUB_TIMEOUT=1
+ *                         GRUB_CMDLINE_LINUX="resume=/dev/sda2"
+ *                                              -> "resume=UUID=..."
  *   /boot/grub{,2}/grub.cfg  the generated menu, edited too so the image
  *                       boots right without running grub-mkconfig:
  *                         linux ... root=/dev/sda1 -> root=UUID=...
  *                         set timeout=5          -> set timeout=1
  *                         set default="${saved_entry}" -> set default="0"
  * Not handled: GRUB legacy menu.lst/grub.conf, BLS entries
- * (/boot/loader/entries), GRUB_CMDLINE_LINUX contents.
+ * (/boot/loader/entries), GRUB_CMDLINE_LINUX words other than root=/resume=.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -53,8 +55,53 @@ static bool grub_timeout_small(const char *v, size_t n)
     return t <= VD_FIXUP_GRUB_TIMEOUT;
 }
 
-int vd_fixup_grub_default(const char *buf, size_t len, struct vd_fixup_buf *out,
-                          struct vd_fixup_buf *why, struct vd_error *err)
+/* Rewrite root=/dev/... and resume=/dev/... words of one line into out.
+ * Returns 1 if a word changed, 0 if not, -ENOMEM. */
+static int grub_cfg_devices(const struct vd_fx_line *l, const struct vd_fixup_devmap *m,
+                            struct vd_fixup_buf *out, struct vd_fixup_buf *why)
+{
+    static const char *const keys[] = {"root=", "resume="};
+    size_t i = 0, copied = 0;
+    int changed = 0;
+    while (i < l->len) {
+        if (i > 0 && !strchr(" \t\"'", l->s[i - 1])) {
+            i++;
+            continue;
+        }
+        size_t k;
+        for (k = 0; k < 2; k++)
+            if (vd_fx_starts(l->s + i, l->len - i, keys[k]))
+                break;
+        if (k == 2) {
+            i++;
+            continue;
+        }
+        size_t vs = i + strlen(keys[k]), ve = vs;
+        while (ve < l->len && !strchr(" \t\"'", l->s[ve]))
+            ve++;
+        unsigned disk, part;
+        const struct vd_fixup_dev *d = NULL;
+        if (vd_fixup_parse_devpath(l->s + vs, ve - vs, &disk, &part))
+            d = vd_fixup_devmap_find(m, disk, part);
+        if (d) {
+            if (vd_fx_put(out, l->s + copied, vs - copied) < 0 ||
+                vd_fx_printf(out, "UUID=%s", d->uuid) < 0 ||
+                vd_fx_printf(why, "line %u: %.*s -> %sUUID=%s (the %s on disk %u, partition %u)\n",
+                             l->no, (int)(ve - i), l->s + i, keys[k], d->uuid,
+                             d->type[0] ? d->type : "filesystem", disk, part) < 0)
+                return -ENOMEM;
+            copied = ve;
+            changed = 1;
+        }
+        i = ve;
+    }
+    if (vd_fx_put(out, l->s + copied, l->len - copied) < 0)
+        return -ENOMEM;
+    return changed;
+}
+
+int vd_fixup_grub_default(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                          struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err)
 {
     int rc = vd_fx_check_text(buf, len, DEFGRUB, err);
     if (rc < 0)
@@ -90,6 +137,15 @@ int vd_fixup_grub_default(const char *buf, size_t len, struct vd_fixup_buf *out,
                 continue;
             }
         }
+        if (vd_fx_starts(s, n, "GRUB_CMDLINE_LINUX")) {
+            /* root=/resume= device names, so that a later grub-mkconfig
+             * keeps the UUIDs we put in grub.cfg */
+            rc = grub_cfg_devices(&l, m, out, why);
+            if (rc < 0 || vd_fx_puts(out, l.eol) < 0)
+                return vd_fx_oom(err, DEFGRUB);
+            changed |= rc > 0;
+            continue;
+        }
         if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
             return vd_fx_oom(err, DEFGRUB);
     }
@@ -112,51 +168,6 @@ int vd_fixup_grub_default(const char *buf, size_t len, struct vd_fixup_buf *out,
     }
     if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
         return vd_fx_oom(err, DEFGRUB);
-    return changed;
-}
-
-/* Rewrite root=/dev/... and resume=/dev/... words of one line into out.
- * Returns 1 if a word changed, 0 if not, -ENOMEM. */
-static int grub_cfg_devices(const struct vd_fx_line *l, const struct vd_fixup_devmap *m,
-                            struct vd_fixup_buf *out, struct vd_fixup_buf *why)
-{
-    static const char *const keys[] = {"root=", "resume="};
-    size_t i = 0, copied = 0;
-    int changed = 0;
-    while (i < l->len) {
-        if (i > 0 && l->s[i - 1] != ' ' && l->s[i - 1] != '\t') {
-            i++;
-            continue;
-        }
-        size_t k;
-        for (k = 0; k < 2; k++)
-            if (vd_fx_starts(l->s + i, l->len - i, keys[k]))
-                break;
-        if (k == 2) {
-            i++;
-            continue;
-        }
-        size_t vs = i + strlen(keys[k]), ve = vs;
-        while (ve < l->len && l->s[ve] != ' ' && l->s[ve] != '\t')
-            ve++;
-        unsigned disk, part;
-        const struct vd_fixup_dev *d = NULL;
-        if (vd_fixup_parse_devpath(l->s + vs, ve - vs, &disk, &part))
-            d = vd_fixup_devmap_find(m, disk, part);
-        if (d) {
-            if (vd_fx_put(out, l->s + copied, vs - copied) < 0 ||
-                vd_fx_printf(out, "UUID=%s", d->uuid) < 0 ||
-                vd_fx_printf(why, "line %u: %.*s -> %sUUID=%s (the %s on disk %u, partition %u)\n",
-                             l->no, (int)(ve - i), l->s + i, keys[k], d->uuid,
-                             d->type[0] ? d->type : "filesystem", disk, part) < 0)
-                return -ENOMEM;
-            copied = ve;
-            changed = 1;
-        }
-        i = ve;
-    }
-    if (vd_fx_put(out, l->s + copied, l->len - copied) < 0)
-        return -ENOMEM;
     return changed;
 }
 

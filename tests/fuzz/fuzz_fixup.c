@@ -28,7 +28,7 @@ static int fuzz_rewrite(int k, const char *in, size_t len, struct vd_fixup_buf *
     case 0:
         return vd_fixup_fstab(in, len, &fuzz_map, out, why, err);
     case 1:
-        return vd_fixup_grub_default(in, len, out, why, err);
+        return vd_fixup_grub_default(in, len, &fuzz_map, out, why, err);
     case 2:
         return vd_fixup_grub_cfg(in, len, &fuzz_map, out, why, err);
     case 3:

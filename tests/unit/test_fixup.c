@@ -223,7 +223,7 @@ static void test_fstab_root_unresolved(void)
 static void test_grub_default(void)
 {
     /* CentOS 7 */
-    expect("grub centos", NULL, vd_fixup_grub_default,
+    expect("grub centos", vd_fixup_grub_default, NULL,
            "GRUB_TIMEOUT=5\n"
            "GRUB_DISTRIBUTOR=\"$(sed 's, release .*$,,g' /etc/system-release)\"\n"
            "GRUB_DEFAULT=saved\n"
@@ -246,12 +246,23 @@ static void test_grub_default(void)
     /* Ubuntu: already 0, hidden menu with timeout 0: nothing to do */
     const char *ub = "GRUB_DEFAULT=0\nGRUB_TIMEOUT_STYLE=hidden\nGRUB_TIMEOUT=0\n"
                      "#GRUB_TIMEOUT=10\n";
-    expect("grub ubuntu", NULL, vd_fixup_grub_default, ub, 0, ub, "");
+    expect("grub ubuntu", vd_fixup_grub_default, NULL, ub, 0, ub, "");
     /* missing settings are added, even without a final newline */
-    expect("grub missing", NULL, vd_fixup_grub_default, "GRUB_CMDLINE_LINUX=\"\"", 1,
+    expect("grub missing", vd_fixup_grub_default, NULL, "GRUB_CMDLINE_LINUX=\"\"", 1,
            "GRUB_CMDLINE_LINUX=\"\"\nGRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n", NULL);
+    /* device names on the kernel command line, quoted */
+    expect("grub cmdline", vd_fixup_grub_default, NULL,
+           "GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n"
+           "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet resume=/dev/sda5\"\n"
+           "GRUB_CMDLINE_LINUX='root=/dev/sda1 resume=/dev/sdb2 noresume=/dev/sda5'\n",
+           1,
+           "GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n"
+           "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet resume=UUID=" U5 "\"\n"
+           "GRUB_CMDLINE_LINUX='root=UUID=" U1 " resume=/dev/sdb2 noresume=/dev/sda5'\n",
+           "line 3: resume=/dev/sda5 -> resume=UUID=" U5 " (the swap on disk 1, partition 5)\n"
+           "line 4: root=/dev/sda1 -> root=UUID=" U1 " (the ext4 on disk 1, partition 1)\n");
     /* CRLF kept */
-    expect("grub crlf", NULL, vd_fixup_grub_default, "GRUB_DEFAULT=\"2\"\r\nGRUB_TIMEOUT=1\r\n", 1,
+    expect("grub crlf", vd_fixup_grub_default, NULL, "GRUB_DEFAULT=\"2\"\r\nGRUB_TIMEOUT=1\r\n", 1,
            "GRUB_DEFAULT=0\r\nGRUB_TIMEOUT=1\r\n", NULL);
 }
 
@@ -444,9 +455,8 @@ static void test_diff(void)
 /* Hostile inputs: each rewriter must fail cleanly or give a sane result. */
 static void test_hostile(void)
 {
-    rw_plain plain[] = {vd_fixup_grub_default, vd_fixup_interfaces, vd_fixup_ifcfg,
-                        vd_fixup_netplan};
-    rw_map withmap[] = {vd_fixup_fstab, vd_fixup_grub_cfg};
+    rw_plain plain[] = {vd_fixup_interfaces, vd_fixup_ifcfg, vd_fixup_netplan};
+    rw_map withmap[] = {vd_fixup_fstab, vd_fixup_grub_cfg, vd_fixup_grub_default};
     struct vd_fixup_buf out = {0}, why = {0};
     struct vd_error err = {0};
 
@@ -468,12 +478,12 @@ static void test_hostile(void)
     /* one 1 MiB line, spaces, colons, '=' and '#': must not crash */
     for (size_t i = 0; i < big - 1; i++)
         huge[i] = " \t:=#-/abdev0123\r"[i % 17];
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < 3; k++) {
         vd_err_clear(&err);
         int rc = plain[k](huge, big - 1, &out, &why, &err);
         CHECK(rc >= 0, "long line: rewriter %zu rc %d (%s)", k, rc, err.msg);
     }
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < 3; k++) {
         vd_err_clear(&err);
         int rc = withmap[k](huge, big - 1, &map, &out, &why, &err);
         CHECK(rc >= 0 || rc == -ENOENT, "long line: map rewriter %zu rc %d (%s)", k, rc, err.msg);
@@ -483,12 +493,12 @@ static void test_hostile(void)
     /* empty input and lone terminators */
     static const char *const smalls[] = {"", "\n", "\r\n", "\r", "#", " ", "=", ":", "-"};
     for (size_t i = 0; i < sizeof(smalls) / sizeof(smalls[0]); i++) {
-        for (size_t k = 0; k < 4; k++) {
+        for (size_t k = 0; k < 3; k++) {
             vd_err_clear(&err);
             CHECK(plain[k](smalls[i], strlen(smalls[i]), &out, &why, &err) >= 0,
                   "small input %zu rewriter %zu: %s", i, k, err.msg);
         }
-        for (size_t k = 0; k < 2; k++) {
+        for (size_t k = 0; k < 3; k++) {
             vd_err_clear(&err);
             CHECK(withmap[k](smalls[i], strlen(smalls[i]), &map, &out, &why, &err) >= 0,
                   "small input %zu map rewriter %zu: %s", i, k, err.msg);
