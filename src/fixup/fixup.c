@@ -158,6 +158,19 @@ static bool fixup_ends(const char *s, const char *suffix)
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
+/* Names that initscripts' is_ignored_file() and NetworkManager skip:
+ * editor and package-manager leftovers, never live configuration. */
+static bool fixup_ignored(const char *nm)
+{
+    static const char *const ends[] = {"~",          ".bak",      ".old",     ".orig",
+                                       ".rpmnew",    ".rpmorig",  ".rpmsave", ".dpkg-old",
+                                       ".dpkg-dist", ".dpkg-new", ".augnew",  ".augtmp"};
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+        if (fixup_ends(nm, ends[i]))
+            return true;
+    return false;
+}
+
 static int fixup_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -178,7 +191,8 @@ static int fixup_glob(struct fixup_ctx *c, const char *dir, const char *prefix, 
     for (size_t i = 0; i < nn && rc >= 0; i++) {
         const char *nm = names[i];
         if (strncmp(nm, prefix, strlen(prefix)) || !fixup_ends(nm, suffix) ||
-            strstr(nm, FIXUP_BACKUP_SUFFIX) || nm[0] == '.' || !strcmp(nm, "ifcfg-lo"))
+            strstr(nm, FIXUP_BACKUP_SUFFIX) || nm[0] == '.' || !strcmp(nm, "ifcfg-lo") ||
+            fixup_ignored(nm))
             continue;
         rc = fixup_file(c, dir, nm, kind, err);
     }

@@ -86,6 +86,7 @@ GATEWAY=192.168.10.1
 HWADDR=00:50:56:AA:BB:CC
 DNS1=192.168.10.1
 F
+cp "$G/etc/sysconfig/network-scripts/ifcfg-eth0" "$G/etc/sysconfig/network-scripts/ifcfg-eth0.bak"
 cat > "$G/etc/sysconfig/network-scripts/ifcfg-lo" <<'F'
 DEVICE=lo
 IPADDR=127.0.0.1
@@ -217,6 +218,7 @@ F
 cmp "$T/want" "$G/etc/sysconfig/network-scripts/ifcfg-eth0" ||
     { diff "$T/want" "$G/etc/sysconfig/network-scripts/ifcfg-eth0"; fail "ifcfg-eth0"; }
 [ ! -e "$G/etc/sysconfig/network-scripts/ifcfg-lo.vdisk.orig" ] || fail "ifcfg-lo was touched"
+[ ! -e "$G/etc/sysconfig/network-scripts/ifcfg-eth0.bak.vdisk.orig" ] || fail "ifcfg-eth0.bak was touched"
 
 cat > "$T/want" <<'F'
 network:
