@@ -14,6 +14,8 @@ PKGS=(
   hyperfine time curl bc
   # tests: strace shows the export sync order (t-export-durability)
   strace
+  # tests: the fixup boot oracle (t-fixup-boot) builds and boots a guest
+  debootstrap qemu-system-x86
 )
 missing=()
 for p in "${PKGS[@]}"; do

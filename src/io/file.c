@@ -42,8 +42,12 @@ static ssize_t file_pwrite(struct vd_io *io, const void *buf, size_t len, uint64
     for (;;) {
         ssize_t n = pwrite(f->fd, buf, len, (off_t)off);
         if (n >= 0) {
-            if (off + (uint64_t)n > io->size)
-                io->size = off + (uint64_t)n;
+            /* Concurrent writers (FUSE threads) race here: an atomic max,
+             * so a smaller end never overwrites a larger one. */
+            uint64_t end = off + (uint64_t)n, cur = __atomic_load_n(&io->size, __ATOMIC_RELAXED);
+            while (end > cur && !__atomic_compare_exchange_n(&io->size, &cur, end, true,
+                                                             __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                ;
             return n;
         }
         if (errno == EINTR)
