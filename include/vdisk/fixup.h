@@ -141,4 +141,36 @@ int vd_fixup_view(const char *view, const struct vd_fixup_devmap *m,
                   const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
                   struct vd_error *err);
 
+/* ---- Windows guests: the SYSTEM registry hive, edited with hivex ----
+ * See src/fixup/windows.c and docs/fixup.md ("Windows"). */
+
+/* The storage drivers (service key names) set to boot start when their
+ * service key exists in the current control set. NULL-terminated. */
+extern const char *const vd_fixup_win_boot_drivers[];
+/* "ControlSet001" for Select\Current = 1. -EINVAL for 0 or > 999. */
+int vd_fixup_win_controlset(unsigned long current, char *buf, size_t cap);
+/* A hive's base block (buf, len >= 512): 1 if it is a hive that was
+ * closed cleanly (the two sequence numbers agree), 0 if it is dirty
+ * (a write was interrupted; its .LOG files hold changes that Windows
+ * would replay over ours), -EINVAL if it is not a registry hive. */
+int vd_fixup_win_hive_clean(const unsigned char *buf, size_t len);
+/* A REG_MULTI_SZ (UTF-16LE) as ASCII "a, b" into out (non-ASCII as '?',
+ * truncated to cap). Returns whether it holds an address other than ""
+ * and "0.0.0.0" (a static IP setting that DHCP would replace). */
+bool vd_fixup_win_multisz_addrs(const char *buf, size_t len, char *out, size_t cap);
+
+/* Whether root holds Windows/System32/config/SYSTEM (names matched
+ * without regard to case, as NTFS does; symlinks are not followed). */
+bool vd_fixup_is_windows_root(const char *root);
+/* Apply the AWS profile's registry changes to the Windows guest at root:
+ * storage drivers to boot start, the DHCP client service enabled,
+ * RealTimeIsUniversal = 1, static TCP/IP interfaces to DHCP. The hive is
+ * edited in memory, written to a temporary file and renamed over SYSTEM;
+ * the original stays as SYSTEM.vdisk.orig (.2, .3... if taken). Reports
+ * one change for the hive (path "/Windows/System32/config/SYSTEM" as
+ * found). Returns 1 if the hive changed (or would), 0 if nothing to do,
+ * -errno with err set (nothing written). */
+int vd_fixup_windows_root(const char *root, const struct vd_fixup_opts *opts, vd_fixup_report_cb cb,
+                          void *opaque, struct vd_error *err);
+
 #endif

@@ -515,9 +515,16 @@ int vd_fixup_root(const char *root, const struct vd_fixup_devmap *m,
         return vd_err(err, -errno, "fixup: %s: %s", root, strerror(errno));
     struct stat st;
     int rc;
-    if (fstatat(h.rootfd, "etc", &st, 0) < 0 || !S_ISDIR(st.st_mode))
-        rc = vd_err(err, -ENOENT, "fixup: %s: not a Linux root filesystem (no etc folder)", root);
-    else {
+    if (fstatat(h.rootfd, "etc", &st, 0) < 0 || !S_ISDIR(st.st_mode)) {
+        /* Windows: the SYSTEM registry hive instead (windows.c) */
+        if (vd_fixup_is_windows_root(root))
+            rc = vd_fixup_windows_root(root, opts, cb, opaque, err);
+        else
+            rc = vd_err(err, -ENOENT,
+                        "fixup: %s: not a Linux root filesystem (no etc folder) nor a Windows "
+                        "one (no Windows/System32/config/SYSTEM)",
+                        root);
+    } else {
         struct vd_fx_fs fs = {.ops = &host_ops, .label = root, .priv = &h};
         rc = vd_fx_fixup_fs(&fs, m, opts, cb, opaque, err);
     }
