@@ -10,6 +10,8 @@ PKGS=(
   # tests: independent oracles and guest-filesystem builders
   qemu-utils libvmdk-utils libvhdi-utils fdisk e2fsprogs dosfstools ntfs-3g
   libxml2-utils xz-utils gzip tar python3 util-linux
+  # tests: independent registry readers for fixup on Windows (hivexget, hivexregedit)
+  libhivex-bin libwin-hivex-perl
   # bench
   hyperfine time curl bc
   # tests: strace shows the export sync order (t-export-durability)
