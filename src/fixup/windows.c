@@ -62,6 +62,7 @@
 
 #include "common/byteorder.h"
 #include "fixup/fixup_int.h"
+#include "fixup/windows.h"
 
 const char *const vd_fixup_win_boot_drivers[] = {
     "storahci", /* Windows 8+ AHCI SATA */
@@ -561,6 +562,52 @@ static int win_write(struct win_ctx *c, int cfgfd, const char *sysname, char *bn
     return 0;
 }
 
+int vd_fx_win_fix(int cfgfd, const char *sysname, const char *label, bool dry,
+                  struct vd_fixup_buf *why, char *bname, size_t bcap, struct vd_error *err)
+{
+    struct win_ctx c = {.label = label};
+    int rc;
+    /* refuse a dirty hive before hivex sees it */
+    unsigned char base[512];
+    int fd = openat(cfgfd, sysname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t got = fd < 0 ? -1 : pread(fd, base, sizeof(base), 0);
+    if (got < 0) {
+        rc = vd_err(err, -errno, "fixup: %s: %s", label, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    close(fd);
+    int clean =
+        got == (ssize_t)sizeof(base) ? vd_fixup_win_hive_clean(base, sizeof(base)) : -EINVAL;
+    if (clean < 0)
+        return vd_err(err, -EINVAL, "fixup: %s: not a registry hive (no regf header)", label);
+    if (clean == 0)
+        return vd_err(err, -EBUSY,
+                      "fixup: %s: the hive was not closed cleanly (its sequence numbers differ), "
+                      "so Windows would replay SYSTEM.LOG1/LOG2 over any edit; boot the guest and "
+                      "shut it down cleanly first; nothing was changed",
+                      label);
+    char hpath[400];
+    snprintf(hpath, sizeof(hpath), "/proc/self/fd/%d/%s", cfgfd, sysname);
+    c.h = hivex_open(hpath, HIVEX_OPEN_WRITE);
+    if (!c.h) {
+        int e = errno ? errno : EINVAL;
+        return vd_err(err, -EINVAL, "fixup: %s: hivex cannot open the registry hive (corrupt?): %s",
+                      label, strerror(e));
+    }
+    rc = win_edit(&c, err);
+    if (rc == 0 && c.changes && !dry)
+        rc = win_write(&c, cfgfd, sysname, bname, bcap, err);
+    hivex_close(c.h);
+    if (rc == 0) {
+        *why = c.why;
+        return c.changes ? 1 : 0;
+    }
+    vd_fixup_buf_free(&c.why);
+    return rc;
+}
+
 int vd_fixup_windows_root(const char *root, const struct vd_fixup_opts *opts, vd_fixup_report_cb cb,
                           void *opaque, struct vd_error *err)
 {
@@ -571,7 +618,7 @@ int vd_fixup_windows_root(const char *root, const struct vd_fixup_opts *opts, vd
     if (rootfd < 0)
         return vd_err(err, -errno, "fixup: %s: %s", root, strerror(errno));
     int cfgfd = -1;
-    char sysname[256], gpath[1100], label[4096];
+    char sysname[256], gpath[1100], label[4096], bname[300];
     int rc = win_locate(rootfd, &cfgfd, sysname, sizeof(sysname), gpath, sizeof(gpath));
     close(rootfd);
     if (rc < 0)
@@ -579,60 +626,17 @@ int vd_fixup_windows_root(const char *root, const struct vd_fixup_opts *opts, vd
                       "fixup: %s: not a Windows root (no Windows/System32/config/SYSTEM): %s", root,
                       strerror(-rc));
     snprintf(label, sizeof(label), "%s%s", root, gpath);
-    struct win_ctx c = {.label = label};
-
-    /* refuse a dirty hive before hivex sees it */
-    unsigned char base[512];
-    int fd = openat(cfgfd, sysname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    ssize_t got = fd < 0 ? -1 : pread(fd, base, sizeof(base), 0);
-    if (fd >= 0)
-        close(fd);
-    int clean =
-        got == (ssize_t)sizeof(base) ? vd_fixup_win_hive_clean(base, sizeof(base)) : -EINVAL;
-    if (got < 0) {
-        rc = vd_err(err, -errno, "fixup: %s: %s", label, strerror(errno));
-        goto out_cfg;
-    }
-    if (clean < 0) {
-        rc = vd_err(err, -EINVAL, "fixup: %s: not a registry hive (no regf header)", label);
-        goto out_cfg;
-    }
-    if (clean == 0) {
-        rc = vd_err(err, -EBUSY,
-                    "fixup: %s: the hive was not closed cleanly (its sequence numbers differ), "
-                    "so Windows would replay SYSTEM.LOG1/LOG2 over any edit; boot the guest and "
-                    "shut it down cleanly first; nothing was changed",
-                    label);
-        goto out_cfg;
-    }
-    char hpath[400];
-    snprintf(hpath, sizeof(hpath), "/proc/self/fd/%d/%s", cfgfd, sysname);
-    c.h = hivex_open(hpath, HIVEX_OPEN_WRITE);
-    if (!c.h) {
-        int e = errno ? errno : EINVAL;
-        rc = vd_err(err, -EINVAL, "fixup: %s: hivex cannot open the registry hive (corrupt?): %s",
-                    label, strerror(e));
-        goto out_cfg;
-    }
-    rc = win_edit(&c, err);
-    if (rc < 0 || c.changes == 0)
-        goto out_hive;
-    struct vd_fixup_change ch = {.path = gpath, .action = "rewritten", .why = c.why.data};
-    char bname[300];
-    if (!(opts && opts->dry_run)) {
-        if ((rc = win_write(&c, cfgfd, sysname, bname, sizeof(bname), err)) < 0)
-            goto out_hive;
-        ch.backup = bname;
-    }
-    if (cb)
-        cb(opaque, &ch);
-    rc = 1;
-out_hive:
-    hivex_close(c.h);
-    vd_fixup_buf_free(&c.why);
-out_cfg:
+    bool dry = opts && opts->dry_run;
+    struct vd_fixup_buf why = {0};
+    rc = vd_fx_win_fix(cfgfd, sysname, label, dry, &why, bname, sizeof(bname), err);
     close(cfgfd);
-    return rc < 0 ? rc : (c.changes ? 1 : 0);
+    if (rc > 0 && cb) {
+        struct vd_fixup_change ch = {
+            .path = gpath, .action = "rewritten", .why = why.data, .backup = dry ? NULL : bname};
+        cb(opaque, &ch);
+    }
+    vd_fixup_buf_free(&why);
+    return rc;
 }
 
 #else /* !HAVE_HIVEX */
