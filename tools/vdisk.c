@@ -607,8 +607,13 @@ static int cmd_fixup(int argc, char **argv)
         rc = vd_fixup_devmap_add_view(&map, argv[optind], &err);
     if (rc >= 0) {
         bool dry = fo.dry_run;
-        rc = root ? vd_fixup_root(root, &map, &fo, fixup_report, &dry, &err)
-                  : vd_fixup_view(argv[optind], &map, &fo, fixup_report, &dry, &err);
+        bool win = false;
+        if (root)
+            rc = vd_fixup_root(root, &map, &fo, fixup_report, &dry, &err);
+        else if ((rc = vd_fixup_windows_view(argv[optind], &fo, fixup_report, &dry, &win, &err)) >=
+                     0 &&
+                 !win)
+            rc = vd_fixup_view(argv[optind], &map, &fo, fixup_report, &dry, &err);
     }
     vd_fixup_devmap_free(&map);
     if (rc < 0) {

@@ -172,5 +172,14 @@ bool vd_fixup_is_windows_root(const char *root);
  * -errno with err set (nothing written). */
 int vd_fixup_windows_root(const char *root, const struct vd_fixup_opts *opts, vd_fixup_report_cb cb,
                           void *opaque, struct vd_error *err);
+/* The same on a vdiskfs view folder (MNT/name) without a kernel mount: the
+ * partition file that is an NTFS holding Windows/System32/config/SYSTEM
+ * is edited with libntfs-3g (the hive itself on a host temporary copy).
+ * *found is false (and 0 returned) when no partition of the view is such
+ * an NTFS, or when vdisk was built without libntfs-3g; the first report
+ * names the partition file (action "root"). Needs vdiskfs -o rw unless
+ * opts->dry_run (-EROFS otherwise); -EBUSY for a hibernated NTFS. */
+int vd_fixup_windows_view(const char *view, const struct vd_fixup_opts *opts, vd_fixup_report_cb cb,
+                          void *opaque, bool *found, struct vd_error *err);
 
 #endif

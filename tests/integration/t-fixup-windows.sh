@@ -271,4 +271,67 @@ if command -v mkntfs >/dev/null && command -v ntfs-3g >/dev/null && [ -e /dev/fu
 else
     echo "note: NTFS part skipped (needs mkntfs, ntfs-3g, /dev/fuse and root)"
 fi
+
+# --- VIEW mode: the hive inside an NTFS partition of a raw disk, edited
+# through a vdiskfs -o rw mount with libntfs-3g (no kernel mount); read
+# back with ntfscat (ntfsprogs) and hivexregedit, checked with ntfsfix -n.
+if ! command -v mkntfs >/dev/null || ! command -v ntfs-3g >/dev/null ||
+    ! command -v ntfscat >/dev/null || [ ! -e /dev/fuse ] || [ "$(id -u)" -ne 0 ]; then
+    echo "note: VIEW part skipped (needs mkntfs, ntfs-3g, ntfscat, /dev/fuse and root)"
+    echo "ok"
+    exit 0
+fi
+need sfdisk
+truncate -s 20M "$T/wp1.img"
+mkntfs -q -F -Q "$T/wp1.img" >/dev/null 2>&1
+M=$T/wp1
+mkdir -p "$M"
+ntfs-3g "$T/wp1.img" "$M"
+MOUNTS+=("$M")
+mkdir -p "$M/Windows/System32/config"
+cp "$G/WINDOWS/system32/config/SYSTEM.vdisk.orig" "$M/Windows/System32/config/SYSTEM"
+umount "$M"
+truncate -s 24M "$T/wvm.raw"
+printf 'label: dos\nstart=2048, size=40960, type=7\n' | sfdisk -q "$T/wvm.raw"
+dd if="$T/wp1.img" of="$T/wvm.raw" bs=512 seek=2048 conv=notrunc status=none
+part() { dd if="$T/wvm.raw" of="$T/wp1.now" bs=512 skip=2048 count=40960 status=none; }
+
+# read-only view: a dry run works and writes nothing, a real run fails
+vmount "$T/wro" "$T/wvm.raw"
+sum_before=$(sha "$T/wvm.raw")
+"$VDISK" fixup --dry-run "$T/wro/wvm" > "$T/wvdry.out"
+grep -qxF "editing $T/wro/wvm/disk-p1.raw: the Windows partition (NTFS, edited with libntfs-3g)" \
+    "$T/wvdry.out" || fail "view dry run: $(cat "$T/wvdry.out")"
+grep -qxF "/Windows/System32/config/SYSTEM: would be rewritten" "$T/wvdry.out" ||
+    fail "view dry run: $(cat "$T/wvdry.out")"
+grep -qxF "dry run: 1 file would change; nothing was written" "$T/wvdry.out" ||
+    fail "view dry run summary"
+rc=0
+"$VDISK" fixup "$T/wro/wvm" > /dev/null 2> "$T/wvro.err" || rc=$?
+assert_eq "$rc" 1 "exit status on a read-only view"
+assert_eq "$(cat "$T/wvro.err")" "vdisk: fixup: $T/wro/wvm/disk-p1.raw: the view is read-only (Read-only file system); mount it with vdiskfs -o rw, or mount the NTFS with ntfs-3g and use --root DIR" \
+    "read-only view message"
+vumount "$T/wro"
+assert_eq "$(sha "$T/wvm.raw")" "$sum_before" "a read-only view run changed the disk"
+
+vmount "$T/wrw" -o rw "$T/wvm.raw"
+"$VDISK" fixup "$T/wrw/wvm" > "$T/wvrun.out"
+{
+    echo "editing $T/wrw/wvm/disk-p1.raw: the Windows partition (NTFS, edited with libntfs-3g)"
+    echo "/Windows/System32/config/SYSTEM: rewritten (original kept as SYSTEM.vdisk.orig)"
+    tail -n +2 "$T/run.expected"
+} > "$T/wvrun.expected"
+diff -u "$T/wvrun.expected" "$T/wvrun.out" || fail "view run output differs"
+"$VDISK" fixup "$T/wrw/wvm" > "$T/wvrun2.out"
+assert_eq "$(tail -n 1 "$T/wvrun2.out")" "nothing to change" "view second run"
+vumount "$T/wrw"
+
+part
+ntfscat "$T/wp1.now" /Windows/System32/config/SYSTEM > "$T/wv.hive"
+export_cs "$T/wv.hive" > "$T/wv.reg"
+diff -u "$T/after.expected" "$T/wv.reg" || fail "view: hive content differs"
+assert_eq "$(hivexget "$T/wv.hive" '\ControlSet002\Services\storahci' Start)" 3 "view: ControlSet002"
+ntfscat "$T/wp1.now" /Windows/System32/config/SYSTEM.vdisk.orig > "$T/wv.orig"
+assert_eq "$(sha "$T/wv.orig")" "$orig_sha" "view: backup"
+ntfsfix -n "$T/wp1.now" > "$T/ntfsfix.out" 2>&1 || { cat "$T/ntfsfix.out"; fail "ntfsfix -n after the view fixup"; }
 echo "ok"
