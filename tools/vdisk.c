@@ -565,6 +565,7 @@ static int cmd_fixup(int argc, char **argv)
                    "with hivex instead: storage drivers (storahci, stornvme, atapi...) set to\n"
                    "boot start, the DHCP client service enabled, RealTimeIsUniversal=1, static\n"
                    "TCP/IP interfaces switched to DHCP; the hive keeps SYSTEM.vdisk.orig.\n"
+                   "A VIEW whose NTFS partition holds that hive is edited with libntfs-3g.\n"
                    "DIR is the guest's root filesystem, mounted read-write. Each --disk is an\n"
                    "image (any SOURCE vdisk opens) or a vdiskfs view folder (MNT/name); the\n"
                    "first is sda, the second sdb... With a VIEW (a vdiskfs -o rw mount's\n"

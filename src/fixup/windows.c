@@ -46,7 +46,8 @@
  * Not done: installing drivers (AWS PV, ENA, NVMe), CriticalDeviceDatabase
  * or DriverDatabase entries (needed only for a driver that was never
  * installed), StartOverride subkeys, other control sets (LastKnownGood),
- * the SOFTWARE hive, and editing an NTFS inside a view without a mount.
+ * and the SOFTWARE hive. windows_ntfs.c reuses vd_fx_win_fix() for an NTFS
+ * inside a vdiskfs view.
  */
 #include <dirent.h>
 #include <errno.h>
