@@ -334,4 +334,19 @@ assert_eq "$(hivexget "$T/wv.hive" '\ControlSet002\Services\storahci' Start)" 3 
 ntfscat "$T/wp1.now" /Windows/System32/config/SYSTEM.vdisk.orig > "$T/wv.orig"
 assert_eq "$(sha "$T/wv.orig")" "$orig_sha" "view: backup"
 ntfsfix -n "$T/wp1.now" > "$T/ntfsfix.out" 2>&1 || { cat "$T/ntfsfix.out"; fail "ntfsfix -n after the view fixup"; }
+
+# a hibernated Windows (hiberfil.sys starting "hibr") is refused, unchanged
+ntfs-3g "$T/wp1.img" "$M"
+{ printf 'hibr'; head -c 8188 /dev/zero; } > "$M/hiberfil.sys"
+umount "$M"
+dd if="$T/wp1.img" of="$T/wvm.raw" bs=512 seek=2048 conv=notrunc status=none
+sum_before=$(sha "$T/wvm.raw")
+vmount "$T/whib" -o rw "$T/wvm.raw"
+rc=0
+"$VDISK" fixup "$T/whib/wvm" > /dev/null 2> "$T/whib.err" || rc=$?
+assert_eq "$rc" 1 "hibernated: exit status"
+assert_eq "$(cat "$T/whib.err")" "vdisk: fixup: $T/whib/wvm/disk-p1.raw: libntfs-3g will not write to this NTFS: Windows hibernated it or left it with fast startup (boot Windows and shut it down fully: shutdown /s /t 0)" \
+    "hibernated: message"
+vumount "$T/whib"
+assert_eq "$(sha "$T/wvm.raw")" "$sum_before" "hibernated: the disk changed"
 echo "ok"
