@@ -307,10 +307,16 @@ int vd_overlay_open(const char *path, struct vd_overlay **out, struct vd_error *
         r = vd_err(err, -EINVAL, "overlay: %s: not a local file", path);
         goto fail;
     }
-    if (flock(ov->fd, LOCK_EX | LOCK_NB) != 0) {
-        r = vd_err(err, errno == EWOULDBLOCK ? -EBUSY : -errno,
-                   "overlay: %s: in use by another mount or process", path);
-        goto fail;
+    /* fusermount -u returns before the old daemon has closed the file:
+     * give a remount a few seconds before calling the file busy. */
+    int tries = 0;
+    while (flock(ov->fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK || ++tries > 100) {
+            r = vd_err(err, errno == EWOULDBLOCK ? -EBUSY : -errno,
+                       "overlay: %s: in use by another mount or process", path);
+            goto fail;
+        }
+        usleep(50 * 1000);
     }
     if (created || ov->io->size == 0) {
         ov->fresh = true;
