@@ -704,6 +704,8 @@ static void s3_stats(struct vd_io *io, struct vd_json *j)
     vd_json_str(j, "backend", o->t->is_s3 ? "s3" : "http");
     vd_json_str(j, "url", o->t->uri);
     vd_json_str(j, "etag", o->etag[0] ? o->etag : NULL);
+    if (o->t->is_s3) /* which source signed: "env", "imds", "none"... */
+        vd_json_str(j, "credentials", o->t->conf.cred_source);
     vd_json_u64(j, "bytes_fetched", __atomic_load_n(&o->bytes_fetched, __ATOMIC_RELAXED));
     vd_json_u64(j, "requests", __atomic_load_n(&o->requests, __ATOMIC_RELAXED));
     vd_json_u64(j, "retries", __atomic_load_n(&o->retries, __ATOMIC_RELAXED));

@@ -88,6 +88,7 @@ io = json.load(open(sys.argv[1]))["io"]
 for k in ("bytes_fetched", "requests", "cache_hits", "cache_misses", "cache_hit_rate"):
     assert k in io, k
 assert io["backend"] == "s3" and io["etag"], io
+assert io["credentials"] == "env", io
 PY
 
 # A cold read of one sector fetches one 64 KiB block with one ranged GET
