@@ -63,8 +63,25 @@ vmount() {
     fail "vdiskfs did not mount $mnt"
 }
 
+# vumount MNT: unmount and wait for the daemon to exit. fusermount -u
+# returns before the daemon has flushed and closed its images, so a test
+# that reads an image right after would race the final writes.
 vumount() {
+    local mnt pids i
+    mnt=$(cd "$1" && pwd -P)
+    pids=$(pgrep -f -- "vdiskfs .*${mnt}\$" || true)
     fusermount3 -u "$1"
+    # A daemon that has exited may stay a zombie until init reaps it.
+    for i in $(seq 1 200); do
+        local p alive=
+        for p in $pids; do
+            [ -r "/proc/$p/stat" ] && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ] &&
+                alive=1
+        done
+        [ -z "$alive" ] && return 0
+        sleep 0.05
+    done
+    fail "vdiskfs for $1 still running 10 s after unmount"
 }
 
 assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: got '$1', expected '$2'"; }
