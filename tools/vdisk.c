@@ -37,11 +37,13 @@ static void usage(FILE *f)
             "  convert [-O FMT] [-o OPTS] [-q] SOURCE DEST\n"
             "                                        encode to vmdk, vhd, vhdx, ova or raw\n"
             "  fixup [--dry-run] VIEW | --root DIR --disk SOURCE|VIEW...\n"
-            "                                        AWS VM Import's Linux guest changes, offline\n"
-            "                                        (fstab UUIDs, GRUB default/timeout, DHCP)\n"
+            "                                        AWS VM Import's guest changes, offline:\n"
+            "                                        Linux (fstab UUIDs, GRUB, DHCP), Windows\n"
+            "                                        (SYSTEM hive: boot drivers, DHCP, clock)\n"
             "\n"
             "SOURCE is a path, s3://bucket/key or http(s):// URL; DEST a path or s3:// URL.\n"
-            "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1).\n"
+            "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1);\n"
+            "hash and convert: --overlay FILE (the disk with a mount's overlay edits).\n"
             "Run 'vdisk COMMAND --help' for details, or see vdisk(1).\n");
 }
 
