@@ -117,7 +117,7 @@ int vd_fixup_grub_default(const char *buf, size_t len, const struct vd_fixup_dev
         bool is_def = vd_fx_starts(s, n, "GRUB_DEFAULT="),
              is_to = vd_fx_starts(s, n, "GRUB_TIMEOUT=");
         if (is_def || is_to) {
-            size_t klen = is_def ? 13 : 13;
+            size_t klen = sizeof("GRUB_DEFAULT=") - 1; /* = GRUB_TIMEOUT='s */
             const char *v;
             size_t vn;
             grub_value(s + klen, n - klen, &v, &vn);
