@@ -833,8 +833,20 @@ static int vhd_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *p
     uint64_t pos = off & (st->block_size - 1);
     uint32_t e = vhd_bat(st, blk);
     *pnum = VD_MIN(len, st->block_size - pos);
-    if (st->footer.disk_type == VHD_DIFF || e == VHD_BAT_UNUSED)
+    if (e == VHD_BAT_UNUSED)
         return 0;
+    if (st->footer.disk_type == VHD_DIFF) {
+        /* Only the run of sectors this file holds (bitmap bits set); the
+         * rest comes from the parent, through pread. */
+        bool set;
+        uint64_t run = 0;
+        int r = vhd_bitmap_run(img, st, blk, pos, *pnum, &set, &run, err);
+        if (r < 0)
+            return r;
+        *pnum = run;
+        if (!set)
+            return 0;
+    }
     *io_off = (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos;
     return 1;
 }

@@ -47,6 +47,13 @@ python3 "$CRAFT" child "$T/kids/rel.vhd" "$P" "$PRAW" "$T/rel.expect" \
 assert_eq "$(vdisk_sha "$T/kids/rel.vhd")" "$(sha "$T/rel.expect")" "child with relative W2ru"
 assert_eq "$(info_field "$T/kids/rel.vhd" 'd["parent"]["located_by"], d["parent"]["opened"]')" \
     "W2ru ../base/parent.vhd" "locator used"
+# Through the mount, the child's own sectors are spliced from its file and
+# the rest read from the parent: the same bytes.
+if [ -e /dev/fuse ]; then
+    vmount "$T/cm" "$T/kids/rel.vhd"
+    assert_eq "$(sha "$T/cm/rel/disk.raw")" "$(sha "$T/rel.expect")" "mounted child"
+    vumount "$T/cm"
+fi
 
 # 2. Only a Windows absolute path (like go-vhd/win8-child.vhd): the parent is
 #    found by its base name beside the child.
