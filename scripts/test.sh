@@ -47,10 +47,22 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 if [ "${VD_SKIP_ASAN:-0}" != 1 ]; then
     echo "== ASan + UBSan =="
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVDISK_SANITIZE=ON
+    # Reports go to files, so that those of background processes (the
+    # vdiskfs daemons, whose exit status no test sees) are not lost.
+    SAN_LOGS=$ROOT/build-asan/sanitizer-logs
+    rm -rf "$SAN_LOGS" && mkdir -p "$SAN_LOGS"
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$SAN_LOGS/asan
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$SAN_LOGS/ubsan
+    san_rc=0
+    run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVDISK_SANITIZE=ON || san_rc=$?
     unset ASAN_OPTIONS UBSAN_OPTIONS
+    if [ -n "$(ls -A "$SAN_LOGS")" ]; then
+        for f in "$SAN_LOGS"/*; do echo "== $f"; cat "$f"; done
+        echo "sanitizer reports above (some from background vdiskfs daemons)" >&2
+        FAILED=$((FAILED + 1))
+        san_rc=1
+    fi
+    [ "$san_rc" = 0 ] || exit "$san_rc"
 fi
 
 if [ "${VD_SKIP_FUZZ:-0}" != 1 ]; then
