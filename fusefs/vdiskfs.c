@@ -36,6 +36,8 @@
 #include "vdisk/vdisk.h"
 #include "export.h"
 
+#define VD_MAX_ALLOW 16 /* allow_path= directories */
+
 enum node_kind { NODE_DISK, NODE_PART, NODE_INFO, NODE_OVF };
 
 struct node {
@@ -60,7 +62,9 @@ static struct {
     struct srcdir *srcs;
     bool writable; /* disk files accept writes (rw, or overlay=) */
     bool foreground;
-    struct vd_open_opts opts; /* opts.writable: the sources themselves (rw only) */
+    struct vd_open_opts opts;            /* opts.writable: the sources themselves (rw only) */
+    const char *allow[VD_MAX_ALLOW + 1]; /* allow_path=DIR..., NULL-terminated */
+    size_t nallow;
     const char *overlay_path;
     struct vd_overlay *overlay;
     time_t mount_time;
@@ -771,6 +775,8 @@ static void usage(FILE *f)
                "Options (-o a,b=c):\n"
                "  ro                 read-only (default): sources are never written\n"
                "  rw                 write through into images whose format allows it\n"
+               "  allow_path=DIR     images may name extents and parents in DIR too (repeatable;\n"
+               "                     by default only files beside the image are opened)\n"
                "  overlay=FILE       writable disks whose writes all go to FILE (created when\n"
                "                     absent); the sources are never written\n"
                "  format=FMT         skip probing (vmdk, vhd, vhdx, ova, raw)\n"
@@ -825,6 +831,21 @@ static int handle_opt(char *item, char *fuse_opts, size_t cap)
             return -1;
         }
         g.overlay_path = strdup(val);
+    } else if (!strcmp(item, "allow_path")) {
+        /* Where images may name extents and parents besides their own
+         * directory (docs/trust-boundary.md); resolved now, before the
+         * daemon leaves the working directory. */
+        char *dir = val && *val ? realpath(val, NULL) : NULL;
+        if (!dir || g.nallow == VD_MAX_ALLOW) {
+            fprintf(stderr, "vdiskfs: allow_path=%s: %s\n", val ? val : "",
+                    !val || !*val ? "needs a directory"
+                    : dir         ? "too many directories"
+                                  : strerror(errno));
+            free(dir);
+            return -1;
+        }
+        g.allow[g.nallow++] = dir;
+        g.opts.allow_paths = g.allow;
     } else if (!strcmp(item, "region") && val) {
         g.opts.region = strdup(val);
     } else if (!strcmp(item, "endpoint") && val) {

@@ -91,8 +91,12 @@ static void progress_init(struct progress *p, const char *what, bool quiet)
 
 /* ---- shared option handling ---- */
 
+#define MAX_ALLOW 16
+
 struct common {
     struct vd_open_opts open;
+    const char *allow[MAX_ALLOW + 1]; /* --allow-path DIR..., NULL-terminated */
+    size_t nallow;
     long disk;           /* 1-based; 0 = the only disk */
     const char *overlay; /* --overlay FILE: read the disk with the mount's edits */
     struct vd_overlay *ov;
@@ -205,6 +209,18 @@ static int common_opt(int c, struct common *co)
     case 'V':
         co->overlay = optarg;
         return 0;
+    case 'A': {
+        char *dir = realpath(optarg, NULL);
+        if (!dir || co->nallow == MAX_ALLOW) {
+            fprintf(stderr, "%s: --allow-path %s: %s\n", prog, optarg,
+                    dir ? "too many directories" : strerror(errno));
+            free(dir);
+            return -1;
+        }
+        co->allow[co->nallow++] = dir; /* lives until exit */
+        co->open.allow_paths = co->allow;
+        return 0;
+    }
     case 'D': {
         char *end;
         co->disk = strtol(optarg, &end, 10);
@@ -222,6 +238,7 @@ static int cmd_info(int argc, char **argv)
 {
     static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
                                        {"format", required_argument, NULL, 'f'},
+                                       {"allow-path", required_argument, NULL, 'A'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
     struct common co = {0};
@@ -274,15 +291,12 @@ static int cmd_info(int argc, char **argv)
 
 static int cmd_hash(int argc, char **argv)
 {
-    static const struct option lo[] = {{"md5", no_argument, NULL, '5'},
-                                       {"sha1", no_argument, NULL, '1'},
-                                       {"sha256", no_argument, NULL, '2'},
-                                       {"disk", required_argument, NULL, 'D'},
-                                       {"format", required_argument, NULL, 'f'},
-                                       {"quiet", no_argument, NULL, 'q'},
-                                       {"overlay", required_argument, NULL, 'V'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
+    static const struct option lo[] = {
+        {"md5", no_argument, NULL, '5'},          {"sha1", no_argument, NULL, '1'},
+        {"sha256", no_argument, NULL, '2'},       {"disk", required_argument, NULL, 'D'},
+        {"format", required_argument, NULL, 'f'}, {"allow-path", required_argument, NULL, 'A'},
+        {"quiet", no_argument, NULL, 'q'},        {"overlay", required_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {0}};
     struct common co = {0};
     const char *algo = "sha256";
     bool quiet = false;
@@ -354,8 +368,10 @@ static void check_cb(void *opaque, bool corrupt, const char *msg)
 
 static int cmd_check(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option lo[] = {{"format", required_argument, NULL, 'f'},
+                                       {"allow-path", required_argument, NULL, 'A'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
     struct common co = {0};
     int c;
     while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
@@ -397,10 +413,13 @@ static int cmd_check(int argc, char **argv)
 static int cmd_convert(int argc, char **argv)
 {
 #ifdef HAVE_EXPORT
-    static const struct option lo[] = {
-        {"disk", required_argument, NULL, 'D'}, {"format", required_argument, NULL, 'f'},
-        {"quiet", no_argument, NULL, 'q'},      {"overlay", required_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},       {0}};
+    static const struct option lo[] = {{"disk", required_argument, NULL, 'D'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {"allow-path", required_argument, NULL, 'A'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"overlay", required_argument, NULL, 'V'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
     struct common co = {0};
     struct vd_export_opts eo;
     struct vd_error err = {0};
@@ -527,10 +546,13 @@ static void fixup_report(void *opaque, const struct vd_fixup_change *c)
 
 static int cmd_fixup(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"dry-run", no_argument, NULL, 'n'},    {"profile", required_argument, NULL, 'P'},
-        {"root", required_argument, NULL, 'r'}, {"disk", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},       {0}};
+    static const struct option lo[] = {{"dry-run", no_argument, NULL, 'n'},
+                                       {"profile", required_argument, NULL, 'P'},
+                                       {"root", required_argument, NULL, 'r'},
+                                       {"disk", required_argument, NULL, 'D'},
+                                       {"allow-path", required_argument, NULL, 'A'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
     struct vd_fixup_opts fo = {.profile = "aws"};
     const char *root = NULL;
     const char *disks[32];

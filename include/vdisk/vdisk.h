@@ -31,6 +31,10 @@ struct vd_open_opts {
     const char *endpoint;
     const char *profile;
     bool path_style;
+    /* Directories (NULL-terminated list) where an image may name files
+     * besides its own directory: extents and parents outside them are
+     * refused (docs/trust-boundary.md). NULL: the image's directory only. */
+    const char *const *allow_paths;
 };
 
 /* ---- sources ---- */

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/checked.h"
-#include "formats/format.h"
+#include "core/driver.h"
 
 #define HASH_CHUNK (4u << 20)
 

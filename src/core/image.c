@@ -1,15 +1,18 @@
 /*
- * Image open/probe/read. The core owns struct vd_image and the driver's
- * private state; drivers only fill them. Range checks happen here once, so
- * drivers can trust [off, off+len) lies within the virtual size.
+ * Image open/probe and the one reader. The core owns struct vd_image and the
+ * driver's private state; drivers only fill them. Drivers describe where
+ * bytes are (map); everything that moves bytes is here, after the answer
+ * was checked against the image's files and declared metadata
+ * (docs/trust-boundary.md).
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/checked.h"
-#include "formats/format.h"
+#include "core/driver.h"
 
 static int probe_format(struct vd_io *io, const struct vd_format_ops **out, struct vd_error *err)
 {
@@ -40,8 +43,59 @@ out:
     return r;
 }
 
+static void image_count_corrupt(void *opaque, bool corrupt, const char *msg)
+{
+    struct {
+        unsigned n;
+        char first[VD_ERROR_MAX];
+    } *c = opaque;
+    if (corrupt && c->n++ == 0)
+        snprintf(c->first, sizeof(c->first), "%s", msg);
+}
+
+/* Writable opens are checked first (issue 9): an image whose tables point
+ * into metadata or at each other would have us write over its own
+ * structure. Leaks are fine to write to; corruption is refused. */
+static int image_check_writable(struct vd_image *img, struct vd_error *err)
+{
+    struct {
+        unsigned n;
+        char first[VD_ERROR_MAX];
+    } c = {0};
+    if (!img->ops->check)
+        return 0;
+    int r = img->ops->check(img, image_count_corrupt, &c, err);
+    if (r < 0)
+        return r;
+    if (r == VD_CHECK_CORRUPT)
+        return vd_err(err, -EUCLEAN,
+                      "%s: refusing to open for writing: `vdisk check` finds %u problem%s (first: "
+                      "%s); open it read-only, or write through an overlay (-o overlay=FILE)",
+                      img->name, c.n, c.n == 1 ? "" : "s", c.n ? c.first : "corrupt");
+    img->checked_writable = true;
+    return 0;
+}
+
+static int image_open(struct vd_io *io, const char *name, const struct vd_open_opts *opts,
+                      int depth, const struct vd_image *opts_child, struct vd_image **out,
+                      struct vd_error *err);
+
 int vd_image_open_io(struct vd_io *io, const char *name, const struct vd_open_opts *opts, int depth,
                      struct vd_image **out, struct vd_error *err)
+{
+    return image_open(io, name, opts, depth, NULL, out, err);
+}
+
+int vd_image_open_child_of(struct vd_io *io, const char *name, const struct vd_open_opts *opts,
+                           const struct vd_image *child, struct vd_image **out,
+                           struct vd_error *err)
+{
+    return image_open(io, name, opts, child->depth + 1, child, out, err);
+}
+
+static int image_open(struct vd_io *io, const char *name, const struct vd_open_opts *opts,
+                      int depth, const struct vd_image *opts_child, struct vd_image **out,
+                      struct vd_error *err)
 {
     static const struct vd_open_opts none;
     const struct vd_format_ops *ops = NULL;
@@ -73,9 +127,19 @@ int vd_image_open_io(struct vd_io *io, const char *name, const struct vd_open_op
     img->opts = *opts;
     img->depth = depth;
     img->sector_size = 512;
+    img->child = opts_child;
+    pthread_rwlock_init(&img->meta_lock, NULL);
+    pthread_mutex_init(&img->once_lock, NULL);
+    img->locks_init = true;
     r = ops->open(img, err);
+    img->child = NULL;
     if (r < 0)
         goto fail;
+    if (img->opts.writable && img->io->writable && (ops->alloc || ops->legacy_pwrite)) {
+        r = image_check_writable(img, err);
+        if (r < 0)
+            goto fail;
+    }
     *out = img;
     return 0;
 
@@ -89,44 +153,245 @@ void vd_image_close(struct vd_image *img)
 {
     if (!img)
         return;
+    vd_grain_cache_free(img->grains); /* its workers call the driver */
+    img->grains = NULL;
     if (img->ops && img->priv)
         img->ops->close(img);
-    vd_image_close(img->backing);
+    if (!img->backing_borrowed)
+        vd_image_close(img->backing);
+    for (size_t i = 0; i < img->nfiles; i++)
+        vd_io_unref(img->files[i]);
+    free(img->files);
+    free(img->files_shared);
+    free(img->meta);
+    if (img->locks_init) {
+        pthread_rwlock_destroy(&img->meta_lock);
+        pthread_mutex_destroy(&img->once_lock);
+    }
     vd_io_unref(img->io);
     free(img->priv);
     free(img->name);
     free(img);
 }
 
-int vd_image_open_backing(struct vd_image *img, const char *rel, const char *fmt,
-                          struct vd_error *err)
+/* ---- metadata ranges ---- */
+
+static int meta_cmp(const struct vd_meta_range *a, const struct vd_io *io, uint64_t off)
 {
-    struct vd_io *io;
-    if (img->depth + 1 >= VD_MAX_CHAIN)
-        return vd_err(err, -ELOOP,
-                      "%s: backing chain deeper than %d images (a loop?) at parent '%s'", img->name,
-                      VD_MAX_CHAIN, rel);
-    int r = vd_io_open_relative(img->io, rel, false, &io, err);
-    if (r < 0)
-        return r;
-    if (!strcmp(io->name, img->io->name)) {
-        vd_io_unref(io);
-        return vd_err(err, -ELOOP, "%s: names itself as its own parent", img->name);
+    if (a->io != io)
+        return (uintptr_t)a->io < (uintptr_t)io ? -1 : 1;
+    return a->off < off ? -1 : a->off > off;
+}
+
+/* Index of the first range >= (io, off). Caller holds meta_lock. */
+static size_t meta_lower(const struct vd_image *img, const struct vd_io *io, uint64_t off)
+{
+    size_t lo = 0, hi = img->nmeta;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (meta_cmp(&img->meta[mid], io, off) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    struct vd_open_opts o = img->opts;
-    o.writable = false; /* parents are never written */
-    o.format = fmt;
-    const char *base = strrchr(io->name, '/');
-    base = base ? base + 1 : io->name;
-    char *name = strdup(base);
-    if (!name) {
-        vd_io_unref(io);
-        return vd_err(err, -ENOMEM, "out of memory");
+    return lo;
+}
+
+int vd_image_declare_meta(struct vd_image *img, const struct vd_io *io, uint64_t off, uint64_t len,
+                          const char *what, struct vd_error *err)
+{
+    uint64_t end;
+    if (len == 0)
+        return 0;
+    if (ck_add(off, len, &end))
+        return vd_err(err, -EINVAL, "%s: %s at offset %" PRIu64 " of %" PRIu64 " bytes overflows",
+                      img->name, what, off, len);
+    int r = 0;
+    pthread_rwlock_wrlock(&img->meta_lock);
+    /* Merge with every range it touches, so ranges never overlap and one
+     * binary search answers an overlap query. */
+    size_t i = meta_lower(img, io, off);
+    if (i > 0 && img->meta[i - 1].io == io && img->meta[i - 1].off + img->meta[i - 1].len >= off)
+        i--;
+    size_t j = i;
+    uint64_t lo = off, hi = end;
+    while (j < img->nmeta && img->meta[j].io == io && img->meta[j].off <= hi) {
+        lo = VD_MIN(lo, img->meta[j].off);
+        hi = VD_MAX(hi, img->meta[j].off + img->meta[j].len);
+        if (j == i)
+            what = img->meta[j].what; /* keep the first name */
+        j++;
     }
-    r = vd_image_open_io(io, name, &o, img->depth + 1, &img->backing, err);
-    free(name);
+    if (j == i) {
+        if (img->nmeta == img->meta_cap) {
+            size_t cap = img->meta_cap ? img->meta_cap * 2 : 16;
+            struct vd_meta_range *m = realloc(img->meta, cap * sizeof(*m));
+            if (!m) {
+                r = vd_err(err, -ENOMEM, "%s: out of memory", img->name);
+                goto out;
+            }
+            img->meta = m;
+            img->meta_cap = cap;
+        }
+        memmove(&img->meta[i + 1], &img->meta[i], (img->nmeta - i) * sizeof(*img->meta));
+        img->nmeta++;
+    } else if (j > i + 1) {
+        memmove(&img->meta[i + 1], &img->meta[j], (img->nmeta - j) * sizeof(*img->meta));
+        img->nmeta -= j - i - 1;
+    }
+    img->meta[i] = (struct vd_meta_range){.io = io, .off = lo, .len = hi - lo, .what = what};
+out:
+    pthread_rwlock_unlock(&img->meta_lock);
     return r;
 }
+
+const struct vd_meta_range *vd_image_meta_overlap(struct vd_image *img, const struct vd_io *io,
+                                                  uint64_t off, uint64_t len)
+{
+    const struct vd_meta_range *hit = NULL;
+    uint64_t end = off + len; /* callers checked */
+    pthread_rwlock_rdlock(&img->meta_lock);
+    size_t i = meta_lower(img, io, end);
+    if (i > 0) {
+        const struct vd_meta_range *m = &img->meta[i - 1];
+        if (m->io == io && m->off < end && off < m->off + m->len)
+            hit = m;
+    }
+    pthread_rwlock_unlock(&img->meta_lock);
+    return hit;
+}
+
+/* ---- checking a driver's answer ---- */
+
+static bool image_owns_io(const struct vd_image *img, const struct vd_io *io)
+{
+    if (io == img->io)
+        return true;
+    for (size_t i = 0; i < img->nfiles; i++)
+        if (img->files[i] == io)
+            return true;
+    return false;
+}
+
+static const char *map_kind_name(enum vd_map_kind k)
+{
+    switch (k) {
+    case VD_MAP_DATA:
+        return "data";
+    case VD_MAP_ZERO:
+        return "zeros";
+    case VD_MAP_BACKING:
+        return "backing";
+    case VD_MAP_GRAIN:
+        return "compressed grain";
+    }
+    return "?";
+}
+
+/* [io_off, io_off+n) of m->io may hold data: inside the io, outside its
+ * metadata. */
+static int map_check_bytes(struct vd_image *img, uint64_t off, const struct vd_map *m,
+                           uint64_t io_off, uint64_t n, struct vd_error *err)
+{
+    uint64_t end, size = __atomic_load_n(&m->io->size, __ATOMIC_ACQUIRE);
+    const char *why = m->what ? m->what : "the image's tables";
+    if (ck_add(io_off, n, &end) || end > size)
+        return vd_err(err, -EIO,
+                      "%s: %s places the %s at virtual offset %" PRIu64 " at offset %" PRIu64
+                      " of %s, past its end (%" PRIu64 " bytes): the image is corrupt or truncated",
+                      img->name, why, map_kind_name(m->kind), off, io_off, vd_io_basename(m->io),
+                      size);
+    const struct vd_meta_range *hit = vd_image_meta_overlap(img, m->io, io_off, n);
+    if (hit)
+        return vd_err(err, -EIO,
+                      "%s: %s places the %s at virtual offset %" PRIu64 " at offset %" PRIu64
+                      " of %s, inside its %s (%" PRIu64 "..%" PRIu64
+                      "): the image is corrupt or crafted; refused",
+                      img->name, why, map_kind_name(m->kind), off, io_off, vd_io_basename(m->io),
+                      hit->what, hit->off, hit->off + hit->len);
+    return 0;
+}
+
+int vd_image_check_span(struct vd_image *img, const struct vd_map *m, uint64_t off, uint64_t io_off,
+                        uint64_t n, struct vd_error *err)
+{
+    return map_check_bytes(img, off, m, io_off, n, err);
+}
+
+/* The first metadata range of io starting after off, or UINT64_MAX. */
+static uint64_t meta_next_start(struct vd_image *img, const struct vd_io *io, uint64_t off)
+{
+    uint64_t r = UINT64_MAX;
+    pthread_rwlock_rdlock(&img->meta_lock);
+    size_t i = meta_lower(img, io, off);
+    if (i < img->nmeta && img->meta[i].io == io)
+        r = img->meta[i].off;
+    pthread_rwlock_unlock(&img->meta_lock);
+    return r;
+}
+
+static int map_validate(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                        struct vd_error *err)
+{
+    if (m->len == 0 || m->len > len)
+        return vd_err(err, -EIO,
+                      "%s: %s driver answered a run of %" PRIu64 " bytes at virtual offset %" PRIu64
+                      " for a request of %" PRIu64,
+                      img->name, img->ops->name, m->len, off, len);
+    switch (m->kind) {
+    case VD_MAP_ZERO:
+    case VD_MAP_BACKING:
+        return 0;
+    case VD_MAP_DATA:
+        if (!m->io || !image_owns_io(img, m->io))
+            break;
+        return map_check_bytes(img, off, m, m->io_off, m->len, err);
+    case VD_MAP_GRAIN: {
+        uint64_t uend, end;
+        if (!m->io || !image_owns_io(img, m->io) || !img->ops->decode)
+            break;
+        if (m->unit_len == 0 || m->unit_len > VD_GRAIN_MAX_UNIT ||
+            ck_add(m->unit_off, m->unit_len, &uend) || off < m->unit_off ||
+            ck_add(off, m->len, &end) || end > uend)
+            return vd_err(err, -EIO,
+                          "%s: compressed unit at virtual offset %" PRIu64 " (%u bytes) does not "
+                          "cover the %" PRIu64 " bytes asked at %" PRIu64,
+                          img->name, m->unit_off, m->unit_len, m->len, off);
+        if (m->clen == 0 || m->clen > VD_GRAIN_MAX_SRC)
+            return vd_err(err, -EIO,
+                          "%s: compressed unit at virtual offset %" PRIu64 " claims %" PRIu64
+                          " stored bytes",
+                          img->name, m->unit_off, m->clen);
+        /* clen is an estimate: clip it at the end of the io and at the next
+         * metadata range, then check what is left. */
+        uint64_t size = __atomic_load_n(&m->io->size, __ATOMIC_ACQUIRE);
+        if (m->io_off >= size)
+            return map_check_bytes(img, off, m, m->io_off, 1, err);
+        m->clen = VD_MIN(m->clen, size - m->io_off);
+        uint64_t next = meta_next_start(img, m->io, m->io_off + 1);
+        if (next > m->io_off)
+            m->clen = VD_MIN(m->clen, next - m->io_off);
+        return map_check_bytes(img, off, m, m->io_off, m->clen, err);
+    }
+    }
+    return vd_err(err, -EIO, "%s: %s driver answered an invalid mapping at virtual offset %" PRIu64,
+                  img->name, img->ops->name, off);
+}
+
+int vd_image_map_checked(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                         struct vd_error *err)
+{
+    memset(m, 0, sizeof(*m));
+    int r = img->ops->map(img, off, len, m, err);
+    if (r < 0)
+        return r;
+    return map_validate(img, off, len, m, err);
+}
+
+/* ---- reading ---- */
+
+static int image_read(struct vd_image *img, void *buf, size_t len, uint64_t off,
+                      struct vd_error *err);
 
 int vd_image_read_backing(struct vd_image *img, void *buf, size_t len, uint64_t off,
                           struct vd_error *err)
@@ -138,10 +403,47 @@ int vd_image_read_backing(struct vd_image *img, void *buf, size_t len, uint64_t 
     }
     /* A parent smaller than its child reads as zeros past its end. */
     size_t n = (size_t)VD_MIN((uint64_t)len, b->size - off);
-    int r = b->ops->pread(b, buf, n, off, err);
+    int r = image_read(b, buf, n, off, err);
     if (r == 0 && n < len)
         memset((uint8_t *)buf + n, 0, len - n);
     return r;
+}
+
+/* The one reader: every byte of every format is read here, from a checked
+ * answer. */
+static int image_read(struct vd_image *img, void *buf, size_t len, uint64_t off,
+                      struct vd_error *err)
+{
+    uint8_t *p = buf;
+    if (!img->ops->map)
+        return img->ops->legacy_pread(img, buf, len, off, err);
+    while (len > 0) {
+        struct vd_map m;
+        int r = vd_image_map_checked(img, off, len, &m, err);
+        if (r < 0)
+            return r;
+        size_t n = (size_t)m.len;
+        switch (m.kind) {
+        case VD_MAP_DATA:
+            r = vd_io_pread_full(m.io, p, n, m.io_off, err);
+            break;
+        case VD_MAP_ZERO:
+            memset(p, 0, n);
+            break;
+        case VD_MAP_BACKING:
+            r = vd_image_read_backing(img, p, n, off, err);
+            break;
+        case VD_MAP_GRAIN:
+            r = vd_grain_read(img, &m, off, p, err);
+            break;
+        }
+        if (r < 0)
+            return r;
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
 }
 
 static int check_range(struct vd_image *img, size_t len, uint64_t off, struct vd_error *err)
@@ -160,13 +462,50 @@ int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off, st
     int r = check_range(img, len, off, err);
     if (r < 0 || len == 0)
         return r;
-    return img->ops->pread(img, buf, len, off, err);
+    return image_read(img, buf, len, off, err);
+}
+
+/* ---- writing ---- */
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    /* word at a time after the head: this runs on every write of a hole */
+    while (n && ((uintptr_t)p & 7)) {
+        if (*p++)
+            return false;
+        n--;
+    }
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        if (w)
+            return false;
+    }
+    while (n--)
+        if (*p++)
+            return false;
+    return true;
+}
+
+static int image_write_begin(struct vd_image *img, struct vd_error *err)
+{
+    int r = 0;
+    if (__atomic_load_n(&img->write_begun, __ATOMIC_ACQUIRE) || !img->ops->write_begin)
+        return 0;
+    pthread_mutex_lock(&img->once_lock);
+    if (!img->write_begun) {
+        r = img->ops->write_begin(img, err);
+        if (r == 0)
+            __atomic_store_n(&img->write_begun, true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&img->once_lock);
+    return r;
 }
 
 int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off,
                     struct vd_error *err)
 {
-    if (!img->ops->pwrite)
+    if (!img->ops->alloc && !img->ops->legacy_pwrite)
         return vd_err(err, -EROFS,
                       "%s: %s%s%s images cannot be written in place; mount it read-only, keep the "
                       "changes in an overlay (-o overlay=FILE), or write to a converted copy",
@@ -177,17 +516,114 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t 
     int r = check_range(img, len, off, err);
     if (r < 0 || len == 0)
         return r;
-    return img->ops->pwrite(img, buf, len, off, err);
+    if (!img->ops->alloc)
+        return img->ops->legacy_pwrite(img, buf, len, off, err);
+    if ((r = image_write_begin(img, err)) < 0)
+        return r;
+    const uint8_t *p = buf;
+    while (len > 0) {
+        struct vd_map m;
+        r = vd_image_map_checked(img, off, len, &m, err);
+        if (r < 0)
+            return r;
+        if (m.kind == VD_MAP_ZERO && all_zero(p, (size_t)m.len))
+            goto next; /* already reads as these bytes: no allocation */
+        if (m.kind != VD_MAP_DATA) {
+            uint64_t asked = m.len;
+            memset(&m, 0, sizeof(m));
+            r = img->ops->alloc(img, off, asked, &m, err);
+            if (r == 0)
+                r = map_validate(img, off, asked, &m, err);
+            if (r == 0 && m.kind != VD_MAP_DATA)
+                r = vd_err(err, -EIO, "%s: %s driver allocated no data at virtual offset %" PRIu64,
+                           img->name, img->ops->name, off);
+            if (r < 0)
+                return r;
+        }
+        if (!m.io->writable)
+            return vd_err(err, -EROFS, "%s: %s is open read-only", img->name, vd_io_basename(m.io));
+        r = vd_io_pwrite_full(m.io, p, (size_t)m.len, m.io_off, err);
+        if (r < 0)
+            return r;
+    next:
+        p += m.len;
+        off += m.len;
+        len -= (size_t)m.len;
+    }
+    return 0;
 }
 
 bool vd_image_can_write(const struct vd_image *img)
 {
-    return img->ops->pwrite && img->opts.writable && img->io->writable;
+    return (img->ops->alloc || img->ops->legacy_pwrite) && img->opts.writable && img->io->writable;
 }
 
 int vd_image_flush(struct vd_image *img, struct vd_error *err)
 {
     return img->ops->flush ? img->ops->flush(img, err) : 0;
+}
+
+/* ---- status and zero-copy ---- */
+
+static int kind_status(enum vd_map_kind k)
+{
+    return k == VD_MAP_ZERO      ? VD_STATUS_ZERO
+           : k == VD_MAP_BACKING ? VD_STATUS_BACKING
+                                 : VD_STATUS_DATA;
+}
+
+/* Status of a data answer: a hole in a sparse local file reads as zeros. */
+static int data_status(const struct vd_map *m, uint64_t *n, struct vd_error *err)
+{
+    if (m->kind != VD_MAP_DATA || !m->io->ops->block_status)
+        return kind_status(m->kind);
+    uint64_t pnum = m->len;
+    int st = m->io->ops->block_status(m->io, m->io_off, m->len, &pnum, err);
+    if (st < 0)
+        return st;
+    if (pnum > 0 && pnum < *n)
+        *n = pnum;
+    return st == VD_STATUS_ZERO ? VD_STATUS_ZERO : VD_STATUS_DATA;
+}
+
+/* Status of one layer for the run at off, coalescing following answers of
+ * the same status (bounded, so one call stays cheap). */
+static int layer_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
+                        struct vd_error *err)
+{
+    if (!img->ops->map) {
+        if (!img->ops->legacy_block_status) {
+            *pnum = len;
+            return VD_STATUS_DATA;
+        }
+        int st = img->ops->legacy_block_status(img, off, len, pnum, err);
+        if (st >= 0 && (*pnum == 0 || *pnum > len))
+            *pnum = len; /* defensive: a driver bug must not hang the caller */
+        return st;
+    }
+    struct vd_map m;
+    int r = vd_image_map_checked(img, off, len, &m, err);
+    if (r < 0)
+        return r;
+    uint64_t done = m.len;
+    int st = data_status(&m, &done, err);
+    if (st < 0 || done < m.len) {
+        *pnum = done;
+        return st;
+    }
+    for (unsigned i = 0; i < 4096 && done < len; i++) {
+        struct vd_error e2 = {0};
+        if (vd_image_map_checked(img, off + done, len - done, &m, &e2) < 0)
+            break; /* reported when that range is asked for */
+        uint64_t n = m.len;
+        if (data_status(&m, &n, &e2) != st)
+            break;
+        done += n;
+        if (n < m.len)
+            break;
+    }
+    *pnum = done;
+    return st;
 }
 
 int vd_image_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *len_out,
@@ -197,24 +633,15 @@ int vd_image_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint
         return vd_err(err, -EINVAL, "%s: block status at %" PRIu64 " past end", img->name, off);
     len = VD_MIN(len, img->size - off);
     for (;;) {
-        if (!img->ops->block_status) {
-            *len_out = len;
-            return VD_STATUS_DATA;
-        }
         uint64_t pnum = 0;
-        int st = img->ops->block_status(img, off, len, &pnum, err);
+        int st = layer_status(img, off, len, &pnum, err);
         if (st < 0)
             return st;
-        if (pnum == 0 || pnum > len)
-            pnum = len; /* defensive: a driver bug must not hang the caller */
         *len_out = pnum;
         if (st != VD_STATUS_BACKING)
             return st;
-        if (!img->backing || off >= img->backing->size) {
-            if (img->backing)
-                *len_out = pnum;
+        if (!img->backing || off >= img->backing->size)
             return VD_STATUS_ZERO;
-        }
         img = img->backing;
         len = VD_MIN(pnum, img->size - off);
     }
@@ -224,20 +651,48 @@ int vd_image_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnu
                  uint64_t *fd_off, struct vd_error *err)
 {
     struct vd_io *io = NULL;
-    uint64_t n = 0, io_off = 0, end, base = 0;
+    uint64_t n = 0, io_off = 0, base = 0;
     if (off >= img->size || len == 0)
         return vd_err(err, -EINVAL, "%s: map at %" PRIu64 " past end", img->name, off);
     len = VD_MIN(len, img->size - off);
     *pnum = len;
-    if (!img->ops->map)
-        return 0;
-    int r = img->ops->map(img, off, len, &n, &io, &io_off, err);
-    if (r < 0)
-        return r;
-    if (n == 0 || n > len)
-        return 0; /* defensive: a driver bug reads through pread */
-    *pnum = n;
-    if (r == 0 || !io || !io->ops->fd || ck_add(io_off, n, &end) || end > io->size)
+    for (;;) {
+        if (!img->ops->map) {
+            if (!img->ops->legacy_map)
+                return 0;
+            int r = img->ops->legacy_map(img, off, len, &n, &io, &io_off, err);
+            if (r < 0)
+                return r;
+            if (n == 0 || n > len)
+                return 0; /* defensive: a driver bug reads through pread */
+            *pnum = n;
+            if (r == 0 || !io)
+                return 0;
+            struct vd_map lm = {.kind = VD_MAP_DATA, .len = n, .io = io, .io_off = io_off};
+            if (map_check_bytes(img, off, &lm, io_off, n, err) < 0)
+                return 0; /* pread reports it */
+            break;
+        }
+        struct vd_map m;
+        int r = vd_image_map_checked(img, off, len, &m, err);
+        if (r < 0)
+            return r;
+        *pnum = m.len;
+        if (m.kind == VD_MAP_BACKING && img->backing && off < img->backing->size) {
+            /* read through to the parent, the run cut at both layers */
+            img = img->backing;
+            len = VD_MIN(m.len, img->size - off);
+            *pnum = len;
+            continue;
+        }
+        if (m.kind != VD_MAP_DATA)
+            return 0;
+        io = m.io;
+        io_off = m.io_off;
+        n = m.len;
+        break;
+    }
+    if (!io->ops->fd)
         return 0;
     int f = io->ops->fd(io, &base);
     if (f < 0 || ck_add(base, io_off, fd_off) || *fd_off > (uint64_t)INT64_MAX - n)

@@ -19,7 +19,7 @@
 
 #include "common/byteorder.h"
 #include "common/checked.h"
-#include "formats/format.h"
+#include "core/driver.h"
 
 #define EDGE_BYTES (1024 * 1024)
 #define MAX_EBRS   256

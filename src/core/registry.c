@@ -2,7 +2,7 @@
  * (score 1) is last and always matches. */
 #include <string.h>
 
-#include "formats/format.h"
+#include "core/driver.h"
 
 const struct vd_format_ops *const vd_formats[] = {
     &vd_format_vmdk, &vd_format_vhdx, &vd_format_vhd, &vd_format_raw, NULL,

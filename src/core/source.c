@@ -13,7 +13,7 @@
 
 #include "common/checked.h"
 #include "common/json.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "formats/ova.h"
 
 struct vd_source {

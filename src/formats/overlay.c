@@ -51,7 +51,7 @@
 #include "common/byteorder.h"
 #include "common/checked.h"
 #include "common/crc32c.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "vdisk/overlay.h"
 
 #define OV_MAGIC      "VDOVRLY1"
@@ -117,6 +117,12 @@ static int ov_pwrite(struct vd_overlay *ov, const void *buf, size_t len, uint64_
         len -= (size_t)n;
         off += (uint64_t)n;
     }
+    /* The core checks data answers against the io's size: keep it in step
+     * (an atomic max, as the file backend does). */
+    uint64_t cur = __atomic_load_n(&ov->io->size, __ATOMIC_RELAXED);
+    while (off > cur && !__atomic_compare_exchange_n(&ov->io->size, &cur, off, true,
+                                                     __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
     return 0;
 }
 
@@ -439,27 +445,6 @@ static int ov_lookup(struct vd_overlay *ov, struct ov_disk *d, uint64_t b, uint6
     return r;
 }
 
-static int ov_view_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
-                         struct vd_error *err)
-{
-    struct ov_view *v = img->priv;
-    uint8_t *p = buf;
-    while (len > 0) {
-        uint64_t b = off / OV_BLOCK, in = off % OV_BLOCK, where;
-        size_t n = (size_t)VD_MIN((uint64_t)len, OV_BLOCK - in);
-        int r = ov_lookup(v->ov, v->d, b, &where, err);
-        if (r == 0)
-            r = where ? ov_pread(v->ov, p, n, where + in, err)
-                      : vd_image_pread(v->base, p, n, off, err);
-        if (r < 0)
-            return r;
-        p += n;
-        off += n;
-        len -= n;
-    }
-    return 0;
-}
-
 /* Write n bytes at in within block b, which the overlay does not hold yet:
  * copy the rest of the block from the base, append it, map it. */
 static int ov_cow(struct ov_view *v, uint64_t b, uint64_t in, const uint8_t *data, size_t n,
@@ -592,46 +577,27 @@ static int ov_view_flush(struct vd_image *img, struct vd_error *err)
     return r;
 }
 
-static int ov_view_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                                struct vd_error *err)
+/* The overlay is a filter: a block it holds is data in the overlay file,
+ * any other block is the base's (the view's borrowed backing image), and
+ * the core reads both from these answers. */
+static int ov_view_map(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                       struct vd_error *err)
 {
     struct ov_view *v = img->priv;
-    uint64_t where, n = 0;
+    uint64_t where, in = off % OV_BLOCK;
     int r = ov_lookup(v->ov, v->d, off / OV_BLOCK, &where, err);
     if (r < 0)
         return r;
-    bool held = where != 0;
-    /* The run of blocks with the same answer, at most len. */
-    while (n < len) {
-        uint64_t b = (off + n) / OV_BLOCK;
-        if (n && (r = ov_lookup(v->ov, v->d, b, &where, err)) < 0)
-            return r;
-        if ((where != 0) != held)
-            break;
-        n = VD_MIN(len, (b + 1) * OV_BLOCK - off);
-    }
-    if (held) {
-        *pnum = n;
-        return VD_STATUS_DATA;
-    }
-    uint64_t bn = 0;
-    int st = vd_image_block_status(v->base, off, n, &bn, err);
-    *pnum = bn;
-    return st;
-}
-
-static int ov_view_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                       struct vd_io **io, uint64_t *io_off, struct vd_error *err)
-{
-    struct ov_view *v = img->priv;
-    uint64_t where, n = VD_MIN(len, OV_BLOCK - off % OV_BLOCK);
-    int r = ov_lookup(v->ov, v->d, off / OV_BLOCK, &where, err);
-    if (r < 0)
-        return r;
-    *pnum = n;
-    if (where || !v->base->ops->map) /* held here: pread (the file's size moves) */
+    m->len = VD_MIN(len, OV_BLOCK - in);
+    if (!where) {
+        m->kind = VD_MAP_BACKING;
         return 0;
-    return v->base->ops->map(v->base, off, n, pnum, io, io_off, err);
+    }
+    m->kind = VD_MAP_DATA;
+    m->io = img->io;
+    m->io_off = where + in;
+    m->what = "overlay L2 table";
+    return 0;
 }
 
 static uint64_t ov_view_allocated(struct vd_image *img)
@@ -656,11 +622,9 @@ static const struct vd_format_ops ov_view_ops = {
     .priv_size = sizeof(struct ov_view),
     .open = ov_view_open,
     .close = ov_view_close,
-    .pread = ov_view_pread,
-    .pwrite = ov_view_pwrite,
-    .flush = ov_view_flush,
-    .block_status = ov_view_block_status,
     .map = ov_view_map,
+    .legacy_pwrite = ov_view_pwrite,
+    .flush = ov_view_flush,
     .allocated = ov_view_allocated,
 };
 
@@ -762,6 +726,28 @@ int vd_overlay_attach(struct vd_overlay *ov, struct vd_image *base, const char *
     img->opts = base->opts;
     img->opts.writable = true;
     img->sector_size = base->sector_size;
+    img->backing = base;
+    img->backing_borrowed = true;
+    pthread_rwlock_init(&img->meta_lock, NULL);
+    pthread_mutex_init(&img->once_lock, NULL);
+    img->locks_init = true;
+    /* Metadata of the whole file (every disk's tables): no block of this
+     * disk may be mapped onto any of it. */
+    pthread_rwlock_rdlock(&ov->lock);
+    r = vd_image_declare_meta(img, ov->io, 0, VD_OVERLAY_HEADER, "overlay header", err);
+    for (uint32_t i = 0; r == 0 && i < ov->ndisks; i++) {
+        const struct ov_disk *e = &ov->disks[i];
+        r = vd_image_declare_meta(img, ov->io, e->l1_off, ov_l1_bytes(e->l1_n), "overlay L1 table",
+                                  err);
+        for (uint32_t k = 0; r == 0 && k < e->l1_n; k++)
+            if (e->l1[k])
+                r = vd_image_declare_meta(img, ov->io, e->l1[k], OV_BLOCK, "overlay L2 table", err);
+    }
+    pthread_rwlock_unlock(&ov->lock);
+    if (r < 0) {
+        vd_overlay_detach(img);
+        return r;
+    }
     *out = img;
     return 0;
 }

@@ -6,7 +6,7 @@
  */
 #include <errno.h>
 
-#include "formats/format.h"
+#include "core/driver.h"
 
 static int raw_probe(const uint8_t *head, size_t head_len, const uint8_t *tail, size_t tail_len,
                      uint64_t file_size)
@@ -25,39 +25,29 @@ static void raw_close(struct vd_image *img)
 {
 }
 
-static int raw_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
-                     struct vd_error *err)
+/* The file is the disk: every byte is data where it is (holes in a sparse
+ * file are found by the core's block status, through the io). */
+static int raw_map(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                   struct vd_error *err)
 {
-    return vd_io_pread_zfill(img->io, buf, len, off, err);
+    (void)err;
+    m->kind = VD_MAP_DATA;
+    m->len = len;
+    m->io = img->io;
+    m->io_off = off;
+    return 0;
 }
 
-static int raw_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off,
-                      struct vd_error *err)
+/* Nothing to allocate: map already answers data everywhere. */
+static int raw_alloc(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                     struct vd_error *err)
 {
-    return vd_io_pwrite_full(img->io, buf, len, off, err);
+    return raw_map(img, off, len, m, err);
 }
 
 static int raw_flush(struct vd_image *img, struct vd_error *err)
 {
     return img->io->ops->flush ? img->io->ops->flush(img->io, err) : 0;
-}
-
-static int raw_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                            struct vd_error *err)
-{
-    *pnum = len;
-    if (!img->io->ops->block_status)
-        return VD_STATUS_DATA;
-    return img->io->ops->block_status(img->io, off, len, pnum, err);
-}
-
-static int raw_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                   struct vd_io **io, uint64_t *io_off, struct vd_error *err)
-{
-    *pnum = len;
-    *io = img->io;
-    *io_off = off;
-    return 1;
 }
 
 static uint64_t raw_allocated(struct vd_image *img)
@@ -70,10 +60,8 @@ const struct vd_format_ops vd_format_raw = {
     .probe = raw_probe,
     .open = raw_open,
     .close = raw_close,
-    .pread = raw_pread,
-    .pwrite = raw_pwrite,
-    .flush = raw_flush,
-    .block_status = raw_block_status,
     .map = raw_map,
+    .alloc = raw_alloc,
+    .flush = raw_flush,
     .allocated = raw_allocated,
 };

@@ -41,7 +41,7 @@
 #include "common/byteorder.h"
 #include "common/checked.h"
 #include "common/json.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "formats/vhd.h"
 
 #define VHD_BITMAP_CHUNK 4096u  /* bitmap bytes read at once: 16 MiB of sectors */
@@ -1173,11 +1173,11 @@ const struct vd_format_ops vd_format_vhd = {
     .probe = vhd_probe,
     .open = vhd_open,
     .close = vhd_close,
-    .pread = vhd_pread,
-    .pwrite = vhd_pwrite,
+    .legacy_pread = vhd_pread,
+    .legacy_pwrite = vhd_pwrite,
     .flush = vhd_flush,
-    .block_status = vhd_block_status,
-    .map = vhd_map,
+    .legacy_block_status = vhd_block_status,
+    .legacy_map = vhd_map,
     .allocated = vhd_allocated,
     .info = vhd_info,
     .check = vhd_check,

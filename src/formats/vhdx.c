@@ -47,7 +47,7 @@
 #include "common/checked.h"
 #include "common/crc32c.h"
 #include "common/json.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "formats/vhdx.h"
 
 #define GUID_BAT             "{2dc27766-f623-4200-9d64-115e9bfd4a08}"
@@ -1537,11 +1537,11 @@ const struct vd_format_ops vd_format_vhdx = {
     .probe = vhdx_probe,
     .open = vhdx_open,
     .close = vhdx_close,
-    .pread = vhdx_pread,
-    .pwrite = vhdx_pwrite,
+    .legacy_pread = vhdx_pread,
+    .legacy_pwrite = vhdx_pwrite,
     .flush = vhdx_flush,
-    .block_status = vhdx_block_status,
-    .map = vhdx_map,
+    .legacy_block_status = vhdx_block_status,
+    .legacy_map = vhdx_map,
     .allocated = vhdx_allocated,
     .info = vhdx_info,
     .check = vhdx_check,

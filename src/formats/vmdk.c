@@ -45,7 +45,7 @@
 #include "common/checked.h"
 #include "common/codec.h"
 #include "common/json.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "formats/vmdk.h"
 
 #define VMDK_SECTOR           512u
@@ -1355,18 +1355,23 @@ static int vmdk_open_descriptor(struct vd_image *img, struct vd_error *err)
         if (x->type == VMDK_EXT_ZERO)
             continue;
         struct vd_error e = {0};
-        r = vd_io_open_relative(io, de->file, img->opts.writable, &x->io, &e);
+        char what[32];
+        snprintf(what, sizeof(what), "extent %zu", i + 1);
+        r = vd_image_open_file(img, de->file, img->opts.writable, x->type != VMDK_EXT_SPARSE, what,
+                               &x->io, &e);
         const char *slash = strrchr(de->file, '/');
-        if (r == -ENOENT && slash && slash[1]) {
+        if ((r == -ENOENT || r == -EPERM) && slash && slash[1]) {
             /* ESX descriptors may name extents by absolute datastore path
              * (/vmfs/volumes/...): look beside the descriptor too. */
             struct vd_error e2 = {0};
-            if (vd_io_open_relative(io, slash + 1, img->opts.writable, &x->io, &e2) == 0)
+            if (vd_image_open_file(img, slash + 1, img->opts.writable, x->type != VMDK_EXT_SPARSE,
+                                   what, &x->io, &e2) == 0)
                 r = 0;
         }
         if (r < 0)
             return vd_err(err, r, "vmdk: %s: extent %zu ('%s'): %s", img->name, i + 1, de->file,
                           e.msg);
+        vd_io_ref(x->io); /* the image holds one reference, the extent another */
         const char *xname = vd_io_basename(x->io);
         if (x->type == VMDK_EXT_SPARSE) {
             r = vmdk_open_sparse_extent(x, xname, err);
@@ -1392,7 +1397,7 @@ static int vmdk_open_parent(struct vd_image *img, struct vd_error *err)
     const char *hint = s->desc.parent_hint;
     struct vd_error e = {0};
     int r = vd_image_open_backing(img, hint, NULL, &e);
-    if (r == -ENOENT && strpbrk(hint, "\\/")) {
+    if ((r == -ENOENT || r == -EPERM) && strpbrk(hint, "\\/")) {
         /* A path from the machine that made it (C:\VMs\base.vmdk): try the
          * file name beside the child. */
         const char *b = hint + strlen(hint);
@@ -1711,11 +1716,11 @@ const struct vd_format_ops vd_format_vmdk = {
     .probe = vmdk_probe,
     .open = vmdk_open,
     .close = vmdk_close,
-    .pread = vmdk_pread,
-    .map = vmdk_map,
-    .pwrite = vmdk_pwrite,
+    .legacy_pread = vmdk_pread,
+    .legacy_map = vmdk_map,
+    .legacy_pwrite = vmdk_pwrite,
     .flush = vmdk_flush,
-    .block_status = vmdk_block_status,
+    .legacy_block_status = vmdk_block_status,
     .allocated = vmdk_allocated,
     .info = vmdk_info,
     .check = vmdk_check,

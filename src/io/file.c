@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "io/io.h"
@@ -90,23 +92,6 @@ static int file_block_status(struct vd_io *io, uint64_t off, uint64_t len, uint6
     return VD_STATUS_DATA;
 }
 
-static int file_open_relative(struct vd_io *io, const char *rel, bool writable, struct vd_io **out,
-                              struct vd_error *err)
-{
-    char path[PATH_MAX];
-    if (rel[0] == '/') {
-        snprintf(path, sizeof(path), "%s", rel);
-    } else {
-        const char *slash = strrchr(io->name, '/');
-        int dirlen = slash ? (int)(slash - io->name) : 0;
-        if (slash)
-            snprintf(path, sizeof(path), "%.*s/%s", dirlen, io->name, rel);
-        else
-            snprintf(path, sizeof(path), "%s", rel);
-    }
-    return vd_io_file_open(path, writable, out, err);
-}
-
 static void file_close(struct vd_io *io)
 {
     struct file_io *f = (struct file_io *)io;
@@ -126,20 +111,19 @@ static const struct vd_io_ops file_ops = {
     .pwrite = file_pwrite,
     .flush = file_flush,
     .block_status = file_block_status,
-    .open_relative = file_open_relative,
     .close = file_close,
     .fd = file_fd,
 };
 
-int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err)
+bool vd_io_is_file(const struct vd_io *io)
 {
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
-     * below, and the flag is cleared for regular files and devices. */
-    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        int e = errno;
-        return vd_err(err, -e, "%s: cannot open: %s", path, strerror(e));
-    }
+    return io->ops == &file_ops;
+}
+
+/* Wrap an open descriptor (consumed, even on failure). */
+static int file_from_fd(int fd, const char *path, bool writable, struct vd_io **out,
+                        struct vd_error *err)
+{
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
@@ -171,6 +155,46 @@ int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct 
     }
     f->fd = fd;
     f->io.writable = writable;
+    f->io.id_dev = (uint64_t)st.st_dev;
+    f->io.id_ino = (uint64_t)st.st_ino;
     *out = &f->io;
     return 0;
+}
+
+int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err)
+{
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
+     * below, and the flag is cleared for regular files and devices. */
+    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        return vd_err(err, -e, "%s: cannot open: %s", path, strerror(e));
+    }
+    return file_from_fd(fd, path, writable, out, err);
+}
+
+int vd_io_file_open_beneath(const char *dir, const char *rel, bool writable, struct vd_io **out,
+                            struct vd_error *err)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, rel) >= sizeof(path))
+        return vd_err(err, -ENAMETOOLONG, "%s/%s: path too long", dir, rel);
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        int e = errno;
+        return vd_err(err, -e, "%s: cannot open directory: %s", dir, strerror(e));
+    }
+    struct open_how how = {
+        .flags = (uint64_t)((writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK),
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
+    int e = errno;
+    close(dfd);
+    if (fd < 0) {
+        if (e == EXDEV)
+            return vd_err(err, -EXDEV, "%s: leaves the directory %s", rel, dir);
+        return vd_err(err, -e, "%s: cannot open: %s", rel, strerror(e));
+    }
+    return file_from_fd((int)fd, path, writable, out, err);
 }

@@ -54,7 +54,10 @@ struct vd_io {
     char *name;    /* path or URL, for messages; owned */
     uint64_t size; /* bytes; fixed at open for read-only sources */
     bool writable;
-    int refcnt;               /* atomic; see vd_io_ref/vd_io_unref */
+    int refcnt; /* atomic; see vd_io_ref/vd_io_unref */
+    /* File identity (st_dev, st_ino) for local files, so the core can tell
+     * the same file under two names; 0/0 for other backends. */
+    uint64_t id_dev, id_ino;
     struct vd_open_opts opts; /* copied at open; strings not owned */
 };
 
@@ -63,6 +66,13 @@ int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable, 
                struct vd_error *err);
 /* Local file backend (src/io/file.c). */
 int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err);
+/* Open rel inside the directory dir and nowhere else: openat2(2) with
+ * RESOLVE_BENEATH, so neither "..", an absolute path, nor a symlink can
+ * leave dir (-EXDEV when one tries). */
+int vd_io_file_open_beneath(const char *dir, const char *rel, bool writable, struct vd_io **out,
+                            struct vd_error *err);
+/* Is io a local file (its name is a path)? */
+bool vd_io_is_file(const struct vd_io *io);
 /* S3 and HTTP backend (src/io/s3.c): uri starts with s3://, http:// or https://. */
 int vd_io_remote_open(const char *uri, const struct vd_open_opts *opts, struct vd_io **out,
                       struct vd_error *err);

@@ -16,7 +16,7 @@
 
 #include "common/byteorder.h"
 #include "common/crc32c.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "io/mem.h"
 #include "vdisk/overlay.h"
 

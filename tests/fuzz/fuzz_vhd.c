@@ -15,7 +15,7 @@
 
 #include "common/byteorder.h"
 #include "common/json.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "formats/vhd.h"
 #include "io/mem.h"
 

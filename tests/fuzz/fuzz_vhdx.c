@@ -15,7 +15,7 @@
 
 #include "common/byteorder.h"
 #include "common/json.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "io/mem.h"
 
 #define FUZZ_MAX_FILE (16u << 20)

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/json.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "io/mem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

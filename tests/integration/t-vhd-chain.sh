@@ -11,17 +11,20 @@
 need qemu-img python3
 CRAFT="$(dirname "$0")/vhd_craft.py"
 
-vdisk_sha() { "$VDISK" hash --sha256 -q "$1" | cut -d' ' -f1; }
+# Parents in ../base lie outside the child's directory: the path policy
+# (docs/trust-boundary.md) opens them only where the user allowed it.
+ALLOW=(--allow-path "$T/base")
+vdisk_sha() { "$VDISK" hash "${ALLOW[@]}" --sha256 -q "$1" | cut -d' ' -f1; }
 # vdisk_err SOURCE: the error vdisk hash prints (stderr), checking it failed.
 vdisk_err() {
     local out
-    if out=$("$VDISK" hash --sha256 -q "$1" 2>&1 >/dev/null); then
+    if out=$("$VDISK" hash "${ALLOW[@]}" --sha256 -q "$1" 2>&1 >/dev/null); then
         fail "vdisk hash $1 succeeded, expected an error"
     fi
     echo "$out"
 }
 info_field() { # info_field SOURCE PYEXPR (d = the disk's "vhd" object)
-    "$VDISK" info --json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)['disks'][0]['vhd']; print($2)"
+    "$VDISK" info "${ALLOW[@]}" --json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)['disks'][0]['vhd']; print($2)"
 }
 
 mkdir -p "$T/base" "$T/kids" "$T/flat"
@@ -44,13 +47,16 @@ assert_eq "$(vdisk_sha "$P")" "$(sha "$PRAW")" "parent"
 python3 "$CRAFT" child "$T/kids/rel.vhd" "$P" "$PRAW" "$T/rel.expect" \
     --loc 'W2ru=..\base\parent.vhd' --loc 'W2ku=D:\Hyper-V\base\parent.vhd' \
     --name 'D:\Hyper-V\base\parent.vhd' --seed 11
+# Without --allow-path the parent in ../base is refused, naming the option.
+out=$("$VDISK" hash --sha256 -q "$T/kids/rel.vhd" 2>&1 >/dev/null) && fail "parent outside the directory was opened"
+case $out in *"resolves outside $T/kids"*allow_path=DIR*--allow-path*) ;; *) fail "refusal message: $out" ;; esac
 assert_eq "$(vdisk_sha "$T/kids/rel.vhd")" "$(sha "$T/rel.expect")" "child with relative W2ru"
 assert_eq "$(info_field "$T/kids/rel.vhd" 'd["parent"]["located_by"], d["parent"]["opened"]')" \
     "W2ru ../base/parent.vhd" "locator used"
 # Through the mount, the child's own sectors are spliced from its file and
 # the rest read from the parent: the same bytes.
 if [ -e /dev/fuse ]; then
-    vmount "$T/cm" "$T/kids/rel.vhd"
+    vmount "$T/cm" -o allow_path="$T/base" "$T/kids/rel.vhd"
     assert_eq "$(sha "$T/cm/rel/disk.raw")" "$(sha "$T/rel.expect")" "mounted child"
     vumount "$T/cm"
 fi
@@ -92,12 +98,12 @@ assert_eq "$(vdisk_sha "$T/flat/big.vhd")" "$(sha "$T/big.expect")" "32 MiB bloc
 python3 "$CRAFT" child "$T/kids/grand.vhd" "$T/kids/rel.vhd" "$T/rel.expect" "$T/grand.expect" \
     --loc 'W2ru=.\rel.vhd' --seed 16
 assert_eq "$(vdisk_sha "$T/kids/grand.vhd")" "$(sha "$T/grand.expect")" "three-level chain"
-"$VDISK" info --json "$T/kids/grand.vhd" |
+"$VDISK" info "${ALLOW[@]}" --json "$T/kids/grand.vhd" |
     python3 -c 'import json,sys; c=json.load(sys.stdin)["disks"][0]["backing_chain"]; assert [b["file"] for b in c]==["rel.vhd","parent.vhd"], c' ||
     fail "backing chain in info"
 # block status must agree with the data: a zero-skipping hash is the same as
 # reading every byte (vdisk hash skips VD_STATUS_ZERO ranges).
-"$VDISK" check "$T/kids/grand.vhd" >/dev/null || fail "check of a sound chain"
+"$VDISK" check "${ALLOW[@]}" "$T/kids/grand.vhd" >/dev/null || fail "check of a sound chain"
 
 # 7. Errors. Missing parent: never silent zeros.
 python3 "$CRAFT" child "$T/flat/orphan.vhd" "$P" "$PRAW" "$T/o.expect" \

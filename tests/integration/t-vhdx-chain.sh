@@ -39,7 +39,10 @@ assert_eq "$("$VDISK" hash --sha256 "$T/norel/child.avhdx" | cut -d' ' -f1)" \
 mkdir -p "$T/vms/child" "$T/vms/base"
 cp "$T/parent.vhdx" "$T/vms/base/"
 python3 "$GEN" diff "$T/parent.vhdx" "$T/parent.raw" "$T/vms/child" '--relpath=..\base\parent.vhdx' --linkage2
-assert_eq "$("$VDISK" hash --sha256 "$T/vms/child/child.avhdx" | cut -d' ' -f1)" \
+# ..\base is outside the child's directory: refused unless allowed.
+out=$("$VDISK" hash --sha256 "$T/vms/child/child.avhdx" 2>&1) && fail "parent in ..\\base opened without --allow-path"
+case $out in *"resolves outside"*--allow-path*) ;; *) fail "refusal message: $out" ;; esac
+assert_eq "$("$VDISK" hash --allow-path "$T/vms/base" --sha256 "$T/vms/child/child.avhdx" | cut -d' ' -f1)" \
     "$(sha "$T/vms/child/child.raw")" "parent in ..\\base, matched by parent_linkage2"
 
 # Missing parent, and a parent that changed since (DataWriteGuid mismatch).

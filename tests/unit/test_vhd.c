@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/byteorder.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "formats/vhd.h"
 #include "io/mem.h"
 

@@ -12,7 +12,7 @@
 
 #include "common/byteorder.h"
 #include "common/crc32c.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "formats/vhdx.h"
 #include "io/io.h"
 #include "io/mem.h"

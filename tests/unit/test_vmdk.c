@@ -15,7 +15,7 @@
 
 #include "common/byteorder.h"
 #include "common/codec.h"
-#include "formats/format.h"
+#include "core/driver.h"
 #include "formats/vmdk.h"
 #include "io/mem.h"
 #include "vdisk/vdisk.h"
