@@ -43,7 +43,9 @@ static void usage(FILE *f)
             "\n"
             "SOURCE is a path, s3://bucket/key or http(s):// URL; DEST a path or s3:// URL.\n"
             "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1);\n"
-            "hash and convert: --overlay FILE (the disk with a mount's overlay edits).\n"
+            "hash and convert: --overlay FILE (the disk with a mount's overlay edits);\n"
+            "--allow-path DIR: extents and parents may also be opened in DIR (by default\n"
+            "only beside the image that names them; see docs/trust-boundary.md).\n"
             "Run 'vdisk COMMAND --help' for details, or see vdisk(1).\n");
 }
 
