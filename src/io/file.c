@@ -120,6 +120,28 @@ static int file_fd(struct vd_io *io, uint64_t *base)
     return ((struct file_io *)io)->fd;
 }
 
+/* The file as it is now: a write through another descriptor changes mtime
+ * and ctime (nanoseconds), a rename or chmod only ctime, a copy dev/ino. */
+static int file_identity(struct vd_io *io, struct vd_io_identity *id, struct vd_error *err)
+{
+    struct file_io *f = (struct file_io *)io;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) {
+        int e = errno;
+        return vd_err(err, -e, "%s: stat: %s", io->name, strerror(e));
+    }
+    id->kind = VD_IO_ID_FILE;
+    if (S_ISREG(st.st_mode))
+        id->size = id->length = (uint64_t)st.st_size;
+    id->mtime_sec = (int64_t)st.st_mtim.tv_sec;
+    id->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+    id->ctime_sec = (int64_t)st.st_ctim.tv_sec;
+    id->ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    return 0;
+}
+
 static const struct vd_io_ops file_ops = {
     .name = "file",
     .pread = file_pread,
@@ -129,6 +151,7 @@ static const struct vd_io_ops file_ops = {
     .open_relative = file_open_relative,
     .close = file_close,
     .fd = file_fd,
+    .identity = file_identity,
 };
 
 int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err)
