@@ -228,10 +228,7 @@ static uint64_t ov_l1_bytes(uint32_t n)
 
 static bool ov_zero(const uint8_t *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return false;
-    return true;
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
 /* A NUL-terminated string of printable bytes (UTF-8 allowed) filling at
@@ -543,7 +540,8 @@ static int ov_load(struct vd_overlay *ov, struct vd_error *err)
     }
     /* Every table is metadata: none may lie on another (a flush of one
      * would overwrite the other), checked once all are known. */
-    qsort(ov->units, ov->nunits, sizeof(*ov->units), ov_cmp_u64);
+    if (ov->nunits) /* qsort's base may not be NULL */
+        qsort(ov->units, ov->nunits, sizeof(*ov->units), ov_cmp_u64);
     for (size_t k = 0; r == 0 && k < ov->nunits; k++) {
         uint64_t o = ov->units[k];
         if ((k && o < ov->units[k - 1] + OV_L2_UNIT(ov->version)) ||
@@ -1207,7 +1205,7 @@ static int ov_verify(struct vd_overlay *ov, struct ov_disk *d, struct vd_image *
         pthread_rwlock_unlock(&ov->lock);
         if (!t || (r = ov_pread(ov, slots, OV_DTAB, unit + OV_BLOCK, err)) < 0)
             continue;
-        /* The disk is not attached yet: nobody writes t meanwhile. */
+        /* No view of the disk exists yet: nobody writes t meanwhile. */
         for (uint32_t i = 0; r == 0 && i < OV_L2_ENTRIES; i++) {
             const uint8_t *sl = slots + (size_t)OV_SLOT * i;
             uint64_t b = (uint64_t)k * OV_L2_ENTRIES + i, start = b * OV_BLOCK;
