@@ -8,6 +8,9 @@
 # and a conversion to VHD with the same content still attach, and their
 # view is checked against dd on a raw copy and, for the VHD, against
 # qemu-img. A block the overlay holds whole does not care about the source.
+# A VHD chain whose parent changes inside a held block is refused ("a
+# parent image changed"), and so is a monolithicFlat VMDK whose flat
+# extent changes there, though its descriptor does not.
 . "$VD_TEST_LIB"
 need_fuse
 need qemu-img
@@ -107,4 +110,44 @@ vumount "$M"
 scribble "$T/w.raw" $((20 * B + 7))
 refused "source written outside held blocks" "$T/w.raw" \
     "disk w/disk: $T/w.raw was written after the overlay copied blocks of it (mtime "
+# A VHD chain (vhd_craft.py writes the child, over a fixed parent whose
+# data lies as raw bytes in its file). The parent changes, in place, in a
+# sector of block 5 the child does not hold: refused, the child's file
+# being unchanged. (A VMDK chain would be refused by the VMDK driver
+# itself: its parent's CID changes with any write.)
+need python3
+qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$T/orig.raw" "$T/p.vhd"
+python3 "$(dirname "$0")/vhd_craft.py" child "$T/c.vhd" "$T/p.vhd" "$T/orig.raw" "$T/c.expect" \
+    --loc 'W2ru=p.vhd' --seed 5
+# A sector of block 5, away from the written bytes, read from the parent.
+off=$(python3 - "$T/c.expect" "$T/orig.raw" <<'PY'
+import sys
+a, b = open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read()
+for s in range(5 * 128 + 8, 6 * 128):
+    o = s * 512
+    if a[o:o + 512] == b[o:o + 512]:
+        print(o + 100)
+        break
+PY
+)
+[ -n "$off" ] || fail "the child holds every sector of block 5"
+rm -f "$OVL"
+vmount "$M" -o overlay="$OVL" "$T/c.vhd"
+put "$M/c/disk.raw" $((5 * B + 1000)) "$T/small"
+vumount "$M"
+scribble "$T/p.vhd" "$off"
+refused "parent changed in a held block" "$T/c.vhd" \
+    "disk c/disk: the source changed since the overlay copied blocks of it (a parent image changed (1 parents, now 1)): block 5 (bytes 327680-393215) no longer holds what was copied"
+
+# monolithicFlat: the descriptor is the identity; the flat extent changed
+# inside block 5 is found by reading the held block back.
+qemu-img convert -f raw -O vmdk -o subformat=monolithicFlat "$T/orig.raw" "$T/flat.vmdk"
+[ -f "$T/flat-flat.vmdk" ] || fail "qemu-img wrote no flat extent"
+rm -f "$OVL"
+vmount "$M" -o overlay="$OVL" "$T/flat.vmdk"
+put "$M/flat/disk.raw" $((5 * B + 1000)) "$T/small"
+vumount "$M"
+scribble "$T/flat-flat.vmdk" $((5 * B + 40000))
+refused "flat extent changed in a held block" "$T/flat.vmdk" \
+    "disk flat/disk: the source changed since the overlay copied blocks of it (its extent files are not in its identity): block 5 (bytes 327680-393215) no longer holds what was copied"
 echo "changed sources refused; copies, renames and conversions with the same content attach"
