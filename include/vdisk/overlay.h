@@ -29,7 +29,8 @@ int vd_overlay_open(const char *path, struct vd_overlay **out, struct vd_error *
  * fingerprint either way. It also checks that base is the source its copied
  * blocks came from: the same identity (file size, mtime, ctime, device and
  * inode; S3 ETag), or else every copied block reads back from base with its
- * recorded digest; a local file written in place is refused either way.
+ * recorded digest; a local file written in place is refused either way
+ * once the overlay holds a block of it.
  * Refusals are -ESTALE with a message saying what differs and which block.
  * This may read every block the overlay holds from base. A new FILE records
  * every disk attached before its first write. */

@@ -47,10 +47,11 @@
  * HTTP: size and ETag; for both the window and the parents' identities) and
  * a digest of each copied block. At attach: an equal identity is the same
  * source; a local file modified in place (same device and inode, other size
- * or mtime) is refused; any other difference (a copy, a rename, a
- * conversion, a new upload) is accepted only when every held block reads
- * back from the new source with its recorded digest, and the new identity
- * is then recorded at the next flush that writes tables. A descriptor VMDK
+ * or mtime) is refused once the overlay holds a block of it; any other
+ * difference (a copy, a rename, a conversion, a new upload) is accepted
+ * only when every held block reads back from the new source with its
+ * recorded digest, and the new identity is then recorded at the next flush
+ * that writes tables. A descriptor VMDK
  * reads extent files the identity does not cover, so its held blocks are
  * checked at every attach. Version 1 files (no records, no digests) keep
  * the version 1 check: size and fingerprint.
@@ -1190,9 +1191,10 @@ static bool ov_hidden_files(struct vd_image *base)
 
 /* Read back every block d holds a copy of source bytes for, from base, and
  * compare with the digest recorded when it was copied. Returns 0 when all
- * match, 1 with *bad set at the first that does not, or -errno. */
+ * match, 1 with *bad set at the first that does not, or -errno; *held
+ * counts the blocks d holds (up to there). */
 static int ov_verify(struct vd_overlay *ov, struct ov_disk *d, struct vd_image *base, uint64_t *bad,
-                     struct vd_error *err)
+                     uint64_t *held, struct vd_error *err)
 {
     uint8_t *slots = malloc(OV_DTAB), *blk = malloc(OV_BLOCK), dg[OV_DLEN];
     int r = 0;
@@ -1216,8 +1218,11 @@ static int ov_verify(struct vd_overlay *ov, struct ov_disk *d, struct vd_image *
                            ov->path, d->key, b, sl[0]);
                 break;
             }
-            if (!t[i] || sl[0] != 1 || start >= d->size)
-                continue; /* not held, held whole, or past the disk */
+            if (!t[i] || start >= d->size)
+                continue;
+            ++*held;
+            if (sl[0] != 1)
+                continue; /* held whole: no source byte in it */
             size_t have = (size_t)VD_MIN((uint64_t)OV_BLOCK, d->size - start);
             if ((r = vd_image_pread(base, blk, have, start, err)) < 0 ||
                 (r = ov_digest(blk, have, dg, err)) < 0)
@@ -1242,16 +1247,19 @@ static int ov_check_source(struct vd_overlay *ov, struct ov_disk *d, struct vd_i
     if (!hidden && ov_src_strong(cur) && ov_src_equal(&d->src, cur))
         return 0;
     char what[300], blockmsg[100] = "";
-    uint64_t bad = 0;
+    uint64_t bad = 0, held = 0;
     ov_src_describe(&d->src, cur, hidden, what, sizeof(what));
-    int r = ov_verify(ov, d, base, &bad, err);
+    int r = ov_verify(ov, d, base, &bad, &held, err);
     if (r < 0)
         return r;
     uint64_t first = bad * OV_BLOCK, last = VD_MIN(first + OV_BLOCK, d->size) - 1;
     if (r == 1)
         snprintf(blockmsg, sizeof(blockmsg), "block %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64 ")",
                  bad, first, last);
-    if (ov_src_written_in_place(&d->src, cur))
+    /* Written in place: refused even where no held block changed, since
+     * the edits belong to a guest filesystem whose other blocks did; not
+     * when there are no edits. */
+    if (held && ov_src_written_in_place(&d->src, cur))
         return vd_err(err, -ESTALE,
                       "overlay: %s: disk %s: %s was written after the overlay copied blocks of "
                       "it (%s%s%s%s): the edits would mix with bytes they were not made against; "

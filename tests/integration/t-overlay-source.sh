@@ -4,9 +4,9 @@
 # elsewhere than the written bytes, a remount would show old overlay bytes
 # beside new source bytes. Such a source is refused with a message naming
 # the overlay, the disk, what changed and the block; a source written in
-# place is refused even where the overlay holds no copy. A copy, a rename
-# and a conversion to VHD with the same content still attach, and their
-# view is checked against dd on a raw copy and, for the VHD, against
+# place is refused even where the overlay holds no copy (unless it holds no
+# block at all). A copy, a rename and a conversion to VHD with the same
+# content still attach, and their view is checked against dd on a raw copy and, for the VHD, against
 # qemu-img. A block the overlay holds whole does not care about the source.
 # A VHD chain whose parent changes inside a held block is refused ("a
 # parent image changed"), and so is a monolithicFlat VMDK whose flat
@@ -44,6 +44,11 @@ refused() {
         grep -qF -- "$p" <<<"$out" || fail "$what: message lacks '$p': $out"
     done
 }
+
+# An overlay that holds no block yet does not mind a touched source.
+vmount "$M" -o overlay="$OVL" "$SRC"
+vumount "$M"
+touch "$SRC"
 
 # 100 bytes inside block 5 (the rest of it is copied from the source), and
 # all of block 9 (nothing of the source's is kept).
