@@ -1369,15 +1369,12 @@ int vd_overlay_attach(struct vd_overlay *ov, struct vd_image *base, const char *
     if (r == 0)
         d->attached = true; /* ours: the check below runs without the lock */
     pthread_rwlock_unlock(&ov->lock);
-    if (r == 0 && check && ov->version >= 2)
-        r = ov_check_source(ov, d, base, &cur, err);
-    if (r < 0) {
-        if (d && check) {
-            pthread_rwlock_wrlock(&ov->lock);
-            if (r != -EBUSY)
-                d->attached = false;
-            pthread_rwlock_unlock(&ov->lock);
-        }
+    if (r < 0)
+        return r;
+    if (check && ov->version >= 2 && (r = ov_check_source(ov, d, base, &cur, err)) < 0) {
+        pthread_rwlock_wrlock(&ov->lock);
+        d->attached = false;
+        pthread_rwlock_unlock(&ov->lock);
         return r;
     }
 

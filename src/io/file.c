@@ -130,9 +130,12 @@ static int file_identity(struct vd_io *io, struct vd_io_identity *id, struct vd_
         int e = errno;
         return vd_err(err, -e, "%s: stat: %s", io->name, strerror(e));
     }
+    /* A device node's times do not move when the device is written: it
+     * has no identity to offer (the caller compares content instead). */
+    if (!S_ISREG(st.st_mode))
+        return 0;
     id->kind = VD_IO_ID_FILE;
-    if (S_ISREG(st.st_mode))
-        id->size = id->length = (uint64_t)st.st_size;
+    id->size = id->length = (uint64_t)st.st_size;
     id->mtime_sec = (int64_t)st.st_mtim.tv_sec;
     id->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
     id->ctime_sec = (int64_t)st.st_ctim.tv_sec;

@@ -25,8 +25,8 @@ struct vd_json;
 /* What a byte source is, so that a later open can tell whether it changed
  * (overlay files record it: src/formats/overlay.c). */
 enum vd_io_id_kind {
-    VD_IO_ID_NONE,   /* the backend cannot say (memory buffers) */
-    VD_IO_ID_FILE,   /* a local file: size, mtime, ctime, device and inode */
+    VD_IO_ID_NONE,   /* the backend cannot say (memory, block devices) */
+    VD_IO_ID_FILE,   /* a local regular file: size, mtime, ctime, device, inode */
     VD_IO_ID_REMOTE, /* an S3 or HTTP object: size and ETag */
 };
 struct vd_io_identity {
