@@ -519,6 +519,14 @@ fail:
     return err.code == -ENOMEM ? -ENOMEM : -EIO;
 }
 
+/* The errno a writer gets for a failed disk write or flush: a full or
+ * over-quota overlay filesystem is the writer's to know; other failures
+ * are EIO. */
+static int write_errno(int code)
+{
+    return code == -EROFS || code == -ENOSPC || code == -EDQUOT ? code : -EIO;
+}
+
 static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -539,7 +547,7 @@ static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
     if (vd_image_pwrite(n->img, buf, size, n->offset + (uint64_t)off, &err) < 0) {
         logmsg("%s/%s: write of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
                err.msg);
-        return err.code == -EROFS ? -EROFS : -EIO;
+        return write_errno(err.code);
     }
     return (int)size;
 }
@@ -559,7 +567,7 @@ static int vfs_flush(const char *path, struct fuse_file_info *fi)
     struct vd_error err = {0};
     if (vd_image_flush(n->img, &err) < 0) {
         logmsg("%s: flush: %s", path, err.msg);
-        return -EIO;
+        return write_errno(err.code);
     }
     return 0;
 }
@@ -575,7 +583,7 @@ static int vfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     struct vd_error err = {0};
     if (vd_image_flush(n->img, &err) < 0) {
         logmsg("%s: fsync: %s", path, err.msg);
-        return -EIO;
+        return write_errno(err.code);
     }
     return 0;
 }

@@ -16,6 +16,8 @@ PKGS=(
   hyperfine time curl bc
   # tests: strace shows the export sync order (t-export-durability)
   strace
+  # tests: a btrfs qgroup gives EDQUOT (t-overlay-edquot; this kernel has no other quota)
+  btrfs-progs
   # tests: the fixup boot oracle (t-fixup-boot) builds and boots a guest
   debootstrap qemu-system-x86
 )

@@ -26,8 +26,14 @@ int vd_overlay_open(const char *path, struct vd_overlay **out, struct vd_error *
  * within the overlay ("web01/disk1"; at most 63 bytes). A FILE that already
  * holds disks only attaches disks it recorded: matched by key, or by content
  * fingerprint when the source was renamed, and checked for size and
- * fingerprint either way (-ESTALE, with a message saying what differs). A
- * new FILE records every disk attached before its first write. */
+ * fingerprint either way. It also checks that base is the source its copied
+ * blocks came from: the same identity (file size, mtime, ctime, device and
+ * inode; S3 ETag), or else every copied block reads back from base with its
+ * recorded digest; a local file written in place is refused either way
+ * once the overlay holds a block of it.
+ * Refusals are -ESTALE with a message saying what differs and which block.
+ * This may read every block the overlay holds from base. A new FILE records
+ * every disk attached before its first write. */
 int vd_overlay_attach(struct vd_overlay *ov, struct vd_image *base, const char *key,
                       struct vd_image **out, struct vd_error *err);
 /* Free a view (before closing the overlay and the base). */
@@ -39,9 +45,11 @@ uint64_t vd_overlay_data_bytes(const struct vd_overlay *ov);
 /* Sync and close. Returns the first error of the final sync. */
 int vd_overlay_close(struct vd_overlay *ov, struct vd_error *err);
 
-/* For tests and fuzzers: validate an overlay header block (the first
- * VD_OVERLAY_HEADER bytes of FILE) against a file of file_size bytes. */
-#define VD_OVERLAY_HEADER 4096u
+/* For tests and fuzzers: validate an overlay header (the first
+ * VD_OVERLAY_HEADER bytes of FILE: the header proper and, in version 2, the
+ * source records) against a file of file_size bytes. A version 1 header
+ * needs only its first 4096 bytes. */
+#define VD_OVERLAY_HEADER 20480u
 int vd_overlay_check_header(const uint8_t *buf, size_t len, uint64_t file_size,
                             struct vd_error *err);
 

@@ -105,6 +105,31 @@ static int file_fd(struct vd_io *io, uint64_t *base)
     return ((struct file_io *)io)->fd;
 }
 
+/* The file as it is now: a write through another descriptor changes mtime
+ * and ctime (nanoseconds), a rename or chmod only ctime, a copy dev/ino. */
+static int file_identity(struct vd_io *io, struct vd_io_identity *id, struct vd_error *err)
+{
+    struct file_io *f = (struct file_io *)io;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) {
+        int e = errno;
+        return vd_err(err, -e, "%s: stat: %s", io->name, strerror(e));
+    }
+    /* A device node's times do not move when the device is written: it
+     * has no identity to offer (the caller compares content instead). */
+    if (!S_ISREG(st.st_mode))
+        return 0;
+    id->kind = VD_IO_ID_FILE;
+    id->size = id->length = (uint64_t)st.st_size;
+    id->mtime_sec = (int64_t)st.st_mtim.tv_sec;
+    id->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+    id->ctime_sec = (int64_t)st.st_ctim.tv_sec;
+    id->ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    return 0;
+}
+
 static const struct vd_io_ops file_ops = {
     .name = "file",
     .pread = file_pread,
@@ -113,6 +138,7 @@ static const struct vd_io_ops file_ops = {
     .block_status = file_block_status,
     .close = file_close,
     .fd = file_fd,
+    .identity = file_identity,
 };
 
 bool vd_io_is_file(const struct vd_io *io)

@@ -31,6 +31,16 @@ void vd_io_unref(struct vd_io *io)
     }
 }
 
+int vd_io_identity(struct vd_io *io, struct vd_io_identity *id, struct vd_error *err)
+{
+    memset(id, 0, sizeof(*id));
+    id->kind = VD_IO_ID_NONE;
+    id->size = io->size;
+    id->length = io->size;
+    id->name = io->name;
+    return io->ops->identity ? io->ops->identity(io, id, err) : 0;
+}
+
 const char *vd_io_basename(const struct vd_io *io)
 {
     const char *s = strrchr(io->name, '/');

@@ -22,6 +22,24 @@
 struct vd_io;
 struct vd_json;
 
+/* What a byte source is, so that a later open can tell whether it changed
+ * (overlay files record it: src/formats/overlay.c). */
+enum vd_io_id_kind {
+    VD_IO_ID_NONE,   /* the backend cannot say (memory, block devices) */
+    VD_IO_ID_FILE,   /* a local regular file: size, mtime, ctime, device, inode */
+    VD_IO_ID_REMOTE, /* an S3 or HTTP object: size and ETag */
+};
+struct vd_io_identity {
+    enum vd_io_id_kind kind;
+    uint64_t size;           /* bytes of the whole file or object */
+    uint64_t offset, length; /* the window of it this io reads (a slice: an OVA member) */
+    int64_t mtime_sec, ctime_sec;
+    uint32_t mtime_nsec, ctime_nsec;
+    uint64_t dev, ino;
+    char etag[160];   /* REMOTE: as the server sent it at open, "" when none */
+    const char *name; /* path or URL of the file, for messages; the io's, not owned */
+};
+
 struct vd_io_ops {
     const char *name; /* "file", "slice", "s3", "http" */
     ssize_t (*pread)(struct vd_io *io, void *buf, size_t len, uint64_t off, struct vd_error *err);
@@ -46,6 +64,11 @@ struct vd_io_ops {
      * zero-copy reads (splice); *base is the fd offset of the io's byte 0.
      * NULL or a negative return: there is none (remote backends). */
     int (*fd)(struct vd_io *io, uint64_t *base);
+    /* Optional: fill *id, which vd_io_identity() has zeroed and set to
+     * kind NONE, the window [0, size) and the io's name. A backend reports
+     * the source as it is now (fstat), or as pinned at open when every read
+     * is checked against that (S3 If-Match). NULL: kind NONE. */
+    int (*identity)(struct vd_io *io, struct vd_io_identity *id, struct vd_error *err);
     void (*close)(struct vd_io *io); /* frees the backend's object */
 };
 
@@ -96,6 +119,8 @@ int vd_io_pwrite_full(struct vd_io *io, const void *buf, size_t len, uint64_t of
                       struct vd_error *err);
 int vd_io_open_relative(struct vd_io *io, const char *rel, bool writable, struct vd_io **out,
                         struct vd_error *err);
+/* The identity of io's source (see struct vd_io_identity). */
+int vd_io_identity(struct vd_io *io, struct vd_io_identity *id, struct vd_error *err);
 /* Last path component of io->name (for messages): "disk.vmdk". */
 const char *vd_io_basename(const struct vd_io *io);
 

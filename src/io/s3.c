@@ -868,11 +868,23 @@ static int s3_open_relative(struct vd_io *io, const char *rel, bool writable, st
     return s3_open_target(t, o->ctx, out, err);
 }
 
+/* The size and ETag pinned at open: every read since was made with
+ * If-Match on that ETag (or checked against it), so they are what was read. */
+static int s3_identity(struct vd_io *io, struct vd_io_identity *id, struct vd_error *err)
+{
+    struct s3_obj *o = (struct s3_obj *)io;
+    (void)err;
+    id->kind = VD_IO_ID_REMOTE;
+    snprintf(id->etag, sizeof(id->etag), "%s", o->etag);
+    return 0;
+}
+
 static const struct vd_io_ops s3_ops = {
     .name = "s3",
     .pread = s3_pread,
     .open_relative = s3_open_relative,
     .stats = s3_stats,
+    .identity = s3_identity,
     .close = s3_close,
 };
 

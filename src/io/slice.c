@@ -59,6 +59,18 @@ static int slice_fd(struct vd_io *io, uint64_t *base)
     return fd;
 }
 
+/* The file the window lies in, and where. */
+static int slice_identity(struct vd_io *io, struct vd_io_identity *id, struct vd_error *err)
+{
+    struct slice_io *s = (struct slice_io *)io;
+    int r = vd_io_identity(s->parent, id, err);
+    if (r < 0)
+        return r;
+    id->offset += s->off;
+    id->length = io->size;
+    return 0;
+}
+
 static const struct vd_io_ops slice_ops = {
     .name = "slice",
     .pread = slice_pread,
@@ -66,6 +78,7 @@ static const struct vd_io_ops slice_ops = {
     .stats = slice_stats,
     .close = slice_close,
     .fd = slice_fd,
+    .identity = slice_identity,
 };
 
 int vd_io_slice(struct vd_io *parent, uint64_t off, uint64_t len, const char *name,
