@@ -101,9 +101,13 @@ struct vd_format_ops {
     /* Make [off, off+len) writable: allocate what is needed (filling it with
      * what the range read before: zeros or the backing image's bytes),
      * update the tables, and answer DATA for a run starting at off. The core
-     * validates the answer and writes the data there. Thread-safe. */
-    int (*alloc)(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
-                 struct vd_error *err);
+     * validates the answer and writes the data there. data holds the len
+     * bytes about to be written: a driver may use them to skip copying what
+     * they replace (a block written whole needs nothing from the parent) or
+     * write them with the new block; the core writes them again, checked.
+     * Thread-safe. */
+    int (*alloc)(struct vd_image *img, uint64_t off, uint64_t len, const uint8_t *data,
+                 struct vd_map *m, struct vd_error *err);
     int (*flush)(struct vd_image *img, struct vd_error *err);
     /* Transitional (removed once every driver answers map): the old
      * per-driver read loops. Used only when map is NULL. */

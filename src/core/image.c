@@ -531,7 +531,7 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t 
         if (m.kind != VD_MAP_DATA) {
             uint64_t asked = m.len;
             memset(&m, 0, sizeof(m));
-            r = img->ops->alloc(img, off, asked, &m, err);
+            r = img->ops->alloc(img, off, asked, p, &m, err);
             if (r == 0)
                 r = map_validate(img, off, asked, &m, err);
             if (r == 0 && m.kind != VD_MAP_DATA)

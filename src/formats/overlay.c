@@ -796,7 +796,8 @@ static int ov_cow(struct ov_view *v, uint64_t b, uint64_t in, const uint8_t *dat
             goto out;
     }
     memset(blk + have, 0, OV_BLOCK - have);
-    memcpy(blk + in, data, n);
+    if (n)
+        memcpy(blk + in, data, n);
     pthread_rwlock_wrlock(&ov->lock);
     uint32_t k = (uint32_t)(b / OV_L2_ENTRIES);
     uint64_t *t = ov_l2(ov, d, k, &r, err);
@@ -805,7 +806,7 @@ static int ov_cow(struct ov_view *v, uint64_t b, uint64_t in, const uint8_t *dat
     if (t && t[b % OV_L2_ENTRIES]) { /* another writer got here first */
         uint64_t where = t[b % OV_L2_ENTRIES];
         pthread_rwlock_unlock(&ov->lock);
-        r = ov_pwrite(ov, data, n, where + in, err);
+        r = n ? ov_pwrite(ov, data, n, where + in, err) : 0;
         goto out;
     }
     if (!t && (r = ov_new_unit(ov, d, k, &t, err)) < 0)
@@ -830,24 +831,28 @@ out:
     return r;
 }
 
-static int ov_view_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off,
-                          struct vd_error *err)
+static int ov_view_map(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                       struct vd_error *err);
+
+/* Writes go through the core: a block the overlay does not hold yet is
+ * copied from the base with the new bytes merged (a block written whole
+ * reads nothing from the base and keeps no digest), then the core writes
+ * the new bytes into it like any other data answer, checked against the
+ * overlay's header and tables. */
+static int ov_view_alloc(struct vd_image *img, uint64_t off, uint64_t len, const uint8_t *data,
+                         struct vd_map *m, struct vd_error *err)
 {
     struct ov_view *v = img->priv;
-    const uint8_t *p = buf;
-    while (len > 0) {
-        uint64_t b = off / OV_BLOCK, in = off % OV_BLOCK, where;
-        size_t n = (size_t)VD_MIN((uint64_t)len, OV_BLOCK - in);
-        int r = ov_lookup(v->ov, v->d, b, &where, err);
-        if (r == 0)
-            r = where ? ov_pwrite(v->ov, p, n, where + in, err) : ov_cow(v, b, in, p, n, err);
-        if (r < 0)
-            return r;
-        p += n;
-        off += n;
-        len -= n;
-    }
-    return 0;
+    uint64_t in = off % OV_BLOCK;
+    size_t n = (size_t)VD_MIN(len, OV_BLOCK - in);
+    int r = ov_cow(v, off / OV_BLOCK, in, data, n, err);
+    if (r < 0)
+        return r;
+    r = ov_view_map(img, off, len, m, err);
+    if (r == 0 && m->kind != VD_MAP_DATA)
+        r = vd_err(err, -EIO, "overlay: %s: block %" PRIu64 " was copied but is not mapped",
+                   v->ov->path, off / OV_BLOCK);
+    return r;
 }
 
 /* Data, then the tables that point to it, then the source records, each
@@ -960,7 +965,7 @@ static const struct vd_format_ops ov_view_ops = {
     .open = ov_view_open,
     .close = ov_view_close,
     .map = ov_view_map,
-    .legacy_pwrite = ov_view_pwrite,
+    .alloc = ov_view_alloc,
     .flush = ov_view_flush,
     .allocated = ov_view_allocated,
 };

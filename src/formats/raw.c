@@ -39,9 +39,10 @@ static int raw_map(struct vd_image *img, uint64_t off, uint64_t len, struct vd_m
 }
 
 /* Nothing to allocate: map already answers data everywhere. */
-static int raw_alloc(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
-                     struct vd_error *err)
+static int raw_alloc(struct vd_image *img, uint64_t off, uint64_t len, const uint8_t *data,
+                     struct vd_map *m, struct vd_error *err)
 {
+    (void)data;
     return raw_map(img, off, len, m, err);
 }
 
