@@ -49,7 +49,10 @@ export VD_FIXUP_BOOT_ROOT=${VD_FIXUP_BOOT_ROOT:-$ROOT/build-boot-root}
 
 if [ "${VD_SKIP_MATRIX:-0}" != 1 ]; then
     echo "== build matrix =="
-    bash scripts/build-matrix.sh
+    # gcc:RelWithDebInfo is left out: the next stage builds exactly that,
+    # with -Werror too.
+    bash scripts/build-matrix.sh gcc:Debug gcc:Release gcc:dpkg \
+        clang:Debug clang:RelWithDebInfo clang:Release clang:dpkg
 fi
 
 echo "== build and test =="
