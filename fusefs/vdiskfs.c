@@ -35,6 +35,7 @@
 #include "vdisk/overlay.h"
 #include "vdisk/vdisk.h"
 #include "export.h"
+#include "viewperm.h"
 
 #define VD_MAX_ALLOW 16 /* allow_path= directories */
 
@@ -55,6 +56,7 @@ struct srcdir {
     struct node *nodes;
     size_t nviews;
     struct vd_image **views; /* overlay= views of the source's disks, owned */
+    struct viewperm perm;    /* owner and mode of this folder and its files */
 };
 
 static struct {
@@ -150,6 +152,11 @@ static int add_source(const char *uri)
     memset(d, 0, sizeof(*d));
     dir_name_for(uri, d->name, sizeof(d->name));
     d->src = src;
+    viewperm_for_source(uri,
+                        g.overlay    ? VIEWPERM_OVERLAY
+                        : g.writable ? VIEWPERM_RW
+                                     : VIEWPERM_RO,
+                        &d->perm);
     g.nsrc++;
 
     for (size_t i = 0; i < vd_source_ndisks(src); i++) {
@@ -269,6 +276,14 @@ static void fill_times(struct stat *st)
     st->st_gid = getgid();
 }
 
+/* The owner and mode of a view (viewperm.c): never wider than its source. */
+static void set_view_attr(struct stat *st, mode_t type, const struct viewperm_attr *a)
+{
+    st->st_mode = type | a->mode;
+    st->st_uid = a->uid;
+    st->st_gid = a->gid;
+}
+
 static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     const char *rest;
@@ -285,15 +300,15 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     if (!d)
         return -ENOENT;
     if (!rest[0]) {
-        st->st_mode = S_IFDIR | 0755;
+        set_view_attr(st, S_IFDIR, &d->perm.dir);
         st->st_nlink = 2;
         return 0;
     }
     struct node *n = find_node(path, NULL);
     if (!n)
         return -ENOENT;
-    bool rw = g.writable && (n->kind == NODE_DISK || n->kind == NODE_PART);
-    st->st_mode = S_IFREG | (rw ? 0644 : 0444);
+    bool disk = n->kind == NODE_DISK || n->kind == NODE_PART;
+    set_view_attr(st, S_IFREG, disk ? &d->perm.disk : &d->perm.data);
     st->st_nlink = 1;
     st->st_size = (off_t)n->size;
     if (n->kind == NODE_INFO) {

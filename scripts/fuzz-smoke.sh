@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-20}
 command -v clang >/dev/null || { echo "fuzz-smoke: clang not installed" >&2; exit 1; }
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
-    -DVDISK_FUZZ=ON -DVDISK_SANITIZE=ON >/dev/null
+    -DVDISK_FUZZ=ON -DVDISK_SANITIZE=ON -DVDISK_WERROR=ON >/dev/null
 cmake --build build-fuzz -j "$(nproc)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

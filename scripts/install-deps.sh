@@ -3,8 +3,9 @@
 # Idempotent: packages already present are skipped by apt-get.
 set -euo pipefail
 PKGS=(
-  # build
-  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+  # build (gcc and clang: scripts/build-matrix.sh builds with both; dpkg-dev
+  # for dpkg-buildflags, the flags a Debian package is built with)
+  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev dpkg-dev
   libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev zlib1g-dev libdeflate-dev
   libblkid-dev libext2fs-dev libxml2-dev libhivex-dev ntfs-3g-dev
   # tests: independent oracles and guest-filesystem builders

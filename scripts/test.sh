@@ -2,11 +2,16 @@
 # The whole test suite, as CI runs it (README: "Run the tests").
 #   1. install missing Debian packages (scripts/install-deps.sh)
 #   2. clang-format check
-#   3. normal build + every test (unit, integration with real FUSE mounts,
+#   3. build matrix: GCC and clang x Debug, RelWithDebInfo, Release and
+#      Debian's dpkg-buildflags, all with -Werror, build only
+#      (scripts/build-matrix.sh)
+#   4. normal build + every test (unit, integration with real FUSE mounts,
 #      fuzz-corpus replay, S3 against a local s3rver)
-#   4. the same suite under ASan + UBSan
-#   5. a short libFuzzer run of every fuzz target
-# Set VD_SKIP_ASAN=1 or VD_SKIP_FUZZ=1 to leave a stage out locally.
+#   5. the same suite under ASan + UBSan
+#   6. a short libFuzzer run of every fuzz target
+# Every build here has -DVDISK_WERROR=ON (off by default for users).
+# Set VD_SKIP_MATRIX=1, VD_SKIP_ASAN=1 or VD_SKIP_FUZZ=1 to leave a stage out
+# locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -42,8 +47,16 @@ run_suite() { # build-dir cmake-args...
 export VD_SLOW_TESTS=${VD_SLOW_TESTS:-1}
 export VD_FIXUP_BOOT_ROOT=${VD_FIXUP_BOOT_ROOT:-$ROOT/build-boot-root}
 
+if [ "${VD_SKIP_MATRIX:-0}" != 1 ]; then
+    echo "== build matrix =="
+    # gcc:RelWithDebInfo is left out: the next stage builds exactly that,
+    # with -Werror too.
+    bash scripts/build-matrix.sh gcc:Debug gcc:Release gcc:dpkg \
+        clang:Debug clang:RelWithDebInfo clang:Release clang:dpkg
+fi
+
 echo "== build and test =="
-run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDISK_WERROR=ON
 
 if [ "${VD_SKIP_ASAN:-0}" != 1 ]; then
     echo "== ASan + UBSan =="
@@ -54,7 +67,7 @@ if [ "${VD_SKIP_ASAN:-0}" != 1 ]; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$SAN_LOGS/asan
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$SAN_LOGS/ubsan
     san_rc=0
-    run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVDISK_SANITIZE=ON || san_rc=$?
+    run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVDISK_SANITIZE=ON -DVDISK_WERROR=ON || san_rc=$?
     unset ASAN_OPTIONS UBSAN_OPTIONS
     if [ -n "$(ls -A "$SAN_LOGS")" ]; then
         for f in "$SAN_LOGS"/*; do echo "== $f"; cat "$f"; done

@@ -75,10 +75,13 @@ static void fixup_plan_free(struct fixup_plan *p)
 }
 
 /* Load dir/name into a new plan. 1 if added, 0 if absent or not a
- * regular file (a symlink is reported as skipped), -errno. */
+ * regular file (a symlink is reported as skipped), -errno. *out is the
+ * plan when 1, NULL otherwise: vd_err() and the fs ops live in other
+ * files, so the compiler cannot prove they only return <= 0 there. */
 static int fixup_load(struct fixup_ctx *c, const char *dir, const char *name,
                       struct fixup_plan **out, struct vd_error *err)
 {
+    *out = NULL;
     if (c->n == FIXUP_MAX_PLANS)
         return vd_err(err, -E2BIG, "fixup: %s: more than %d files to change", c->fs->label,
                       FIXUP_MAX_PLANS);

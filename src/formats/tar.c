@@ -286,6 +286,7 @@ char *vd_tar_normalize(const char *name, bool *unsafe)
 static int tar_read_data(struct vd_io *io, uint64_t off, uint64_t size, uint64_t cap,
                          const char *what, uint8_t **out, struct vd_error *err)
 {
+    *out = NULL; /* on every path: callers free it, GCC -O3 cannot see vd_err() < 0 */
     if (size > cap)
         return vd_err(err, -EINVAL,
                       "tar: %s: %s at offset %" PRIu64 " is %" PRIu64 " bytes (limit %" PRIu64 ")",

@@ -123,6 +123,10 @@ vmount "$T/mnt" -o "endpoint=http://127.0.0.1:$S3P_PORT,path_style,region=us-eas
     s3://vdtest/img/disk.raw s3://vdtest/img/vmdk-streamOptimized
 assert_eq "$(sha "$T/mnt/disk/disk.raw")" "$want" "mounted disk.raw"
 cmp "$T/mnt/disk/disk-p1.raw" "$T/p1.img" || fail "disk-p1.raw differs from the partition"
+# No owner or mode to copy from S3: the mounting user's credentials fetched
+# it, so the views are theirs alone (docs/vdiskfs.1, PERMISSIONS).
+assert_eq "$(stat -c '%u %a' "$T/mnt/disk/disk.raw" "$T/mnt/disk/info.json" "$T/mnt/disk" | xargs)" \
+    "$(id -u) 400 $(id -u) 400 $(id -u) 500" "owner and mode of S3 views"
 pids=()
 for _ in $(seq 1 24); do
     off=$(( (RANDOM * 32768 + RANDOM) % (64 * 1024 * 1024 - 300000) ))
@@ -147,10 +151,12 @@ head -c 200000 /dev/urandom >"$T/blob"
 dd if="$T/blob" of="$T/edited.raw" bs=1k seek=3333 conv=notrunc status=none
 s3_reset
 vmount "$T/ovm" -o "$S3OPTS,overlay=$T/s3.ovl" s3://vdtest/img/disk.raw
+assert_eq "$(stat -c '%a' "$T/ovm/disk/disk.raw")" "600" "mode of an S3 view with an overlay"
 dd if="$T/blob" of="$T/ovm/disk/disk.raw" bs=1k seek=3333 conv=notrunc status=none ||
     fail "write through the overlay"
 vumount "$T/ovm"
 vmount "$T/ovm" -o "$S3OPTS,overlay=$T/s3.ovl" s3://vdtest/img/disk.raw
+assert_eq "$(stat -c '%a' "$T/ovm/disk/disk.raw")" "600" "mode of an S3 view with an overlay"
 assert_eq "$(sha "$T/ovm/disk/disk.raw")" "$(sha "$T/edited.raw")" "S3 disk with its overlay"
 vumount "$T/ovm"
 if s3_log | grep -v '^GET\|^HEAD' | grep -q .; then

@@ -7,7 +7,7 @@
 # blocks from the parent, and the bytes under clear bits are 0xEE garbage a
 # reader must never return. The parent itself comes from qemu-img.
 . "$VD_TEST_LIB"
-[ -x "$VDISK" ] || skip "vdisk CLI not built ($VDISK)"
+[ -x "$VDISK" ] || fail "vdisk CLI not built ($VDISK): build the tree first"
 need qemu-img python3
 CRAFT="$(dirname "$0")/vhd_craft.py"
 

@@ -5,7 +5,7 @@
 # Images come from the spec writer vhd_craft.py with fixed unique ids so the
 # checksums in the messages are stable.
 . "$VD_TEST_LIB"
-[ -x "$VDISK" ] || skip "vdisk CLI not built ($VDISK)"
+[ -x "$VDISK" ] || fail "vdisk CLI not built ($VDISK): build the tree first"
 need python3
 CRAFT="$(dirname "$0")/vhd_craft.py"
 U=0123456789abcdef0123456789abcdef

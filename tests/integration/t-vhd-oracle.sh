@@ -5,7 +5,7 @@
 # like the independent readers: qemu-img convert -f vpc -O raw, and vhdimount
 # (libvhdi) where it can read the file.
 . "$VD_TEST_LIB"
-[ -x "$VDISK" ] || skip "vdisk CLI not built ($VDISK)"
+[ -x "$VDISK" ] || fail "vdisk CLI not built ($VDISK): build the tree first"
 need qemu-img python3 sfdisk
 CRAFT="$(dirname "$0")/vhd_craft.py"
 
@@ -22,7 +22,7 @@ vhdi_sha() {
     mkdir -p "$m"
     vhdimount "$1" "$m" >/dev/null 2>&1 || { echo "cannot"; return; }
     MOUNTS+=("$m")
-    sha256sum "$m/vhdi1" 2>/dev/null | cut -d' ' -f1 || true
+    sha256sum "$m/vhdi1" 2>/dev/null | cut -d' ' -f1 | grep . || echo "unreadable"
     fusermount3 -u "$m" 2>/dev/null || umount "$m"
 }
 

@@ -3,7 +3,7 @@
 # (qemu-img 7.2 / libvhdi), the documented choices where they disagree
 # (docs/vhd.md), info fields and the exact `vdisk check` lines.
 . "$VD_TEST_LIB"
-[ -x "$VDISK" ] || skip "vdisk CLI not built ($VDISK)"
+[ -x "$VDISK" ] || fail "vdisk CLI not built ($VDISK): build the tree first"
 need python3
 
 hash_of() { "$VDISK" hash --sha256 -q "$1" | cut -d' ' -f1; }

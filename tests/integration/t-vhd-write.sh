@@ -6,7 +6,7 @@
 # given the same writes holds, and `vdisk check` must be clean.
 # Differencing, saved-state and damaged disks are refused for writing.
 . "$VD_TEST_LIB"
-[ -x "$VDISK" ] || skip "vdisk CLI not built ($VDISK)"
+[ -x "$VDISK" ] || fail "vdisk CLI not built ($VDISK): build the tree first"
 need_fuse; need qemu-img python3
 CRAFT="$(dirname "$0")/vhd_craft.py"
 

@@ -8,7 +8,7 @@
 # at a rw open, differencing disks refused, and a daemon killed with -9 in
 # the middle of writes leaves an image that qemu-img check and vdisk accept.
 . "$VD_TEST_LIB"
-[ -x "$VDISK" ] || skip "vdisk CLI not built ($VDISK)"
+[ -x "$VDISK" ] || fail "vdisk CLI not built ($VDISK): build the tree first"
 need_fuse
 need qemu-img qemu-io python3 sfdisk mkfs.ext4 e2fsck debugfs
 GEN="$VD_TEST_DATA/gen-vhdx.py"
@@ -109,7 +109,8 @@ qemu-img convert -f raw -O vhdx -o subformat=dynamic,block_size=1M "$T/p.raw" "$
 vmount "$M" -o rw "$T/img/p.vhdx"
 mkfs.ext4 -q -F "$M/p/disk-p1.raw"
 mkdir -p "$T/ext"
-mount -o loop "$M/p/disk-p1.raw" "$T/ext" || skip "loop mount not available"
+losetup -f >/dev/null 2>&1 || skip "no free loop device on this machine (losetup -f)"
+mount -o loop "$M/p/disk-p1.raw" "$T/ext" || fail "loop mount of our rw view disk-p1.raw (ext4 made by mkfs.ext4 through it)"
 MOUNTS=("$T/ext" "${MOUNTS[@]}")
 cp "$T/pattern" "$T/ext/pattern"
 seq 1 20000 >"$T/ext/numbers"

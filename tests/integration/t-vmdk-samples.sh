@@ -4,7 +4,7 @@
 . "$VD_TEST_LIB"
 need xz tar
 TV="${VD_BUILD_DIR:?}/tests/test_vmdk"
-[ -x "$TV" ] || skip "test_vmdk helper not built"
+[ -x "$TV" ] || fail "test_vmdk helper not built ($TV): build the tree with BUILD_TESTING"
 S=samples
 ok() { # ok FILE SHA256 [companion files...]
     local f=$1 want=$2; shift 2
