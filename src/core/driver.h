@@ -210,6 +210,13 @@ int vd_image_open_file(struct vd_image *img, const char *name, bool writable, bo
 int vd_image_open_backing(struct vd_image *img, const char *rel, const char *fmt,
                           struct vd_error *err);
 
+/* Keep io with img, as one of its files: map answers may name it (the core
+ * accepts answers only on img->io and its files), metadata may be declared
+ * on it, and it is released with the image. For a view a driver builds over
+ * its own file, e.g. VHDX's log replayed in memory. Consumes the caller's
+ * reference, also on failure. */
+int vd_image_add_io(struct vd_image *img, struct vd_io *io, struct vd_error *err);
+
 /* Declare [off, off+len) of io (img->io or one from vd_image_open_file) as
  * metadata: no data answer may overlap it. Called at open, and when a write
  * allocates new metadata. Overlapping declarations merge. */

@@ -208,14 +208,21 @@ int vd_image_declare_meta(struct vd_image *img, const struct vd_io *io, uint64_t
                       img->name, what, off, len);
     int r = 0;
     pthread_rwlock_wrlock(&img->meta_lock);
-    /* Merge with every range it touches, so ranges never overlap and one
-     * binary search answers an overlap query. */
+    /* Merge with every range it overlaps, so ranges never overlap and one
+     * binary search answers an overlap query; and with the ranges it only
+     * touches when they have the same name (a run of tables stays one
+     * entry, while the header next to the log keeps its name in messages). */
     size_t i = meta_lower(img, io, off);
-    if (i > 0 && img->meta[i - 1].io == io && img->meta[i - 1].off + img->meta[i - 1].len >= off)
+    if (i > 0 && img->meta[i - 1].io == io &&
+        (img->meta[i - 1].off + img->meta[i - 1].len > off ||
+         (img->meta[i - 1].off + img->meta[i - 1].len == off &&
+          !strcmp(img->meta[i - 1].what, what))))
         i--;
     size_t j = i;
     uint64_t lo = off, hi = end;
-    while (j < img->nmeta && img->meta[j].io == io && img->meta[j].off <= hi) {
+    while (
+        j < img->nmeta && img->meta[j].io == io &&
+        (img->meta[j].off < hi || (img->meta[j].off == hi && !strcmp(img->meta[j].what, what)))) {
         lo = VD_MIN(lo, img->meta[j].off);
         hi = VD_MAX(hi, img->meta[j].off + img->meta[j].len);
         if (j == i)

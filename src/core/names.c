@@ -175,6 +175,26 @@ static int names_open(struct vd_image *img, const char *name, bool writable, con
     return vd_io_open_relative(img->io, name, writable, out, err);
 }
 
+/* Append io to img->files (consumes the reference, also on failure). */
+static int names_keep(struct vd_image *img, struct vd_io *io, bool shared, struct vd_error *err)
+{
+    struct vd_io **f = realloc(img->files, (img->nfiles + 1) * sizeof(*f));
+    if (!f) {
+        vd_io_unref(io);
+        return vd_err(err, -ENOMEM, "%s: out of memory", img->name);
+    }
+    img->files = f;
+    bool *sh = realloc(img->files_shared, (img->nfiles + 1) * sizeof(*sh));
+    if (!sh) {
+        vd_io_unref(io);
+        return vd_err(err, -ENOMEM, "%s: out of memory", img->name);
+    }
+    img->files_shared = sh;
+    img->files_shared[img->nfiles] = shared;
+    img->files[img->nfiles++] = io;
+    return 0;
+}
+
 int vd_image_open_file(struct vd_image *img, const char *name, bool writable, bool shared,
                        const char *what, struct vd_io **out, struct vd_error *err)
 {
@@ -193,22 +213,15 @@ int vd_image_open_file(struct vd_image *img, const char *name, bool writable, bo
         vd_io_unref(io);
         return r;
     }
-    struct vd_io **f = realloc(img->files, (img->nfiles + 1) * sizeof(*f));
-    if (!f) {
-        vd_io_unref(io);
-        return vd_err(err, -ENOMEM, "%s: out of memory", img->name);
-    }
-    img->files = f;
-    bool *sh = realloc(img->files_shared, (img->nfiles + 1) * sizeof(*sh));
-    if (!sh) {
-        vd_io_unref(io);
-        return vd_err(err, -ENOMEM, "%s: out of memory", img->name);
-    }
-    img->files_shared = sh;
-    img->files_shared[img->nfiles] = shared;
-    img->files[img->nfiles++] = io;
+    if ((r = names_keep(img, io, shared, err)) < 0)
+        return r;
     *out = io;
     return 0;
+}
+
+int vd_image_add_io(struct vd_image *img, struct vd_io *io, struct vd_error *err)
+{
+    return names_keep(img, io, false, err);
 }
 
 int vd_image_open_backing(struct vd_image *img, const char *rel, const char *fmt,

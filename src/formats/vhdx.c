@@ -18,17 +18,24 @@
  *
  * Headers and region tables are CRC-32C checked; the valid header with the
  * highest sequence number is used, and the first valid region table. A
- * non-empty log is replayed into an overlay that every read of the file goes
- * through, so a source opened read-only is never written. Differencing disks
- * (.avhdx) open their parent through the parent locator and check its
- * DataWriteGuid.
+ * non-empty log is replayed into an overlay in memory; a read-only open then
+ * reads the file through an io that applies it (vhdx_overlay_io_open), so a
+ * source opened read-only is never written. Differencing disks (.avhdx) name
+ * their parent in the parent locator; the core opens it under its path
+ * policy (vd_image_open_backing) and we check its DataWriteGuid.
+ *
+ * The driver only answers map (core/driver.h): per payload block, DATA at
+ * FileOffsetMB << 20, zeros, the parent, or for a partially present block
+ * the runs of its sector bitmap; the core reads. Declared metadata: the
+ * first MiB, the log, the BAT and metadata regions, present sector bitmaps.
  *
  * Writing (opts.writable, fixed and dynamic disks only): at open a dirty log
  * is replayed into the file and emptied; the first write gives the headers
- * a new FileWriteGuid and DataWriteGuid; a write into a block that is not
- * present appends a 1 MiB-aligned block at the end of the file, and its BAT
- * entry goes through the log (data, flush, log entry, flush, BAT, flush,
- * empty log). See docs/vhdx.md "Writing".
+ * a new FileWriteGuid and DataWriteGuid (write_begin); a write into a block
+ * that is not present has alloc append a 1 MiB-aligned block at the end of
+ * the file (a hole: zeros), whose BAT entry goes through the log (extend,
+ * flush, log entry, flush, BAT, flush, empty log); the core then writes the
+ * data. See docs/vhdx.md "Writing".
  *
  * Unsupported: writing differencing disks, user metadata items (ignored),
  * logs longer than 32 MiB.
@@ -84,9 +91,13 @@ struct vhdx_state {
     struct vhdx_regions regions;
     struct vhdx_meta meta;
     struct vhdx_overlay ov; /* log replay; empty when the log was clean */
-    uint64_t file_size;     /* io size, extended by the log's LastFileOffset;
-                               atomic: allocation grows it */
-    uint64_t *bat;          /* decoded entries; atomic, set only by allocation */
+    /* The io map answers name and metadata is declared on: img->io, or a
+     * view of it with the replayed log applied (vhdx_overlay_io_open, kept
+     * with the image by the core). */
+    struct vd_io *dio;
+    uint64_t file_size; /* io size, extended by the log's LastFileOffset;
+                           atomic: allocation grows it */
+    uint64_t *bat;      /* decoded entries; atomic, set only by allocation */
     uint64_t bat_entries;
     uint64_t data_blocks;
     uint64_t chunk_ratio;
@@ -106,6 +117,12 @@ struct vhdx_state {
 static uint64_t vhdx_fsize(const struct vhdx_state *st)
 {
     return __atomic_load_n(&st->file_size, __ATOMIC_ACQUIRE);
+}
+
+/* FileOffsetMB of an entry as a byte offset (bits 20-63: cannot wrap). */
+static uint64_t vhdx_entry_off(uint64_t e)
+{
+    return e & ~(uint64_t)(VHDX_MIB - 1);
 }
 
 /* ---- small helpers ---- */
@@ -648,7 +665,7 @@ static int vhdx_open_bat(struct vd_image *img, struct vd_error *err)
     for (uint64_t i = 0; i < st->bat_entries; i++) {
         bool is_sb = i % (st->chunk_ratio + 1) == st->chunk_ratio;
         unsigned s = st->bat[i] & 7;
-        uint64_t off = (st->bat[i] >> 20) << 20;
+        uint64_t off = vhdx_entry_off(st->bat[i]);
         bool present;
         if (is_sb) {
             if (s != SB_NOT_PRESENT && s != SB_PRESENT)
@@ -674,15 +691,30 @@ static int vhdx_open_bat(struct vd_image *img, struct vd_error *err)
                                   img->name, i);
             }
         }
-        uint64_t size = is_sb ? VHDX_SB_BLOCK : bs;
-        if (present && (off < VHDX_MIB || off + size > st->file_size))
+        uint64_t size = is_sb ? VHDX_SB_BLOCK : bs, end;
+        if (present && (off < VHDX_MIB || ck_add(off, size, &end) || end > st->file_size))
             st->past_eof++;
     }
     return 0;
 }
 
-/* Open the parent named by the locator: relative_path, then the basename of
- * absolute_win32_path, then of volume_path, beside the child. */
+/* A Windows path: drive letter ("C:"), or "\\?\..." / "\\server\..." (after
+ * '\' became '/'). It names nothing on this machine. */
+static bool vhdx_is_windows_path(const char *p)
+{
+    return (p[0] && p[1] == ':') || !strncmp(p, "//", 2);
+}
+
+/* Open the parent named by the locator. Candidates, in this order:
+ * relative_path, absolute_win32_path, volume_path, '\' read as '/'. A path
+ * that means something here (relative, or absolute in POSIX form) is
+ * handed to the core as it is, so the one path policy decides (inside the
+ * child's directory, or one the user allowed with allow_path); a Windows
+ * path (drive letter, \\?\Volume, UNC) is looked for by its last component
+ * beside the child. A candidate that is missing or refused by the policy
+ * lets the next one be tried; when none opens, a refusal is reported over
+ * "not found", since it tells the user what to allow. A loop or any other
+ * failure ends the search. */
 static int vhdx_open_parent(struct vd_image *img, struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
@@ -690,6 +722,7 @@ static int vhdx_open_parent(struct vd_image *img, struct vd_error *err)
     static const char *const keys[] = {"relative_path", "absolute_win32_path", "volume_path"};
     char tried[3][256];
     size_t ntried = 0;
+    struct vd_error refused = {0};
     int r = -ENOENT;
     for (size_t k = 0; k < VD_ARRAY_SIZE(keys); k++) {
         const char *v = vhdx_meta_locator(m, keys[k]);
@@ -702,22 +735,13 @@ static int vhdx_open_parent(struct vd_image *img, struct vd_error *err)
             if (*c == '\\')
                 *c = '/';
         const char *rel = path;
-        if (k == 0) {
-            while (!strncmp(rel, "./", 2))
-                rel += 2;
-            if (rel[0] == '/' || strchr(rel, ':')) { /* not relative: ignore */
-                free(path);
-                continue;
-            }
-        } else {
+        if (vhdx_is_windows_path(rel)) {
             const char *b = strrchr(rel, '/');
-            rel = b ? b + 1 : rel;
+            rel = b ? b + 1 : rel + 2; /* "C:x.vhdx" is x.vhdx on drive C */
         }
-        if (!*rel) {
-            free(path);
-            continue;
-        }
-        bool dup = false;
+        while (!strncmp(rel, "./", 2))
+            rel += 2;
+        bool dup = !*rel;
         for (size_t t = 0; t < ntried; t++)
             dup |= !strcmp(tried[t], rel);
         if (dup) {
@@ -730,12 +754,16 @@ static int vhdx_open_parent(struct vd_image *img, struct vd_error *err)
         free(path);
         if (r == 0)
             break;
-        if (r != -ENOENT) {
+        if (r == -EPERM && !refused.code)
+            refused = e2;
+        else if (r != -ENOENT && r != -EPERM) {
             vd_err(err, r, "%s", e2.msg);
             return r;
         }
     }
     if (r < 0) {
+        if (refused.code)
+            return vd_err(err, refused.code, "%s", refused.msg);
         if (ntried == 0)
             return vd_err(err, -EINVAL, "vhdx: %s: parent locator names no parent path", img->name);
         return vd_err(err, -ENOENT, "vhdx: %s: parent not found (tried %s%s%s%s%s)", img->name,
@@ -914,6 +942,69 @@ static int vhdx_open_write(struct vd_image *img, struct vd_error *err)
     return 0;
 }
 
+static int vhdx_u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The io reads and answers go through: the file, or (read-only, a log
+ * replayed in memory, or a file the log extends) a view of the file as the
+ * replayed log leaves it, kept with the image. */
+static int vhdx_open_view(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    struct vd_io *v;
+    if (st->rw || (st->ov.n == 0 && st->file_size <= img->io->size)) {
+        st->dio = img->io;
+        return 0;
+    }
+    int r = vhdx_overlay_io_open(img->io, &st->ov, st->file_size, &v, err);
+    if (r == 0)
+        r = vd_image_add_io(img, v, err);
+    if (r == 0)
+        st->dio = v;
+    return r;
+}
+
+/* Declare the metadata no data answer may cover (core/driver.h): the first
+ * MiB (file identifier, headers, region tables), the log, the BAT and
+ * metadata regions, and every present sector bitmap block inside the file
+ * (1 MiB each, one per chunk of 2^23 sectors: a 64 TiB disk has at most
+ * 16384; declared in file order so each lands at the end of the table). */
+static int vhdx_declare_meta(struct vd_image *img, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    const struct vhdx_header *h = &st->hdr;
+    uint64_t end, n = 0, fsize = vhdx_fsize(st);
+    int r;
+    if ((r = vd_image_declare_meta(img, st->dio, 0, VHDX_MIB, "header area", err)) < 0)
+        return r;
+    /* An unusable log region is check's to report; declare what is real. */
+    if (h->log_length && !ck_add(h->log_offset, h->log_length, &end) &&
+        (r = vd_image_declare_meta(img, st->dio, h->log_offset, h->log_length, "log", err)) < 0)
+        return r;
+    if ((r = vd_image_declare_meta(img, st->dio, st->regions.bat.off, st->regions.bat.len,
+                                   "BAT region", err)) < 0 ||
+        (r = vd_image_declare_meta(img, st->dio, st->regions.meta.off, st->regions.meta.len,
+                                   "metadata region", err)) < 0)
+        return r;
+    uint64_t nsb = st->bat_entries / (st->chunk_ratio + 1);
+    uint64_t *sb = malloc((nsb ? nsb : 1) * sizeof(*sb));
+    if (!sb)
+        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
+    for (uint64_t i = st->chunk_ratio; i < st->bat_entries; i += st->chunk_ratio + 1) {
+        uint64_t off = vhdx_entry_off(st->bat[i]);
+        if ((st->bat[i] & 7) == SB_PRESENT && !ck_add(off, VHDX_SB_BLOCK, &end) && end <= fsize)
+            sb[n++] = off;
+    }
+    qsort(sb, n, sizeof(*sb), vhdx_u64_cmp);
+    for (uint64_t i = 0; i < n && r == 0; i++)
+        r = vd_image_declare_meta(img, st->dio, sb[i], VHDX_SB_BLOCK, "sector bitmap", err);
+    free(sb);
+    return r;
+}
+
 static int vhdx_open(struct vd_image *img, struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
@@ -944,6 +1035,8 @@ static int vhdx_open(struct vd_image *img, struct vd_error *err)
     img->subformat = st->subformat;
     if (img->opts.writable && (r = vhdx_open_write(img, err)) < 0)
         return r;
+    if ((r = vhdx_open_view(img, err)) < 0 || (r = vhdx_declare_meta(img, err)) < 0)
+        return r;
     if (st->meta.has_parent && (r = vhdx_open_parent(img, err)) < 0)
         return r;
     return 0;
@@ -965,215 +1058,203 @@ static void vhdx_close(struct vd_image *img)
     st->bat = NULL;
 }
 
-/* ---- reads ---- */
+/* ---- map: what backs a run of the virtual disk ---- */
 
 static uint64_t vhdx_payload_entry(const struct vhdx_state *st, uint64_t blk)
 {
     return __atomic_load_n(&st->bat[blk + blk / st->chunk_ratio], __ATOMIC_ACQUIRE);
 }
 
-/* Read from a block present in this file, reporting past-EOF entries. */
-static int vhdx_read_block(struct vd_image *img, uint64_t blk, void *buf, size_t n, uint64_t inblk,
-                           struct vd_error *err)
+enum vhdx_kind { VHDX_DATA, VHDX_ZERO, VHDX_BACKING, VHDX_BITMAP };
+
+/* How a payload block with entry e reads (2.5.1.1; docs/vhdx.md table). */
+static enum vhdx_kind vhdx_block_kind(const struct vhdx_state *st, uint64_t e)
+{
+    unsigned s = e & 7;
+    if (s == PAYLOAD_FULLY_PRESENT || (s == PAYLOAD_PARTIALLY_PRESENT && !st->meta.has_parent))
+        return VHDX_DATA;
+    if (s == PAYLOAD_PARTIALLY_PRESENT)
+        return VHDX_BITMAP;
+    if (s == PAYLOAD_ZERO || !st->meta.has_parent)
+        return VHDX_ZERO;
+    return VHDX_BACKING;
+}
+
+/* Where present payload block blk (entry e) starts in the file. The whole
+ * block must lie inside the file and outside the declared metadata
+ * (headers, log, BAT, metadata region, sector bitmaps): else -EIO naming
+ * the entry. The core checks every answer again; this check gives the
+ * message its BAT entry, and is computed without wrapping (issue 9: a
+ * FileOffsetMB of 0xFFFFFFFFFFF plus a block size wraps to the header). */
+static int vhdx_block_where(struct vd_image *img, uint64_t blk, uint64_t e, uint64_t *boff,
+                            struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
-    uint64_t e = vhdx_payload_entry(st, blk);
-    uint64_t off = (e >> 20) << 20, fsize = vhdx_fsize(st);
-    if (off < VHDX_MIB || off + st->meta.block_size > fsize)
+    uint64_t off = vhdx_entry_off(e), end, fsize = vhdx_fsize(st);
+    uint64_t idx = blk + blk / st->chunk_ratio;
+    if (ck_add(off, st->meta.block_size, &end) || end > fsize)
         return vd_err(err, -EIO,
                       "vhdx: %s: BAT entry %" PRIu64 " (payload block %" PRIu64
                       ") points to file offset %" PRIu64 ", past end of file (%" PRIu64 " bytes)",
-                      img->name, blk + blk / st->chunk_ratio, blk, off, fsize);
-    return vhdx_read_file(img, buf, n, off + inblk, err);
-}
-
-/* For a partially present block: read the sector bitmap bits covering
- * [inblk, inblk+n) into a new buffer; *bit0 is the bit index of the first
- * sector in it. */
-static int vhdx_read_bitmap(struct vd_image *img, uint64_t blk, uint64_t inblk, size_t n,
-                            uint8_t **out, uint64_t *bit0, struct vd_error *err)
-{
-    struct vhdx_state *st = img->priv;
-    uint64_t lss = st->meta.logical_sector_size;
-    uint64_t chunk = blk / st->chunk_ratio;
-    uint64_t sbe = st->bat[chunk * (st->chunk_ratio + 1) + st->chunk_ratio];
-    uint64_t sboff = (sbe >> 20) << 20;
-    if (sboff < VHDX_MIB || sboff + VHDX_SB_BLOCK > st->file_size)
+                      img->name, idx, blk, off, fsize);
+    /* Ranges are declared at open only, so the one found stays valid. */
+    const struct vd_meta_range *m = vd_image_meta_overlap(img, st->dio, off, st->meta.block_size);
+    if (m) {
+        /* Name the first structure the block runs into. */
+        const struct vd_meta_range *m2;
+        while (m->off > off && (m2 = vd_image_meta_overlap(img, st->dio, off, m->off - off)))
+            m = m2;
         return vd_err(err, -EIO,
-                      "vhdx: %s: sector bitmap %" PRIu64 " points to file offset %" PRIu64
-                      ", past end of file (%" PRIu64 " bytes)",
-                      img->name, chunk, sboff, st->file_size);
-    uint64_t first = ((blk % st->chunk_ratio) * st->meta.block_size + inblk) / lss;
-    uint64_t last = ((blk % st->chunk_ratio) * st->meta.block_size + inblk + n - 1) / lss;
-    size_t nbytes = (size_t)(last / 8 - first / 8 + 1);
-    uint8_t *b = malloc(nbytes);
-    if (!b)
-        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", img->name);
-    int r = vhdx_read_file(img, b, nbytes, sboff + first / 8, err);
-    if (r < 0) {
-        free(b);
-        return r;
+                      "vhdx: %s: BAT entry %" PRIu64 " (payload block %" PRIu64
+                      ") points to file offset %" PRIu64 ", over the %s (%" PRIu64 "..%" PRIu64
+                      "): the image is corrupt or crafted; refused",
+                      img->name, idx, blk, off, m->what, m->off, m->off + m->len);
     }
-    *out = b;
-    *bit0 = first & ~(uint64_t)7;
+    *boff = off;
     return 0;
 }
 
-static int vhdx_read_partial(struct vd_image *img, uint64_t blk, uint8_t *buf, size_t n,
-                             uint64_t off, uint64_t inblk, struct vd_error *err)
+/* Most blocks one data answer covers: bounds the work of one map call (each
+ * block is checked) while a fixed disk still reads in few answers. */
+#define VHDX_MAP_MAX_BLOCKS 4096u
+
+/* A present block at blk: DATA, extended over the following blocks that
+ * are present and follow it in the file. */
+static int vhdx_map_data(struct vd_image *img, uint64_t blk, uint64_t inblk, uint64_t e,
+                         uint64_t len, struct vd_map *m, struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
-    uint64_t lss = st->meta.logical_sector_size;
-    uint64_t base = (blk % st->chunk_ratio) * st->meta.block_size; /* chunk-relative */
-    uint8_t *bm;
-    uint64_t bit0;
-    int r = vhdx_read_bitmap(img, blk, inblk, n, &bm, &bit0, err);
+    uint64_t bs = st->meta.block_size, boff;
+    int r = vhdx_block_where(img, blk, e, &boff, err);
     if (r < 0)
         return r;
-    size_t done = 0;
-    while (done < n && r == 0) {
-        uint64_t sec = (base + inblk + done) / lss;
-        bool mine = bm[(sec - bit0) / 8] >> ((sec - bit0) % 8) & 1;
-        size_t run_end = done;
-        while (run_end < n) {
-            uint64_t s2 = (base + inblk + run_end) / lss;
-            if ((bool)(bm[(s2 - bit0) / 8] >> ((s2 - bit0) % 8) & 1) != mine)
-                break;
-            run_end = (size_t)VD_MIN((uint64_t)n, (s2 + 1) * lss - base - inblk);
-        }
-        if (mine)
-            r = vhdx_read_block(img, blk, buf + done, run_end - done, inblk + done, err);
-        else
-            r = vd_image_read_backing(img, buf + done, run_end - done, off + done, err);
-        done = run_end;
-    }
-    free(bm);
-    return r;
-}
-
-static int vhdx_pread(struct vd_image *img, void *vbuf, size_t len, uint64_t off,
-                      struct vd_error *err)
-{
-    struct vhdx_state *st = img->priv;
-    uint8_t *buf = vbuf;
-    uint64_t bs = st->meta.block_size;
-    while (len) {
-        uint64_t blk = off / bs, inblk = off % bs;
-        size_t n = (size_t)VD_MIN((uint64_t)len, bs - inblk);
-        unsigned s = vhdx_payload_entry(st, blk) & 7;
-        int r;
-        if (s == PAYLOAD_FULLY_PRESENT || (s == PAYLOAD_PARTIALLY_PRESENT && !st->meta.has_parent))
-            r = vhdx_read_block(img, blk, buf, n, inblk, err);
-        else if (s == PAYLOAD_PARTIALLY_PRESENT)
-            r = vhdx_read_partial(img, blk, buf, n, off, inblk, err);
-        else if (s == PAYLOAD_ZERO || !st->meta.has_parent) {
-            memset(buf, 0, n);
-            r = 0;
-        } else
-            r = vd_image_read_backing(img, buf, n, off, err);
-        if (r < 0)
-            return r;
-        buf += n;
-        off += n;
-        len -= n;
+    m->kind = VD_MAP_DATA;
+    m->io = st->dio;
+    m->io_off = boff + inblk; /* inside the file: checked above */
+    m->what = "BAT";
+    uint64_t next = boff + bs;
+    struct vd_error e2 = {0};
+    for (unsigned i = 1; i < VHDX_MAP_MAX_BLOCKS && m->len < len; i++) {
+        uint64_t e3 = vhdx_payload_entry(st, blk + i), b3;
+        if (vhdx_block_kind(st, e3) != VHDX_DATA || vhdx_entry_off(e3) != next ||
+            vhdx_block_where(img, blk + i, e3, &b3, &e2) < 0)
+            break; /* the next call answers (or refuses) that block */
+        m->len = VD_MIN(len, m->len + bs);
+        next += bs;
     }
     return 0;
 }
 
-/* Mapped as vhdx_pread reads through vhdx_read_block: a present block's
- * bytes, when no log replay overlays the file. */
-static int vhdx_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                    struct vd_io **io, uint64_t *io_off, struct vd_error *err)
+/* A partially present block of a differencing disk (2.5.1.2): the run of
+ * sectors from inblk (at most n bytes) whose sector bitmap bits agree; set
+ * = this file's block, clear = the parent. Only the bitmap bytes the run
+ * needs are read, 512 at a time. */
+static int vhdx_map_bitmap(struct vd_image *img, uint64_t blk, uint64_t inblk, uint64_t e,
+                           uint64_t n, struct vd_map *m, struct vd_error *err)
+{
+    struct vhdx_state *st = img->priv;
+    uint64_t lss = st->meta.logical_sector_size, bs = st->meta.block_size;
+    uint64_t chunk = blk / st->chunk_ratio;
+    uint64_t sbi = chunk * (st->chunk_ratio + 1) + st->chunk_ratio;
+    uint64_t sboff = vhdx_entry_off(st->bat[sbi]), end, fsize = vhdx_fsize(st);
+    if (ck_add(sboff, VHDX_SB_BLOCK, &end) || end > fsize)
+        return vd_err(err, -EIO,
+                      "vhdx: %s: BAT entry %" PRIu64 " (sector bitmap %" PRIu64
+                      ") points to file offset %" PRIu64 ", past end of file (%" PRIu64 " bytes)",
+                      img->name, sbi, chunk, sboff, fsize);
+    /* Sector numbers within the chunk: < 2^23, so bytes < 1 MiB. */
+    uint64_t base = (blk % st->chunk_ratio) * (bs / lss);
+    uint64_t s0 = base + inblk / lss, slast = base + (inblk + n - 1) / lss, s = s0;
+    uint8_t bm[512];
+    bool mine = false;
+    while (s <= slast) {
+        uint64_t byte0 = s / 8;
+        size_t nb = (size_t)VD_MIN((uint64_t)sizeof(bm), slast / 8 - byte0 + 1);
+        int r = vd_io_pread_full(st->dio, bm, nb, sboff + byte0, err);
+        if (r < 0)
+            return r;
+        if (s == s0)
+            mine = bm[0] >> (s % 8) & 1;
+        for (; s <= slast && s / 8 - byte0 < nb; s++)
+            if ((bool)(bm[s / 8 - byte0] >> (s % 8) & 1) != mine)
+                goto run_end;
+    }
+run_end:
+    m->len = VD_MIN(n, (s - base) * lss - inblk);
+    if (!mine) {
+        m->kind = VD_MAP_BACKING;
+        return 0;
+    }
+    uint64_t boff;
+    int r = vhdx_block_where(img, blk, e, &boff, err);
+    if (r < 0)
+        return r;
+    m->kind = VD_MAP_DATA;
+    m->io = st->dio;
+    m->io_off = boff + inblk;
+    m->what = "BAT";
+    return 0;
+}
+
+/* The run at off: one block's answer, or several blocks of one kind
+ * (zeros, the parent, data contiguous in the file). */
+static int vhdx_map(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                    struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
     uint64_t bs = st->meta.block_size;
     uint64_t blk = off / bs, inblk = off % bs;
-    unsigned s = vhdx_payload_entry(st, blk) & 7;
-    uint64_t boff = (vhdx_payload_entry(st, blk) >> 20) << 20;
-    *pnum = VD_MIN(len, bs - inblk);
-    if (st->ov.n != 0 ||
-        !(s == PAYLOAD_FULLY_PRESENT || (s == PAYLOAD_PARTIALLY_PRESENT && !st->meta.has_parent)) ||
-        boff < VHDX_MIB || boff + bs > vhdx_fsize(st))
+    uint64_t e = vhdx_payload_entry(st, blk);
+    enum vhdx_kind kind = vhdx_block_kind(st, e);
+    m->len = VD_MIN(len, bs - inblk);
+    switch (kind) {
+    case VHDX_DATA:
+        return vhdx_map_data(img, blk, inblk, e, len, m, err);
+    case VHDX_BITMAP:
+        return vhdx_map_bitmap(img, blk, inblk, e, m->len, m, err);
+    case VHDX_ZERO:
+    case VHDX_BACKING:
+        m->kind = kind == VHDX_ZERO ? VD_MAP_ZERO : VD_MAP_BACKING;
+        /* The run stays inside the disk: off + len <= size. */
+        while (m->len < len && vhdx_block_kind(st, vhdx_payload_entry(st, ++blk)) == kind)
+            m->len = VD_MIN(len, m->len + bs);
         return 0;
-    *io = img->io;
-    *io_off = boff + inblk;
-    return 1;
-}
-
-/* Status of one block: DATA, ZERO, BACKING, or -1 for partially present. */
-static int vhdx_block_kind(const struct vhdx_state *st, uint64_t blk)
-{
-    unsigned s = vhdx_payload_entry(st, blk) & 7;
-    if (s == PAYLOAD_FULLY_PRESENT || (s == PAYLOAD_PARTIALLY_PRESENT && !st->meta.has_parent))
-        return VD_STATUS_DATA;
-    if (s == PAYLOAD_PARTIALLY_PRESENT)
-        return -1;
-    if (s == PAYLOAD_ZERO || !st->meta.has_parent)
-        return VD_STATUS_ZERO;
-    return VD_STATUS_BACKING;
-}
-
-static int vhdx_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                             struct vd_error *err)
-{
-    struct vhdx_state *st = img->priv;
-    uint64_t bs = st->meta.block_size;
-    uint64_t blk = off / bs;
-    int kind = vhdx_block_kind(st, blk);
-    if (kind < 0) {
-        /* Run of sectors with the same bitmap bit, within this block. */
-        uint64_t inblk = off % bs, lss = st->meta.logical_sector_size;
-        size_t n = (size_t)VD_MIN(len, bs - inblk);
-        uint64_t base = (blk % st->chunk_ratio) * bs;
-        uint8_t *bm;
-        uint64_t bit0;
-        int r = vhdx_read_bitmap(img, blk, inblk, n, &bm, &bit0, err);
-        if (r < 0)
-            return r;
-        uint64_t sec = (base + inblk) / lss;
-        bool mine = bm[(sec - bit0) / 8] >> ((sec - bit0) % 8) & 1;
-        uint64_t done = VD_MIN((sec + 1) * lss - base - inblk, (uint64_t)n);
-        while (done < n) {
-            uint64_t s2 = (base + inblk + done) / lss;
-            if ((bool)(bm[(s2 - bit0) / 8] >> ((s2 - bit0) % 8) & 1) != mine)
-                break;
-            done = VD_MIN(done + lss, (uint64_t)n);
-        }
-        free(bm);
-        *pnum = done;
-        return mine ? VD_STATUS_DATA : VD_STATUS_BACKING;
     }
-    uint64_t done = VD_MIN(len, bs - off % bs);
-    while (done < len && vhdx_block_kind(st, blk + 1) == kind) {
-        blk++;
-        done = VD_MIN(len, done + bs);
-    }
-    *pnum = done;
-    return kind;
+    return vd_err(err, -EIO, "vhdx: %s: BAT entry for block %" PRIu64 " has no meaning", img->name,
+                  blk);
 }
 
 /* ---- writes (fixed and dynamic disks) ---- */
 
 /* Before the first modification of user data (2.2.2: DataWriteGuid, and
- * FileWriteGuid before any write) the headers get the new GUIDs. Caller
- * holds write_lock. */
-static int vhdx_begin_writes(struct vd_image *img, struct vd_error *err)
+ * FileWriteGuid before any write) the headers get the new GUIDs. Called by
+ * the core once, before the first write. */
+static int vhdx_write_begin(struct vd_image *img, struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
     uint8_t data_guid[16];
-    int r = vhdx_new_guid(img, data_guid, err);
-    if (r == 0)
-        r = vhdx_update_headers(img, data_guid, NULL, err);
-    if (r == 0)
-        __atomic_store_n(&st->writing, true, __ATOMIC_RELEASE);
+    int r = 0;
+    if (!st->rw)
+        return vd_err(err, -EROFS, "vhdx: %s: opened read-only", img->name);
+    pthread_mutex_lock(&st->write_lock);
+    if (st->broken)
+        r = vd_err(err, -EIO, "vhdx: %s: an earlier metadata update failed", img->name);
+    else if (!__atomic_load_n(&st->writing, __ATOMIC_ACQUIRE)) {
+        r = vhdx_new_guid(img, data_guid, err);
+        if (r == 0)
+            r = vhdx_update_headers(img, data_guid, NULL, err);
+        if (r == 0)
+            __atomic_store_n(&st->writing, true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&st->write_lock);
     return r;
 }
 
-/* Give payload block blk a new block at the end of the file holding data
- * (n bytes at inblk, the rest zeros), then point its BAT entry there through
- * the log (2.3):
- *   1. write the data (the rest of the block is a hole past the old end of
- *      file: zeros), flush: a crash now leaks the space, nothing else;
+/* Give payload block blk a new block at the end of the file, then point its
+ * BAT entry there through the log (2.3):
+ *   1. extend the file to the block's end (its last byte): the block is a
+ *      hole past the old end of file, so it reads as zeros, as the
+ *      not-present block did; flush: a crash now leaks the space;
  *   2. headers get a new LogGuid (2.2.2.1), flushed;
  *   3. log entry at log offset 0 (the log is empty) with one data descriptor
  *      for the BAT's 4 KiB page, FlushedFileOffset = LastFileOffset = the
@@ -1182,10 +1263,11 @@ static int vhdx_begin_writes(struct vd_image *img, struct vd_error *err)
  *   5. headers get LogGuid zero (the log is empty again), as qemu does
  *      after applying its log, so other readers need no replay;
  *   6. the in-memory entry is published (release): a reader that sees it
- *      finds the data in place.
+ *      finds the block in the file.
+ * The core then writes the data into the block. A crash before that leaves
+ * the block reading as zeros, as it read before the write.
  * Caller holds write_lock. */
-static int vhdx_alloc_block(struct vd_image *img, uint64_t blk, const uint8_t *data, size_t n,
-                            uint64_t inblk, struct vd_error *err)
+static int vhdx_alloc_block(struct vd_image *img, uint64_t blk, struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
     static const uint8_t zero_guid[16];
@@ -1206,9 +1288,7 @@ static int vhdx_alloc_block(struct vd_image *img, uint64_t blk, const uint8_t *d
         goto out;
     }
     /* 1 */
-    r = vd_io_pwrite_full(img->io, data, n, boff + inblk, err);
-    if (r == 0 && inblk + n < bs)
-        r = vd_io_pwrite_full(img->io, "", 1, end - 1, err);
+    r = vd_io_pwrite_full(img->io, "", 1, end - 1, err);
     if (r == 0)
         r = vhdx_sync(img, err);
     if (r < 0)
@@ -1250,60 +1330,35 @@ out:
     return r;
 }
 
-static bool vhdx_is_zero(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return false;
-    return true;
-}
-
-static int vhdx_pwrite(struct vd_image *img, const void *vbuf, size_t len, uint64_t off,
-                       struct vd_error *err)
+/* The core found [off, off+len) reading as zeros (not present, zero,
+ * unmapped or undefined: no parent here) and has non-zero bytes for it:
+ * allocate its block (once, under write_lock; a writer that lost the race
+ * finds it present) and answer where the run goes. */
+static int vhdx_alloc(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                      struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
-    const uint8_t *in = vbuf;
     uint64_t bs = st->meta.block_size;
+    uint64_t blk = off / bs, inblk = off % bs;
     int r = 0;
     if (!st->rw)
         return vd_err(err, -EROFS, "vhdx: %s: opened read-only", img->name);
-    if (!__atomic_load_n(&st->writing, __ATOMIC_ACQUIRE)) {
-        pthread_mutex_lock(&st->write_lock);
-        if (st->broken)
-            r = vd_err(err, -EIO, "vhdx: %s: an earlier metadata update failed", img->name);
-        else if (!__atomic_load_n(&st->writing, __ATOMIC_ACQUIRE))
-            r = vhdx_begin_writes(img, err);
-        pthread_mutex_unlock(&st->write_lock);
-        if (r < 0)
-            return r;
-    }
-    while (len) {
-        uint64_t blk = off / bs, inblk = off % bs;
-        size_t n = (size_t)VD_MIN((uint64_t)len, bs - inblk);
-        uint64_t e = vhdx_payload_entry(st, blk);
-        bool done = false;
-        /* Not present, zero, unmapped, undefined: all read as zeros here
-         * (no parent), so zeros need no block. */
-        if ((e & 7) != PAYLOAD_FULLY_PRESENT && !vhdx_is_zero(in, n)) {
-            pthread_mutex_lock(&st->write_lock);
-            e = vhdx_payload_entry(st, blk);
-            if (st->broken)
-                r = vd_err(err, -EIO, "vhdx: %s: an earlier metadata update failed", img->name);
-            else if ((e & 7) != PAYLOAD_FULLY_PRESENT) {
-                r = vhdx_alloc_block(img, blk, in, n, inblk, err);
-                done = true;
-            }
-            pthread_mutex_unlock(&st->write_lock);
-            e = vhdx_payload_entry(st, blk);
-        }
-        if (r == 0 && !done && (e & 7) == PAYLOAD_FULLY_PRESENT)
-            r = vd_io_pwrite_full(img->io, in, n, ((e >> 20) << 20) + inblk, err);
-        if (r < 0)
-            return r;
-        in += n;
-        off += n;
-        len -= n;
-    }
+    pthread_mutex_lock(&st->write_lock);
+    if (st->broken)
+        r = vd_err(err, -EIO, "vhdx: %s: an earlier metadata update failed", img->name);
+    else if ((vhdx_payload_entry(st, blk) & 7) != PAYLOAD_FULLY_PRESENT)
+        r = vhdx_alloc_block(img, blk, err);
+    pthread_mutex_unlock(&st->write_lock);
+    if (r < 0)
+        return r;
+    uint64_t e = vhdx_payload_entry(st, blk), boff;
+    if ((r = vhdx_block_where(img, blk, e, &boff, err)) < 0)
+        return r;
+    m->kind = VD_MAP_DATA;
+    m->len = VD_MIN(len, bs - inblk);
+    m->io = st->dio;
+    m->io_off = boff + inblk;
+    m->what = "BAT";
     return 0;
 }
 
@@ -1465,15 +1520,25 @@ static int vhdx_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct
         goto fail;
     }
     size_t n = 0;
+    uint64_t end, fsize = vhdx_fsize(st);
     used[n++] = (struct vhdx_used){0, VHDX_MIB, UINT64_MAX};
-    if (st->hdr.log_length)
-        used[n++] = (struct vhdx_used){st->hdr.log_offset, st->hdr.log_length, UINT64_MAX - 1};
+    if (st->hdr.log_length) {
+        if (ck_add(st->hdr.log_offset, st->hdr.log_length, &end) || end > fsize) {
+            vhdx_report(cb, opaque, true,
+                        "vhdx: %s: log (offset %" PRIu64 ", %" PRIu32
+                        " bytes) is past end of file (%" PRIu64 " bytes)",
+                        img->name, st->hdr.log_offset, st->hdr.log_length, fsize);
+            result = VD_CHECK_CORRUPT;
+        } else {
+            used[n++] = (struct vhdx_used){st->hdr.log_offset, st->hdr.log_length, UINT64_MAX - 1};
+        }
+    }
     used[n++] = (struct vhdx_used){st->regions.bat.off, st->regions.bat.len, UINT64_MAX - 2};
     used[n++] = (struct vhdx_used){st->regions.meta.off, st->regions.meta.len, UINT64_MAX - 3};
     for (uint64_t i = 0; i < st->bat_entries; i++) {
         bool is_sb = i % (st->chunk_ratio + 1) == st->chunk_ratio;
         unsigned s = st->bat[i] & 7;
-        uint64_t off = (st->bat[i] >> 20) << 20;
+        uint64_t off = vhdx_entry_off(st->bat[i]);
         uint64_t size = is_sb ? VHDX_SB_BLOCK : st->meta.block_size;
         bool present = is_sb ? s == SB_PRESENT
                              : (s == PAYLOAD_FULLY_PRESENT || s == PAYLOAD_PARTIALLY_PRESENT);
@@ -1495,11 +1560,12 @@ static int vhdx_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct
         }
         if (!present)
             continue;
-        if (off + size > st->file_size) {
+        /* Checked: FileOffsetMB 0xFFFFFFFFFFF plus a block wraps to 0. */
+        if (ck_add(off, size, &end) || end > fsize) {
             vhdx_report(cb, opaque, true,
                         "vhdx: %s: BAT entry %" PRIu64 " points to file offset %" PRIu64
                         ", past end of file (%" PRIu64 " bytes)",
-                        img->name, i, off, st->file_size);
+                        img->name, i, off, fsize);
             result = VD_CHECK_CORRUPT;
             continue;
         }
@@ -1537,11 +1603,10 @@ const struct vd_format_ops vd_format_vhdx = {
     .probe = vhdx_probe,
     .open = vhdx_open,
     .close = vhdx_close,
-    .legacy_pread = vhdx_pread,
-    .legacy_pwrite = vhdx_pwrite,
+    .map = vhdx_map,
+    .write_begin = vhdx_write_begin,
+    .alloc = vhdx_alloc,
     .flush = vhdx_flush,
-    .legacy_block_status = vhdx_block_status,
-    .legacy_map = vhdx_map,
     .allocated = vhdx_allocated,
     .info = vhdx_info,
     .check = vhdx_check,

@@ -12,6 +12,8 @@
 
 #include "vdisk/error.h"
 
+struct vd_io;
+
 #define VHDX_KIB         1024u
 #define VHDX_MIB         (1024u * 1024u)
 #define VHDX_HEADER_SIZE 4096u         /* checksummed part of a header */
@@ -125,6 +127,15 @@ int vhdx_log_replay(const uint8_t *log, size_t log_len, const uint8_t guid[16], 
 /* Replace buf's bytes (the file's [off, off+len)) with the overlay's. */
 void vhdx_overlay_apply(const struct vhdx_overlay *ov, uint8_t *buf, size_t len, uint64_t off);
 void vhdx_overlay_free(struct vhdx_overlay *ov);
+
+/* The file as the replayed log leaves it, as a read-only io of size bytes
+ * (the file's size extended to the log's LastFileOffset: bytes past the end
+ * of base read as zeros) over base (which gets a new reference), with ov
+ * applied to every read. ov is borrowed: it must outlive every read of the
+ * io (the VHDX driver frees it only once the image is closing). Named as
+ * base, so that messages name the file. */
+int vhdx_overlay_io_open(struct vd_io *base, const struct vhdx_overlay *ov, uint64_t size,
+                         struct vd_io **out, struct vd_error *err);
 
 /* Bytes of a log entry holding npages data descriptors (2.3.1): the header
  * and descriptor sectors plus one 4 KiB data sector per page. */

@@ -20,8 +20,10 @@
  * A torn (bad CRC) last entry simply ends the run: the sequence before it is
  * what gets replayed, as after a crash.
  *
- * Nothing is written: the result is an overlay of file extents that the
- * driver applies to every read of the file.
+ * Nothing is written: the result is an overlay of file extents. The driver
+ * reads its file through vhdx_overlay_io_open, an io that applies it, and
+ * names that io in its map answers, so the core's reads see the replayed
+ * file too.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +34,7 @@
 #include "common/checked.h"
 #include "common/crc32c.h"
 #include "formats/vhdx.h"
+#include "io/io.h"
 
 #define LOG_HDR_SIZE  64
 #define LOG_DESC_SIZE 32
@@ -389,6 +392,61 @@ void vhdx_overlay_free(struct vhdx_overlay *ov)
     free(ov->ext);
     free(ov->pages);
     memset(ov, 0, sizeof(*ov));
+}
+
+/* ---- the replayed file as an io ---- */
+
+struct vhdx_ov_io {
+    struct vd_io io; /* first: "subclassing" */
+    struct vd_io *base;
+    const struct vhdx_overlay *ov;
+};
+
+static ssize_t ovio_pread(struct vd_io *io, void *buf, size_t len, uint64_t off,
+                          struct vd_error *err)
+{
+    struct vhdx_ov_io *v = (struct vhdx_ov_io *)io;
+    if (off >= io->size)
+        return 0;
+    if (len > io->size - off)
+        len = (size_t)(io->size - off);
+    /* Past the real end of file, up to LastFileOffset: zeros (2.3.3). */
+    int r = vd_io_pread_zfill(v->base, buf, len, off, err);
+    if (r < 0)
+        return r;
+    vhdx_overlay_apply(v->ov, buf, len, off);
+    return (ssize_t)len;
+}
+
+static void ovio_close(struct vd_io *io)
+{
+    struct vhdx_ov_io *v = (struct vhdx_ov_io *)io;
+    vd_io_unref(v->base);
+    free(v);
+}
+
+static const struct vd_io_ops ovio_ops = {
+    .name = "vhdx-log",
+    .pread = ovio_pread,
+    .close = ovio_close,
+};
+
+int vhdx_overlay_io_open(struct vd_io *base, const struct vhdx_overlay *ov, uint64_t size,
+                         struct vd_io **out, struct vd_error *err)
+{
+    struct vhdx_ov_io *v = calloc(1, sizeof(*v));
+    if (!v || vd_io_init(&v->io, &ovio_ops, base->name, size) != 0) {
+        if (v)
+            free(v->io.name);
+        free(v);
+        return vd_err(err, -ENOMEM, "vhdx: %s: out of memory", base->name);
+    }
+    vd_io_ref(base);
+    v->base = base;
+    v->ov = ov;
+    v->io.opts = base->opts;
+    *out = &v->io;
+    return 0;
 }
 
 /* ---- writing entries (2.3.1) ---- */

@@ -3,11 +3,13 @@
 the C reader, together with the raw bytes each one must read as.
 
   gen-vhdx.py diff PARENT.vhdx PARENT.raw OUTDIR [--no-relative] [--bad-linkage]
-                   [--linkage2] [--relpath=WINDOWS\\PATH] [--name=child]
+                   [--linkage2] [--relpath=WINDOWS\\PATH] [--abspath=PATH] [--name=child]
       Differencing child (OUTDIR/child.avhdx) of a (qemu-made) parent, with
       FULLY/PARTIALLY_PRESENT (sector bitmap), ZERO, UNMAPPED, UNDEFINED and
       NOT_PRESENT blocks; OUTDIR/child.raw is what it must read as
       (PARENT.raw comes from an independent reader: qemu-img convert).
+      --relpath and --abspath set the locator's relative_path and
+      absolute_win32_path (default .\\PARENT and C:\\VMs\\PARENT).
   gen-vhdx.py log BASE.vhdx BASE.raw OUTDIR
       Copies BASE (clean, qemu-made, block_size=1M, 8 MiB) to OUTDIR/log.vhdx
       with a dirty log of 3 entries (wrapping around the log's end, plus an
@@ -27,7 +29,10 @@ the C reader, together with the raw bytes each one must read as.
       entries (GUID 01..10) into OUTDIR/fuzz_vhdx_log/.
   gen-vhdx.py corrupt KIND IN OUT
       One damaged copy: hdr1, hdr-both, region1, region-both, bat-eof,
-      blocksize, required-meta, required-region.
+      blocksize, required-meta, required-region; bat-wrap (block 1's
+      FileOffsetMB = 0xFFFFFFFFFFF, so that offset + block size wraps),
+      bat-log, bat-bat, bat-meta (block 1 FULLY_PRESENT at the start of the
+      log, BAT or metadata region).
 
 Everything is deterministic (fixed random seed).
 """
@@ -253,7 +258,7 @@ def bat_abs(info, blk):
 # ---- scenarios ----
 
 def cmd_diff(parent, parent_raw, outdir, no_relative=False, bad_linkage=False, relpath=None,
-             linkage2=False, name="child"):
+             linkage2=False, name="child", abspath=None):
     rng = random.Random(7 + len(name))
     _, pi = parse(parent)
     with open(parent_raw, "rb") as fh:
@@ -272,7 +277,7 @@ def cmd_diff(parent, parent_raw, outdir, no_relative=False, bad_linkage=False, r
     if not no_relative:
         kv.append(("relative_path", relpath or ".\\" + pname))
     kv += [("volume_path", "\\\\?\\Volume{26a21bda-a627-11d7-9931-806e6f6e6963}\\VMs\\" + pname),
-           ("absolute_win32_path", "C:\\VMs\\" + pname)]
+           ("absolute_win32_path", abspath or "C:\\VMs\\" + pname)]
     blocks = {}
     exp = bytearray(praw[:vsize].ljust(vsize, b"\0"))
     # block 0: fully present in the child
@@ -503,6 +508,12 @@ def cmd_corrupt(kind, src, dst):
     elif kind == "bat-eof":
         # block 1 -> fully present, far past the end of the file
         struct.pack_into("<Q", f, bat_abs(info, 1), FULLY | (4096 << 20))
+    elif kind == "bat-wrap":
+        # the largest FileOffsetMB (44 bits): offset + block size wraps 2^64
+        struct.pack_into("<Q", f, bat_abs(info, 1), FULLY | (0xFFFFFFFFFFF << 20))
+    elif kind in ("bat-log", "bat-bat", "bat-meta"):
+        where = {"bat-log": "log_off", "bat-bat": "bat_off", "bat-meta": "meta_off"}[kind]
+        struct.pack_into("<Q", f, bat_abs(info, 1), FULLY | info[where])
     elif kind == "blocksize":
         struct.pack_into("<I", f, info["fp_abs"], 3 * MiB)
     elif kind in ("required-meta", "required-region"):
@@ -583,8 +594,10 @@ def main(argv):
     if cmd == "diff":
         rel = [a.split("=", 1)[1] for a in argv if a.startswith("--relpath=")]
         nm = [a.split("=", 1)[1] for a in argv if a.startswith("--name=")]
+        ab = [a.split("=", 1)[1] for a in argv if a.startswith("--abspath=")]
         cmd_diff(argv[2], argv[3], argv[4], "--no-relative" in argv, "--bad-linkage" in argv,
-                 rel[0] if rel else None, "--linkage2" in argv, nm[0] if nm else "child")
+                 rel[0] if rel else None, "--linkage2" in argv, nm[0] if nm else "child",
+                 ab[0] if ab else None)
     elif cmd == "log":
         cmd_log(argv[2], argv[3], argv[4])
     elif cmd == "4k":
