@@ -1334,10 +1334,11 @@ out:
  * unmapped or undefined: no parent here) and has non-zero bytes for it:
  * allocate its block (once, under write_lock; a writer that lost the race
  * finds it present) and answer where the run goes. */
-static int vhdx_alloc(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
-                      struct vd_error *err)
+static int vhdx_alloc(struct vd_image *img, uint64_t off, uint64_t len, const uint8_t *data,
+                      struct vd_map *m, struct vd_error *err)
 {
     struct vhdx_state *st = img->priv;
+    (void)data; /* a new block is a hole (zeros) until the core writes it */
     uint64_t bs = st->meta.block_size;
     uint64_t blk = off / bs, inblk = off % bs;
     int r = 0;
