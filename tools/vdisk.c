@@ -200,6 +200,11 @@ static void print_human(struct vd_source *src)
     }
 }
 
+/* --allow-path directories live until exit; kept here too, so that
+ * LeakSanitizer does not call them lost once a command's struct common is
+ * gone. */
+static char *allow_kept[MAX_ALLOW];
+
 /* Parse the options every command shares; returns the getopt result for
  * anything else. */
 static int common_opt(int c, struct common *co)
@@ -219,6 +224,7 @@ static int common_opt(int c, struct common *co)
             free(dir);
             return -1;
         }
+        allow_kept[co->nallow] = dir;
         co->allow[co->nallow++] = dir; /* lives until exit */
         co->open.allow_paths = co->allow;
         return 0;

@@ -222,6 +222,11 @@ int vd_image_add_io(struct vd_image *img, struct vd_io *io, struct vd_error *err
  * allocates new metadata. Overlapping declarations merge. */
 int vd_image_declare_meta(struct vd_image *img, const struct vd_io *io, uint64_t off, uint64_t len,
                           const char *what, struct vd_error *err);
+/* Undeclare [off, off+len) of io: metadata that a write moved (a VHD footer
+ * pushed back by an appended block). Parts of ranges outside it stay
+ * declared. */
+int vd_image_forget_meta(struct vd_image *img, const struct vd_io *io, uint64_t off, uint64_t len,
+                         struct vd_error *err);
 /* The metadata range of io overlapping [off, off+len), or NULL. */
 const struct vd_meta_range *vd_image_meta_overlap(struct vd_image *img, const struct vd_io *io,
                                                   uint64_t off, uint64_t len);

@@ -252,6 +252,60 @@ out:
     return r;
 }
 
+int vd_image_forget_meta(struct vd_image *img, const struct vd_io *io, uint64_t off, uint64_t len,
+                         struct vd_error *err)
+{
+    uint64_t end;
+    if (len == 0)
+        return 0;
+    if (ck_add(off, len, &end))
+        return vd_err(err, -EINVAL, "%s: forgetting metadata at offset %" PRIu64 " overflows",
+                      img->name, off);
+    int r = 0;
+    pthread_rwlock_wrlock(&img->meta_lock);
+    size_t i = meta_lower(img, io, off);
+    if (i > 0 && img->meta[i - 1].io == io && img->meta[i - 1].off + img->meta[i - 1].len > off)
+        i--;
+    while (i < img->nmeta && img->meta[i].io == io && img->meta[i].off < end) {
+        struct vd_meta_range *m = &img->meta[i];
+        uint64_t mend = m->off + m->len;
+        if (m->off < off && mend > end) {
+            /* [off, end) is inside one range: split it in two. */
+            if (img->nmeta == img->meta_cap) {
+                size_t cap = img->meta_cap * 2;
+                struct vd_meta_range *n = realloc(img->meta, cap * sizeof(*n));
+                if (!n) {
+                    r = vd_err(err, -ENOMEM, "%s: out of memory", img->name);
+                    break;
+                }
+                img->meta = n;
+                img->meta_cap = cap;
+                m = &img->meta[i];
+            }
+            memmove(&img->meta[i + 2], &img->meta[i + 1],
+                    (img->nmeta - i - 1) * sizeof(*img->meta));
+            img->meta[i + 1] =
+                (struct vd_meta_range){.io = io, .off = end, .len = mend - end, .what = m->what};
+            m->len = off - m->off;
+            img->nmeta++;
+            break;
+        }
+        if (m->off < off) { /* keep the head */
+            m->len = off - m->off;
+            i++;
+        } else if (mend > end) { /* keep the tail */
+            m->len = mend - end;
+            m->off = end;
+            break;
+        } else { /* wholly inside: drop it */
+            memmove(m, m + 1, (img->nmeta - i - 1) * sizeof(*m));
+            img->nmeta--;
+        }
+    }
+    pthread_rwlock_unlock(&img->meta_lock);
+    return r;
+}
+
 const struct vd_meta_range *vd_image_meta_overlap(struct vd_image *img, const struct vd_io *io,
                                                   uint64_t off, uint64_t len)
 {

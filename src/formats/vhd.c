@@ -18,11 +18,21 @@
  * The virtual size is the footer's current_size (the spec calls it the size
  * of the hard disk; CHS geometry is for the BIOS only): see docs/vhd.md.
  *
- * Reads: unallocated blocks of a dynamic disk read as zeros; in a
- * differencing disk an unallocated block or a clear bitmap bit reads from the
- * parent. A dynamic disk's bitmap is not consulted (like qemu: writers fill
- * new blocks with zeros). Bad checksums are read anyway (like libvhdi) and
- * reported by check() and info(). A missing parent is an error.
+ * The driver only answers map() (docs/trust-boundary.md): a fixed disk is
+ * DATA where it lies; in a dynamic disk an unallocated block is ZERO and an
+ * allocated one DATA after its bitmap (which is not consulted, like qemu:
+ * writers fill new blocks with zeros); in a differencing disk an unallocated
+ * block, or a run of clear bitmap bits, is BACKING (the parent), a run of set
+ * bits DATA. Bad checksums are read anyway (like libvhdi) and reported by
+ * check() and info(). A missing parent is an error.
+ *
+ * Metadata declared to the core at open: the footer copy at 0, the dynamic
+ * header, the BAT (padded to 512), parent locator data and the footer at
+ * the end (which moves when a block is appended). Per-block sector bitmaps
+ * are not declared: one range per allocated block would cost up to 16 Mi
+ * ranges; instead map() refuses any block whose bitmap or data overlaps
+ * metadata, naming the BAT entry, and check() reports blocks overlapping
+ * metadata or each other as corrupt (so writable opens refuse them).
  *
  * Writes in place (mount -o rw) work on sound fixed and dynamic disks; a new
  * block is appended where the footer was, with a full bitmap (like qemu).
@@ -44,28 +54,48 @@
 #include "core/driver.h"
 #include "formats/vhd.h"
 
-#define VHD_BITMAP_CHUNK 4096u  /* bitmap bytes read at once: 16 MiB of sectors */
-#define VHD_LOCATOR_MAX  65536u /* bytes of a parent locator we read */
-#define VHD_PATH_MAX     4096u
+#define VHD_LOCATOR_MAX 65536u /* bytes of a parent locator we read */
+#define VHD_PATH_MAX    4096u
+#define VHD_BM_SLOTS    16u /* sector bitmaps of differencing blocks kept */
+#define VHD_NMETA       (3 + VHD_NLOCATORS)
+
+/* A metadata structure of the image, for messages and overlap checks. */
+struct vhd_meta {
+    uint64_t off, len;
+    const char *what;
+};
 
 struct vhd_state {
     struct vhd_footer footer;  /* the footer in use */
     struct vhd_dyn_header hdr; /* dynamic and differencing disks */
     uint8_t tail_raw[VHD_FOOTER_SIZE], head_raw[VHD_FOOTER_SIZE];
-    unsigned footer_len; /* 512 or 511 at end of file, 0 if absent */
-    bool have_copy;      /* a "conectix" sector at offset 0 */
+    bool have_copy; /* a "conectix" sector at offset 0 */
     bool footer_copy_used;
-    uint64_t data_end; /* where the end-of-file footer starts; alloc_lock */
-    uint32_t *bat;     /* host-order sector numbers; entries change only
-                        * from unallocated to allocated, under alloc_lock,
-                        * and are read with vhd_bat() (acquire) */
+    /* The end-of-file footer: [data_end, data_end + footer_len), footer_len
+     * 512 or 511, or 0 if absent. Written under alloc_lock, read with
+     * atomic loads (a block append moves it). */
+    uint64_t data_end;
+    unsigned footer_len;
+    /* Fixed metadata of a dynamic or differencing disk (not the footer at
+     * the end): footer copy, dynamic header, BAT, locator data. */
+    struct vhd_meta meta[VHD_NMETA];
+    unsigned nmeta;
+    uint32_t *bat; /* host-order sector numbers; entries change only
+                    * from unallocated to allocated, under alloc_lock,
+                    * and are read with vhd_bat() (acquire) */
     uint32_t nbat;
     uint32_t block_size, bitmap_size;
     unsigned block_shift;
+    /* Differencing disks (read-only, so bitmaps never change): the sector
+     * bitmaps of the last blocks read, slot blk % VHD_BM_SLOTS, so that the
+     * runs of one block cost one bitmap read. bm_lock. */
+    uint8_t *bm_data;
+    uint32_t bm_blk[VHD_BM_SLOTS]; /* UINT32_MAX: empty */
+    pthread_mutex_t bm_lock;
     char parent_path[VHD_PATH_MAX]; /* the candidate that opened */
     char parent_via[8];             /* "W2ru", ..., or "name" */
     char note[256];                 /* footer recovery note, or "" */
-    pthread_mutex_t alloc_lock;     /* block allocation by pwrite */
+    pthread_mutex_t alloc_lock;     /* block allocation */
     bool lock_init;
 };
 
@@ -73,14 +103,6 @@ static uint32_t vhd_bat(const struct vhd_state *st, uint32_t i)
 {
     return __atomic_load_n(&st->bat[i], __ATOMIC_ACQUIRE);
 }
-
-/* Identities of the images being opened along the current chain, indexed by
- * depth, so that a chain looping back (A -> B -> A) is refused by name
- * instead of running into the depth cap. Valid below the current depth. */
-static _Thread_local struct {
-    uint8_t uuid[16];
-    char name[64];
-} vhd_chain[VD_MAX_CHAIN];
 
 static const uint8_t vhd_cookie[8] = {'c', 'o', 'n', 'e', 'c', 't', 'i', 'x'};
 static const uint8_t vhd_dyn_cookie[8] = {'c', 'x', 's', 'p', 'a', 'r', 's', 'e'};
@@ -531,6 +553,11 @@ static void vhd_expand_candidates(struct vhd_candidates *c, char *s, const char 
     vhd_add_candidate(c, base, via);
 }
 
+/* Open the parent through the core (vd_image_open_backing), which applies
+ * the path policy (only files beside the child, or in a directory the user
+ * allowed) and refuses loops by file identity. Candidates are tried in
+ * order; one that does not exist is skipped, one that opens must carry the
+ * unique id the child names. */
 static int vhd_open_parent(struct vd_image *img, struct vhd_state *st, struct vd_error *err)
 {
     static const char *const order[] = {"W2ru", "W2ku", "MacX", "Mac ", "Wi2r", "Wi2k"};
@@ -538,15 +565,6 @@ static int vhd_open_parent(struct vd_image *img, struct vhd_state *st, struct vd
     char want[37];
     int r = 0;
     vhd_uuid_str(h->parent_uuid, want);
-
-    static const uint8_t zero[16];
-    /* an all-zero id proves nothing; the core's depth cap still applies */
-    for (int d = 0; d <= img->depth && d < VD_MAX_CHAIN && memcmp(h->parent_uuid, zero, 16); d++)
-        if (!memcmp(vhd_chain[d].uuid, h->parent_uuid, 16))
-            return vd_err(err, -ELOOP,
-                          "vhd: %s: parent chain loops: parent unique id %s is that of '%s', "
-                          "already in the chain",
-                          img->name, want, vhd_chain[d].name);
 
     struct vhd_candidates *c = calloc(1, sizeof(*c));
     char *s = malloc(VHD_PATH_MAX);
@@ -572,13 +590,17 @@ static int vhd_open_parent(struct vd_image *img, struct vhd_state *st, struct vd
     for (int i = 0; i < c->n; i++) {
         struct vd_error e = {0};
         r = vd_image_open_backing(img, c->path[i], "vhd", &e);
-        if (r == -ELOOP) {
+        if (r == -ELOOP) { /* the core's message says which file loops */
             vd_err(err, r, "%s", e.msg);
             goto out;
         }
         if (r == -ENOENT || r == -ENOTDIR || r == -ENOTSUP || r == -ENAMETOOLONG)
             continue;
         found_any = true;
+        if (r == -EPERM) { /* the path policy: its message names the option */
+            vd_err(&first, r, "vhd: %s", e.msg);
+            continue;
+        }
         if (r < 0) {
             vd_err(&first, r, "vhd: %s: parent '%s': %s", img->name, c->path[i], e.msg);
             continue;
@@ -616,6 +638,51 @@ static int vhd_open_parent(struct vd_image *img, struct vhd_state *st, struct vd
 out:
     free(s);
     free(c);
+    return r;
+}
+
+/* Record the fixed metadata of a dynamic or differencing disk in st->meta
+ * (for map's per-block check and for check()). Locator data counts for
+ * differencing disks only, as the bytes its length gives (rounded up to a
+ * sector; some writers store a sector count there, whose first sector is
+ * covered too), when it starts inside the file. */
+static void vhd_collect_meta(struct vd_image *img, struct vhd_state *st)
+{
+    static const char *const loc_what[VHD_NLOCATORS] = {
+        "parent locator 0 data", "parent locator 1 data", "parent locator 2 data",
+        "parent locator 3 data", "parent locator 4 data", "parent locator 5 data",
+        "parent locator 6 data", "parent locator 7 data",
+    };
+    uint64_t bat_len = div_round_up((uint64_t)st->nbat * 4, VHD_SECTOR) * VHD_SECTOR;
+    st->nmeta = 0;
+    st->meta[st->nmeta++] = (struct vhd_meta){0, VHD_FOOTER_SIZE, "footer copy"};
+    st->meta[st->nmeta++] =
+        (struct vhd_meta){st->footer.data_offset, VHD_DYN_HEADER_SIZE, "dynamic header"};
+    st->meta[st->nmeta++] = (struct vhd_meta){st->hdr.table_offset, bat_len, "BAT"};
+    for (int i = 0; i < VHD_NLOCATORS && st->footer.disk_type == VHD_DIFF; i++) {
+        const struct vhd_locator *l = &st->hdr.loc[i];
+        uint64_t len = div_round_up(l->data_length, VHD_SECTOR) * VHD_SECTOR, end;
+        if (!l->code[0] || !len || l->data_offset >= img->io->size ||
+            ck_add(l->data_offset, len, &end))
+            continue;
+        st->meta[st->nmeta++] = (struct vhd_meta){l->data_offset, len, loc_what[i]};
+    }
+}
+
+/* Declare every metadata range to the core (docs/trust-boundary.md): no
+ * data answer may cover them. The header and BAT offsets were checked
+ * against the file size at open, so none of these sums wraps. */
+static int vhd_declare_meta(struct vd_image *img, struct vhd_state *st, struct vd_error *err)
+{
+    int r = 0;
+    if (st->footer_len)
+        r = vd_image_declare_meta(img, img->io, st->data_end, st->footer_len, "footer", err);
+    if (st->footer.disk_type == VHD_FIXED)
+        return r;
+    vhd_collect_meta(img, st);
+    for (unsigned i = 0; i < st->nmeta && r == 0; i++)
+        r = vd_image_declare_meta(img, img->io, st->meta[i].off, st->meta[i].len, st->meta[i].what,
+                                  err);
     return r;
 }
 
@@ -657,17 +724,23 @@ static int vhd_open(struct vd_image *img, struct vd_error *err)
                           "overlay=FILE), or write to a converted copy",
                           img->name, why);
     }
+    if ((r = vhd_declare_meta(img, st, err)) < 0)
+        return r;
     if (pthread_mutex_init(&st->alloc_lock, NULL) != 0)
         return vd_err(err, -ENOMEM, "vhd: %s: cannot create a lock", img->name);
-    st->lock_init = true;
-    if (f->disk_type == VHD_DIFF) {
-        if (img->depth < VD_MAX_CHAIN) {
-            memcpy(vhd_chain[img->depth].uuid, f->uuid, 16);
-            snprintf(vhd_chain[img->depth].name, sizeof(vhd_chain[0].name), "%s", img->name);
-        }
-        r = vhd_open_parent(img, st, err);
+    if (pthread_mutex_init(&st->bm_lock, NULL) != 0) {
+        pthread_mutex_destroy(&st->alloc_lock);
+        return vd_err(err, -ENOMEM, "vhd: %s: cannot create a lock", img->name);
     }
-    return r;
+    st->lock_init = true;
+    if (f->disk_type != VHD_DIFF)
+        return 0;
+    st->bm_data = malloc((size_t)VHD_BM_SLOTS * st->bitmap_size);
+    if (!st->bm_data)
+        return vd_err(err, -ENOMEM, "vhd: %s: out of memory", img->name);
+    for (unsigned i = 0; i < VHD_BM_SLOTS; i++)
+        st->bm_blk[i] = UINT32_MAX;
+    return vhd_open_parent(img, st, err);
 }
 
 static void vhd_close(struct vd_image *img)
@@ -675,39 +748,65 @@ static void vhd_close(struct vd_image *img)
     struct vhd_state *st = img->priv;
     free(st->bat);
     st->bat = NULL;
-    if (st->lock_init)
+    free(st->bm_data);
+    st->bm_data = NULL;
+    if (st->lock_init) {
         pthread_mutex_destroy(&st->alloc_lock);
+        pthread_mutex_destroy(&st->bm_lock);
+    }
     st->lock_init = false;
 }
 
-/* ---- read ---- */
+/* ---- map ---- */
 
-static int vhd_read_file(struct vd_image *img, uint32_t blk, void *buf, size_t len, uint64_t off,
-                         struct vd_error *err)
+/* Bytes of block blk that must be in the file: its bitmap and its data up
+ * to the virtual size (the last block may be cut there). */
+static uint64_t vhd_block_need(const struct vhd_state *st, uint32_t blk)
 {
-    uint64_t end;
-    if (ck_add(off, len, &end) || end > img->io->size)
-        return vd_err(err, -EINVAL,
-                      "vhd: %s: block %" PRIu32 " at offset %" PRIu64
-                      " lies past end of file (%" PRIu64 " bytes)",
-                      img->name, blk, (uint64_t)vhd_bat(img->priv, blk) * VHD_SECTOR,
-                      img->io->size);
-    return vd_io_pread_full(img->io, buf, len, off, err);
+    uint64_t vstart = (uint64_t)blk << st->block_shift, need = st->bitmap_size;
+    if (vstart < st->footer.current_size)
+        need += VD_MIN((uint64_t)st->block_size, st->footer.current_size - vstart);
+    return need;
 }
 
-/* Bitmap window of block blk covering the sector at byte pos (within the
- * block): fills bm with up to VHD_BITMAP_CHUNK bytes starting at the byte of
- * that sector and sets *first_sector to the sector its bit 7 of byte 0 is. */
-static int vhd_read_bitmap(struct vd_image *img, struct vhd_state *st, uint32_t blk, uint64_t pos,
-                           uint8_t *bm, size_t *bm_len, uint64_t *first_sector,
-                           struct vd_error *err)
+/* Block blk, stored at sector e, must not overlap the image's own
+ * metadata: its bytes would be served as data (issue 9: a BAT entry
+ * pointing at the dynamic header), and a write would land on them. -EIO
+ * naming the BAT entry otherwise. The whole block is checked, not only the
+ * range asked, so that no byte of such a block is ever served. */
+static int vhd_block_check(struct vd_image *img, const struct vhd_state *st, uint32_t blk,
+                           uint32_t e, struct vd_error *err)
 {
-    uint64_t byte = (pos / VHD_SECTOR) / 8;
-    size_t n = (size_t)VD_MIN((uint64_t)VHD_BITMAP_CHUNK, st->bitmap_size - byte);
-    uint64_t base = (uint64_t)vhd_bat(st, blk) * VHD_SECTOR;
-    *first_sector = byte * 8;
-    *bm_len = n;
-    return vhd_read_file(img, blk, bm, n, base + byte, err);
+    uint64_t s = (uint64_t)e * VHD_SECTOR, end = s + vhd_block_need(st, blk); /* < 2^42 */
+    const struct vhd_meta *hit = NULL;
+    struct vhd_meta tail = {__atomic_load_n(&st->data_end, __ATOMIC_ACQUIRE),
+                            __atomic_load_n(&st->footer_len, __ATOMIC_ACQUIRE),
+                            "footer at end of file"};
+    for (unsigned i = 0; i < st->nmeta && !hit; i++)
+        if (s < st->meta[i].off + st->meta[i].len && st->meta[i].off < end)
+            hit = &st->meta[i];
+    if (!hit && tail.len && s < tail.off + tail.len && tail.off < end)
+        hit = &tail;
+    if (!hit)
+        return 0;
+    return vd_err(err, -EIO,
+                  "vhd: %s: BAT entry %" PRIu32 ": block at offset %" PRIu64
+                  " overlaps the %s (%" PRIu64 "..%" PRIu64
+                  "); refused, its bytes are the image's own metadata (the image is corrupt or "
+                  "crafted: see vdisk check)",
+                  img->name, blk, s, hit->what, hit->off, hit->off + hit->len);
+}
+
+static int vhd_past_eof(struct vd_image *img, uint32_t blk, uint32_t e, uint64_t off, uint64_t n,
+                        struct vd_error *err)
+{
+    uint64_t size = __atomic_load_n(&img->io->size, __ATOMIC_ACQUIRE);
+    if (off + n <= size) /* off < 2^43, n < 2^32: no wrap */
+        return 0;
+    return vd_err(err, -EIO,
+                  "vhd: %s: BAT entry %" PRIu32 ": block at offset %" PRIu64
+                  " lies past end of file (%" PRIu64 " bytes)",
+                  img->name, blk, (uint64_t)e * VHD_SECTOR, size);
 }
 
 static bool vhd_bit(const uint8_t *bm, uint64_t i)
@@ -715,171 +814,110 @@ static bool vhd_bit(const uint8_t *bm, uint64_t i)
     return (bm[i / 8] >> (7 - i % 8)) & 1; /* MSB first */
 }
 
-/* In a bitmap window bm (bm_len bytes, bit 0 = sector s0), from byte pos of
- * the block for up to len bytes: the run of sectors whose bits equal the
- * first one's, cut at the window's end. Returns its length in bytes. */
-static uint64_t vhd_bitmap_scan(const uint8_t *bm, size_t bm_len, uint64_t s0, uint64_t pos,
-                                uint64_t len, bool *set)
+/* In the sector bitmap bm of a block, from byte pos of the block for up to
+ * len bytes: the length of the run of sectors whose bits equal the first
+ * one's (*set). Whole bytes of equal bits are skipped at once. */
+static uint64_t vhd_bitmap_scan(const uint8_t *bm, uint64_t pos, uint64_t len, bool *set)
 {
-    uint64_t sec = pos / VHD_SECTOR;
-    bool b = vhd_bit(bm, sec - s0);
-    uint64_t end = pos + len, p = (sec + 1) * VHD_SECTOR;
-    while (p < end && (p / VHD_SECTOR - s0) < (uint64_t)bm_len * 8 &&
-           vhd_bit(bm, p / VHD_SECTOR - s0) == b)
-        p += VHD_SECTOR;
+    uint64_t sec = pos / VHD_SECTOR, last = div_round_up(pos + len, VHD_SECTOR);
+    bool b = vhd_bit(bm, sec);
+    uint8_t same = b ? 0xff : 0x00;
+    uint64_t i = sec + 1;
+    while (i < last) {
+        if (i % 8 == 0 && i + 8 <= last && bm[i / 8] == same) {
+            i += 8;
+            continue;
+        }
+        if (vhd_bit(bm, i) != b)
+            break;
+        i++;
+    }
     *set = b;
-    return VD_MIN(p, end) - pos;
+    return VD_MIN(i * VHD_SECTOR, pos + len) - pos;
 }
 
-/* Within block blk, from byte pos (< block end) for up to len bytes: the
- * length of the run of sectors whose bitmap bits equal the first one. */
-static int vhd_bitmap_run(struct vd_image *img, struct vhd_state *st, uint32_t blk, uint64_t pos,
-                          uint64_t len, bool *set, uint64_t *run, struct vd_error *err)
+/* Differencing block blk at sector e, from byte pos for up to len bytes:
+ * the run of sectors whose bitmap bits equal the first one. The block's
+ * bitmap is read whole once and kept in a small cache, so the many runs of
+ * one block cost one read. */
+static int vhd_bitmap_run(struct vd_image *img, struct vhd_state *st, uint32_t blk, uint32_t e,
+                          uint64_t pos, uint64_t len, bool *set, uint64_t *run,
+                          struct vd_error *err)
 {
-    uint8_t bm[VHD_BITMAP_CHUNK];
-    size_t bm_len;
-    uint64_t s0;
-    int r = vhd_read_bitmap(img, st, blk, pos, bm, &bm_len, &s0, err);
-    if (r < 0)
-        return r;
-    *run = vhd_bitmap_scan(bm, bm_len, s0, pos, len, set);
-    return 0;
-}
-
-/* Differencing block blk (at sector e): n bytes from byte pos of the block,
- * reading each bitmap window once and each run from this file or the
- * parent. */
-static int vhd_pread_diff_block(struct vd_image *img, struct vhd_state *st, uint32_t blk,
-                                uint32_t e, uint8_t *out, size_t n, uint64_t pos, uint64_t off,
-                                struct vd_error *err)
-{
-    uint8_t bm[VHD_BITMAP_CHUNK];
-    size_t bm_len, done = 0;
-    uint64_t s0;
-    while (done < n) {
-        int r = vhd_read_bitmap(img, st, blk, pos + done, bm, &bm_len, &s0, err);
-        if (r < 0)
-            return r;
-        uint64_t win_end = VD_MIN((uint64_t)n, (s0 + (uint64_t)bm_len * 8) * VHD_SECTOR - pos);
-        while (done < win_end) {
-            bool set;
-            size_t run = (size_t)vhd_bitmap_scan(bm, bm_len, s0, pos + done, win_end - done, &set);
-            if (set)
-                r = vhd_read_file(img, blk, out + done, run,
-                                  (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos + done, err);
-            else
-                r = vd_image_read_backing(img, out + done, run, off + done, err);
-            if (r < 0)
-                return r;
-            done += run;
-        }
-    }
-    return 0;
-}
-
-static int vhd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off,
-                     struct vd_error *err)
-{
-    struct vhd_state *st = img->priv;
-    uint8_t *out = buf;
-    if (st->footer.disk_type == VHD_FIXED)
-        return vd_io_pread_full(img->io, buf, len, off, err);
-    bool diff = st->footer.disk_type == VHD_DIFF;
-    while (len) {
-        uint32_t blk = (uint32_t)(off >> st->block_shift);
-        uint64_t pos = off & (st->block_size - 1);
-        size_t n = (size_t)VD_MIN((uint64_t)len, st->block_size - pos);
-        uint32_t e = vhd_bat(st, blk);
-        int r;
-        if (e == VHD_BAT_UNUSED) {
-            if (diff) {
-                r = vd_image_read_backing(img, out, n, off, err);
-                if (r < 0)
-                    return r;
-            } else {
-                memset(out, 0, n);
-            }
-        } else if (!diff) {
-            r = vhd_read_file(img, blk, out, n, (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos,
-                              err);
-            if (r < 0)
-                return r;
-        } else {
-            r = vhd_pread_diff_block(img, st, blk, e, out, n, pos, off, err);
-            if (r < 0)
-                return r;
-        }
-        out += n;
-        off += n;
-        len -= n;
-    }
-    return 0;
-}
-
-/* Mapped as vhd_pread reads: a fixed disk's bytes, and the data of an
- * allocated block of a dynamic disk (whose bitmap pread ignores). A
- * differencing disk is not mapped (bitmap runs and parent reads). */
-static int vhd_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                   struct vd_io **io, uint64_t *io_off, struct vd_error *err)
-{
-    struct vhd_state *st = img->priv;
-    *io = img->io;
-    if (st->footer.disk_type == VHD_FIXED) {
-        *pnum = len;
-        *io_off = off;
-        return 1;
-    }
-    uint32_t blk = (uint32_t)(off >> st->block_shift);
-    uint64_t pos = off & (st->block_size - 1);
-    uint32_t e = vhd_bat(st, blk);
-    *pnum = VD_MIN(len, st->block_size - pos);
-    if (e == VHD_BAT_UNUSED)
+    unsigned slot = blk % VHD_BM_SLOTS;
+    uint8_t *cached = st->bm_data + (size_t)slot * st->bitmap_size;
+    pthread_mutex_lock(&st->bm_lock);
+    if (st->bm_blk[slot] == blk) {
+        *run = vhd_bitmap_scan(cached, pos, len, set);
+        pthread_mutex_unlock(&st->bm_lock);
         return 0;
-    if (st->footer.disk_type == VHD_DIFF) {
-        /* Only the run of sectors this file holds (bitmap bits set); the
-         * rest comes from the parent, through pread. */
-        bool set;
-        uint64_t run = 0;
-        int r = vhd_bitmap_run(img, st, blk, pos, *pnum, &set, &run, err);
-        if (r < 0)
-            return r;
-        *pnum = run;
-        if (!set)
-            return 0;
     }
-    *io_off = (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos;
-    return 1;
-}
-
-static int vhd_block_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                            struct vd_error *err)
-{
-    struct vhd_state *st = img->priv;
-    if (st->footer.disk_type == VHD_FIXED) {
-        *pnum = len;
-        return VD_STATUS_DATA;
-    }
-    bool diff = st->footer.disk_type == VHD_DIFF;
-    uint32_t blk = (uint32_t)(off >> st->block_shift);
-    uint64_t pos = off & (st->block_size - 1);
-    uint64_t n = VD_MIN(len, st->block_size - pos);
-    if (vhd_bat(st, blk) == VHD_BAT_UNUSED) {
-        /* extend over following unallocated blocks */
-        uint64_t total = n;
-        while (total < len && ++blk < st->nbat && vhd_bat(st, blk) == VHD_BAT_UNUSED)
-            total += VD_MIN(len - total, (uint64_t)st->block_size);
-        *pnum = total;
-        return diff ? VD_STATUS_BACKING : VD_STATUS_ZERO;
-    }
-    if (!diff) {
-        *pnum = n;
-        return VD_STATUS_DATA;
-    }
-    bool set;
-    int r = vhd_bitmap_run(img, st, blk, pos, n, &set, pnum, err);
+    pthread_mutex_unlock(&st->bm_lock);
+    uint64_t s = (uint64_t)e * VHD_SECTOR;
+    int r = vhd_past_eof(img, blk, e, s, st->bitmap_size, err);
     if (r < 0)
         return r;
-    return set ? VD_STATUS_DATA : VD_STATUS_BACKING;
+    uint8_t *bm = malloc(st->bitmap_size);
+    if (!bm)
+        return vd_err(err, -ENOMEM, "vhd: %s: out of memory", img->name);
+    r = vd_io_pread_full(img->io, bm, st->bitmap_size, s, err);
+    if (r == 0) {
+        *run = vhd_bitmap_scan(bm, pos, len, set);
+        pthread_mutex_lock(&st->bm_lock);
+        memcpy(cached, bm, st->bitmap_size);
+        st->bm_blk[slot] = blk;
+        pthread_mutex_unlock(&st->bm_lock);
+    }
+    free(bm);
+    return r;
+}
+
+/* What backs [off, off+len): see the top of the file. Runs of unallocated
+ * blocks are answered at once; DATA runs end at the block (the next
+ * block's bitmap lies between). */
+static int vhd_map(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                   struct vd_error *err)
+{
+    struct vhd_state *st = img->priv;
+    m->what = "BAT";
+    if (st->footer.disk_type == VHD_FIXED) {
+        m->kind = VD_MAP_DATA; /* current_size <= data_end, checked at open */
+        m->len = len;
+        m->io = img->io;
+        m->io_off = off;
+        return 0;
+    }
+    bool diff = st->footer.disk_type == VHD_DIFF;
+    uint32_t blk = (uint32_t)(off >> st->block_shift); /* < nbat, checked at open */
+    uint64_t pos = off & (st->block_size - 1);
+    uint64_t run = VD_MIN(len, (uint64_t)st->block_size - pos);
+    uint32_t e = vhd_bat(st, blk);
+    if (e != VHD_BAT_UNUSED) {
+        int r = vhd_block_check(img, st, blk, e, err);
+        if (r < 0)
+            return r;
+        bool set = true;
+        if (diff && (r = vhd_bitmap_run(img, st, blk, e, pos, run, &set, &run, err)) < 0)
+            return r;
+        if (set) {
+            uint64_t io_off = (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos; /* < 2^43 */
+            if ((r = vhd_past_eof(img, blk, e, io_off, run, err)) < 0)
+                return r;
+            m->kind = VD_MAP_DATA;
+            m->len = run;
+            m->io = img->io;
+            m->io_off = io_off;
+            return 0;
+        }
+    }
+    /* Not held here. A run reaching the block's end goes on over the
+     * following unallocated blocks. */
+    if (pos + run == st->block_size)
+        while (run < len && ++blk < st->nbat && vhd_bat(st, blk) == VHD_BAT_UNUSED)
+            run += VD_MIN(len - run, (uint64_t)st->block_size);
+    m->kind = diff ? VD_MAP_BACKING : VD_MAP_ZERO;
+    m->len = run;
+    return 0;
 }
 
 /* ---- write (fixed and dynamic disks) ---- */
@@ -888,74 +926,76 @@ static int vhd_block_status(struct vd_image *img, uint64_t off, uint64_t len, ui
  * is written first at the new end (the block's data area becomes a hole that
  * reads as zeros), then a full sector bitmap (like qemu), then the BAT entry
  * on disk and last in memory, so a crash at any point leaves a readable
- * file. Caller holds alloc_lock. */
-static int vhd_alloc_block(struct vd_image *img, struct vhd_state *st, uint32_t blk, uint32_t *out,
+ * file. The footer's declared range moves with it. Caller holds
+ * alloc_lock. */
+static int vhd_alloc_block(struct vd_image *img, struct vhd_state *st, uint32_t blk,
                            struct vd_error *err)
 {
-    uint64_t start = div_round_up(st->data_end, VHD_SECTOR) * VHD_SECTOR;
-    uint64_t end = start + st->bitmap_size + st->block_size;
-    if (start / VHD_SECTOR >= VHD_BAT_UNUSED)
+    uint64_t old = st->data_end, start, end;
+    unsigned old_len = st->footer_len;
+    bool wrap = ck_add(old, VHD_SECTOR - 1, &start);
+    start -= start % VHD_SECTOR;
+    if (wrap || start / VHD_SECTOR >= VHD_BAT_UNUSED ||
+        ck_add(start, (uint64_t)st->bitmap_size + st->block_size, &end))
         return vd_err(err, -EFBIG, "vhd: %s: no room for block %" PRIu32 " in a 32-bit BAT",
                       img->name, blk);
+    /* Declared before anything is written: if that fails, the file is
+     * untouched. */
+    int r = vd_image_declare_meta(img, img->io, end, VHD_FOOTER_SIZE, "footer", err);
+    if (r < 0)
+        return r;
     uint8_t *bm = malloc(st->bitmap_size);
-    if (!bm)
-        return vd_err(err, -ENOMEM, "vhd: %s: out of memory", img->name);
+    if (!bm) {
+        r = vd_err(err, -ENOMEM, "vhd: %s: out of memory", img->name);
+        goto fail;
+    }
     memset(bm, 0xff, st->bitmap_size);
     uint8_t be[4];
     put_be32(be, (uint32_t)(start / VHD_SECTOR));
-    int r = vd_io_pwrite_full(img->io, st->tail_raw, VHD_FOOTER_SIZE, end, err);
+    r = vd_io_pwrite_full(img->io, st->tail_raw, VHD_FOOTER_SIZE, end, err);
     if (r == 0)
         r = vd_io_pwrite_full(img->io, bm, st->bitmap_size, start, err);
     if (r == 0)
         r = vd_io_pwrite_full(img->io, be, 4, st->hdr.table_offset + 4ull * blk, err);
     free(bm);
     if (r < 0)
-        return r;
-    st->data_end = end;
-    st->footer_len = VHD_FOOTER_SIZE;
-    *out = (uint32_t)(start / VHD_SECTOR);
-    __atomic_store_n(&st->bat[blk], *out, __ATOMIC_RELEASE);
+        goto fail;
+    __atomic_store_n(&st->footer_len, VHD_FOOTER_SIZE, __ATOMIC_RELEASE);
+    __atomic_store_n(&st->data_end, end, __ATOMIC_RELEASE);
+    __atomic_store_n(&st->bat[blk], (uint32_t)(start / VHD_SECTOR), __ATOMIC_RELEASE);
+    /* The old footer now lies under the block's bitmap. A failure to forget
+     * it only keeps a stale range that no data answer can reach (the data
+     * starts a bitmap, at least one sector, after it). */
+    struct vd_error e2 = {0};
+    (void)vd_image_forget_meta(img, img->io, old, old_len, &e2);
     return 0;
+
+fail:
+    (void)vd_image_forget_meta(img, img->io, end, VHD_FOOTER_SIZE, &(struct vd_error){0});
+    return r;
 }
 
-static bool vhd_is_zero(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return false;
-    return true;
-}
-
-static int vhd_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off,
-                      struct vd_error *err)
+/* Make [off, off+len) writable: allocate its block if needed, then answer
+ * as map does (DATA). Differencing disks are refused at a writable open;
+ * fixed disks are DATA everywhere already. */
+static int vhd_alloc(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
+                     struct vd_error *err)
 {
     struct vhd_state *st = img->priv;
-    const uint8_t *in = buf;
-    if (st->footer.disk_type == VHD_FIXED)
-        return vd_io_pwrite_full(img->io, buf, len, off, err);
-    while (len) {
+    if (st->footer.disk_type == VHD_DIFF)
+        return vd_err(err, -EROFS, "vhd: %s: differencing disks cannot be written in place",
+                      img->name);
+    if (st->footer.disk_type == VHD_DYNAMIC) {
         uint32_t blk = (uint32_t)(off >> st->block_shift);
-        uint64_t pos = off & (st->block_size - 1);
-        size_t n = (size_t)VD_MIN((uint64_t)len, st->block_size - pos);
-        uint32_t e = vhd_bat(st, blk);
         int r = 0;
-        if (e == VHD_BAT_UNUSED && !vhd_is_zero(in, n)) {
-            pthread_mutex_lock(&st->alloc_lock);
-            e = vhd_bat(st, blk);
-            if (e == VHD_BAT_UNUSED)
-                r = vhd_alloc_block(img, st, blk, &e, err);
-            pthread_mutex_unlock(&st->alloc_lock);
-        }
-        if (r == 0 && e != VHD_BAT_UNUSED)
-            r = vd_io_pwrite_full(img->io, in, n, (uint64_t)e * VHD_SECTOR + st->bitmap_size + pos,
-                                  err);
+        pthread_mutex_lock(&st->alloc_lock);
+        if (vhd_bat(st, blk) == VHD_BAT_UNUSED)
+            r = vhd_alloc_block(img, st, blk, err);
+        pthread_mutex_unlock(&st->alloc_lock);
         if (r < 0)
             return r;
-        in += n;
-        off += n;
-        len -= n;
     }
-    return 0;
+    return vhd_map(img, off, len, m, err);
 }
 
 static int vhd_flush(struct vd_image *img, struct vd_error *err)
@@ -1035,10 +1075,14 @@ struct vhd_range {
     const char *what;
 };
 
+/* By start; at one start metadata first, then blocks by BAT index, so that
+ * the later of two overlapping ranges is the block to blame. */
 static int vhd_range_cmp(const void *a, const void *b)
 {
     const struct vhd_range *x = a, *y = b;
-    return x->start < y->start ? -1 : x->start > y->start;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->blk < y->blk ? -1 : x->blk > y->blk;
 }
 
 static void vhd_report(vd_check_cb cb, void *opaque, bool corrupt, const char *fmt, ...)
@@ -1051,6 +1095,34 @@ static void vhd_report(vd_check_cb cb, void *opaque, bool corrupt, const char *f
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     cb(opaque, corrupt, msg);
+}
+
+/* One line for two overlapping ranges, from the block's side when one is a
+ * block: "BAT entry 3: block at offset 512 overlaps the dynamic header
+ * (512..1536)". */
+static void vhd_report_overlap(vd_check_cb cb, void *opaque, const char *nm,
+                               const struct vhd_range *a, const struct vhd_range *b)
+{
+    if (b->blk < 0 && a->blk >= 0) {
+        const struct vhd_range *t = a;
+        a = b;
+        b = t;
+    }
+    char other[64];
+    if (a->blk >= 0)
+        snprintf(other, sizeof(other), "the block of BAT entry %" PRId64, a->blk);
+    else
+        snprintf(other, sizeof(other), "the %s", a->what);
+    if (b->blk >= 0)
+        vhd_report(cb, opaque, true,
+                   "vhd: %s: BAT entry %" PRId64 ": block at offset %" PRIu64
+                   " overlaps %s (%" PRIu64 "..%" PRIu64 ")",
+                   nm, b->blk, b->start, other, a->start, a->end);
+    else
+        vhd_report(cb, opaque, true,
+                   "vhd: %s: the %s (%" PRIu64 "..%" PRIu64 ") overlaps %s (%" PRIu64 "..%" PRIu64
+                   ")",
+                   nm, b->what, b->start, b->end, other, a->start, a->end);
 }
 
 static int vhd_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct vd_error *err)
@@ -1091,59 +1163,50 @@ static int vhd_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct 
         corrupt = true;
     }
 
-    size_t cap = (size_t)st->nbat + 3 + VHD_NLOCATORS, n = 0;
-    struct vhd_range *rg = malloc(cap * sizeof(*rg));
+    /* Every structure of the file as a range: the fixed metadata, then each
+     * allocated block (bitmap and data up to the virtual size). Sorted, any
+     * overlap is corruption: a block over metadata would serve it as data
+     * and a write would overwrite it; two blocks over each other would mix
+     * their data. */
+    uint64_t data_end = __atomic_load_n(&st->data_end, __ATOMIC_ACQUIRE);
+    unsigned footer_len = __atomic_load_n(&st->footer_len, __ATOMIC_ACQUIRE);
+    size_t n = 0;
+    struct vhd_range *rg = malloc(((size_t)st->nbat + VHD_NMETA) * sizeof(*rg));
     if (!rg)
         return vd_err(err, -ENOMEM, "vhd: %s: out of memory", nm);
-    rg[n++] = (struct vhd_range){0, VHD_FOOTER_SIZE, -1, "footer copy"};
-    rg[n++] = (struct vhd_range){f->data_offset, f->data_offset + VHD_DYN_HEADER_SIZE, -1,
-                                 "dynamic header"};
-    rg[n++] = (struct vhd_range){st->hdr.table_offset,
-                                 st->hdr.table_offset +
-                                     div_round_up((uint64_t)st->nbat * 4, VHD_SECTOR) * VHD_SECTOR,
-                                 -1, "BAT"};
-    for (int i = 0; i < VHD_NLOCATORS && f->disk_type == VHD_DIFF; i++) {
-        const struct vhd_locator *l = &st->hdr.loc[i];
-        if (l->code[0] && l->data_length && l->data_offset < img->io->size)
-            rg[n++] = (struct vhd_range){l->data_offset, l->data_offset + l->data_length, -1,
-                                         "parent locator data"};
+    for (unsigned i = 0; i < st->nmeta; i++) {
+        const struct vhd_meta *m = &st->meta[i];
+        rg[n++] = (struct vhd_range){m->off, m->off + m->len, -1, m->what};
+        if (footer_len && m->off < data_end + footer_len && data_end < m->off + m->len) {
+            vhd_report(cb, opaque, true,
+                       "vhd: %s: the %s (%" PRIu64 "..%" PRIu64
+                       ") overlaps the footer at end of file (%" PRIu64 "..%" PRIu64 ")",
+                       nm, m->what, m->off, m->off + m->len, data_end, data_end + footer_len);
+            corrupt = true;
+        }
     }
     uint64_t blk_bytes = (uint64_t)st->bitmap_size + st->block_size;
     for (uint32_t i = 0; i < st->nbat; i++) {
         uint32_t e = vhd_bat(st, i);
         if (e == VHD_BAT_UNUSED)
             continue;
-        uint64_t s = (uint64_t)e * VHD_SECTOR;
-        /* Only the part up to the virtual size must be present. */
-        uint64_t vstart = (uint64_t)i << st->block_shift, need = st->bitmap_size;
-        if (vstart < f->current_size)
-            need += VD_MIN((uint64_t)st->block_size, f->current_size - vstart);
-        if (s + need > st->data_end) {
+        uint64_t s = (uint64_t)e * VHD_SECTOR, need = vhd_block_need(st, i);
+        if (s + need > data_end) {
             vhd_report(cb, opaque, true,
                        "vhd: %s: BAT entry %" PRIu32 ": block at offset %" PRIu64
                        " extends past end of data (%" PRIu64 " bytes)",
-                       nm, i, s, st->data_end);
+                       nm, i, s, data_end);
             corrupt = true;
             continue; /* not a range of this file: no overlap or leak maths */
         }
-        rg[n++] = (struct vhd_range){s, s + blk_bytes, i, "block"};
+        rg[n++] = (struct vhd_range){s, s + need, i, "block"};
     }
     qsort(rg, n, sizeof(*rg), vhd_range_cmp);
     uint64_t prev_end = 0;
     size_t prev = 0;
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && rg[i].start < prev_end) {
-            char a[48], b[48];
-            if (rg[prev].blk >= 0)
-                snprintf(a, sizeof(a), "block %" PRId64, rg[prev].blk);
-            else
-                snprintf(a, sizeof(a), "%s", rg[prev].what);
-            if (rg[i].blk >= 0)
-                snprintf(b, sizeof(b), "block %" PRId64, rg[i].blk);
-            else
-                snprintf(b, sizeof(b), "%s", rg[i].what);
-            vhd_report(cb, opaque, true, "vhd: %s: %s at offset %" PRIu64 " overlaps %s", nm, b,
-                       rg[i].start, a);
+            vhd_report_overlap(cb, opaque, nm, &rg[prev], &rg[i]);
             corrupt = true;
         } else if (i > 0 && rg[i].start - prev_end >= blk_bytes && rg[i].blk >= 0 &&
                    rg[prev].blk >= 0) {
@@ -1157,10 +1220,10 @@ static int vhd_check(struct vd_image *img, vd_check_cb cb, void *opaque, struct 
         }
     }
     free(rg);
-    if (st->data_end > prev_end && st->data_end - prev_end >= blk_bytes) {
-        leaked += st->data_end - prev_end;
+    if (data_end > prev_end && data_end - prev_end >= blk_bytes) {
+        leaked += data_end - prev_end;
         vhd_report(cb, opaque, false, "vhd: %s: %" PRIu64 " unused bytes at offset %" PRIu64, nm,
-                   st->data_end - prev_end, prev_end);
+                   data_end - prev_end, prev_end);
     }
     if (corrupt)
         return VD_CHECK_CORRUPT;
@@ -1173,11 +1236,9 @@ const struct vd_format_ops vd_format_vhd = {
     .probe = vhd_probe,
     .open = vhd_open,
     .close = vhd_close,
-    .legacy_pread = vhd_pread,
-    .legacy_pwrite = vhd_pwrite,
+    .map = vhd_map,
+    .alloc = vhd_alloc,
     .flush = vhd_flush,
-    .legacy_block_status = vhd_block_status,
-    .legacy_map = vhd_map,
     .allocated = vhd_allocated,
     .info = vhd_info,
     .check = vhd_check,

@@ -120,7 +120,9 @@ assert_eq "$(vdisk_err "$T/flat/wrong.vhd")" \
     "vdisk: vhd: wrong.vhd: parent 'parent.vhd' has unique id $PU but the child expects 00112233-4455-6677-8899-aabbccddeeff" \
     "uuid mismatch"
 
-# A loop a.vhd -> b.vhd -> a.vhd.
+# Loops (issue 9, point 6) are refused by the core by file identity, with a
+# message that says loop, whatever the unique ids say.
+# a.vhd -> b.vhd -> a.vhd, unique ids that match along the chain.
 mkdir -p "$T/loop"
 python3 "$CRAFT" child "$T/loop/a.vhd" "$P" "$PRAW" "$T/a.expect" --loc 'W2ru=b.vhd' --name b.vhd \
     --uuid aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
@@ -128,12 +130,48 @@ python3 "$CRAFT" child "$T/loop/b.vhd" "$T/loop/a.vhd" "$T/a.expect" "$T/b.expec
     --loc 'W2ru=a.vhd' --name a.vhd --uuid bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 python3 "$CRAFT" setparent "$T/loop/a.vhd" bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 assert_eq "$(vdisk_err "$T/loop/a.vhd")" \
-    "vdisk: vhd: b.vhd: parent chain loops: parent unique id aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa is that of 'a.vhd', already in the chain" \
+    "vdisk: b.vhd: parent 'a.vhd' is a.vhd, which is already open below it in this chain: a loop; refused" \
     "2-cycle"
-# A disk naming itself.
-python3 "$CRAFT" setparent "$T/loop/b.vhd" bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
-assert_eq "$(vdisk_err "$T/loop/b.vhd")" \
-    "vdisk: vhd: b.vhd: parent chain loops: parent unique id bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb is that of 'b.vhd', already in the chain" \
-    "self loop"
+# The same with all-zero unique ids (they prove nothing, so no id check can
+# see this loop): a0.vhd -> b0.vhd -> a0.vhd.
+Z=00000000000000000000000000000000
+python3 "$CRAFT" child "$T/loop/a0.vhd" "$P" "$PRAW" "$T/a0.expect" --loc 'W2ru=b0.vhd' --name b0.vhd \
+    --uuid $Z
+python3 "$CRAFT" child "$T/loop/b0.vhd" "$T/loop/a0.vhd" "$T/a0.expect" "$T/b0.expect" \
+    --loc 'W2ru=a0.vhd' --name a0.vhd --uuid $Z
+python3 "$CRAFT" setparent "$T/loop/a0.vhd" $Z
+assert_eq "$(vdisk_err "$T/loop/a0.vhd")" \
+    "vdisk: b0.vhd: parent 'a0.vhd' is a0.vhd, which is already open below it in this chain: a loop; refused" \
+    "2-cycle with zero unique ids"
+# A disk naming itself through a symlink beside it.
+python3 "$CRAFT" child "$T/loop/self.vhd" "$P" "$PRAW" "$T/self.expect" --loc 'W2ru=.\me.vhd' \
+    --name me.vhd --uuid cccccccccccccccccccccccccccccccc
+python3 "$CRAFT" setparent "$T/loop/self.vhd" cccccccccccccccccccccccccccccccc
+ln -s self.vhd "$T/loop/me.vhd"
+assert_eq "$(vdisk_err "$T/loop/self.vhd")" \
+    "vdisk: self.vhd: names itself (as 'me.vhd') as its own parent: a loop" "self loop"
+
+# Parent names outside the child's directory (issue 9, point 1): an
+# absolute locator, a "..\" one, and a symlink beside the child pointing
+# out. Refused without --allow-path, with a message naming the option; read
+# with it.
+mkdir -p "$T/kids2"
+K2=$(cd "$T/kids2" && pwd -P)
+B=$(cd "$T/base" && pwd -P)
+POLICY="the directory of the image that names it; refused, as an image may only name files beside it (if you trust this image, allow the directory holding that file with -o allow_path=DIR for vdiskfs or --allow-path DIR for vdisk)"
+python3 "$CRAFT" child "$T/kids2/absp.vhd" "$P" "$PRAW" "$T/absp.expect" \
+    --loc "W2ku=$B/parent.vhd" --name 'not-here.vhd' --seed 21
+python3 "$CRAFT" child "$T/kids2/dots.vhd" "$P" "$PRAW" "$T/dots.expect" \
+    --loc 'W2ru=..\base\parent.vhd' --name 'not-here.vhd' --seed 22
+ln -s ../base/parent.vhd "$T/kids2/link.vhd"
+python3 "$CRAFT" child "$T/kids2/viasym.vhd" "$P" "$PRAW" "$T/viasym.expect" \
+    --loc 'W2ru=link.vhd' --name 'link.vhd' --seed 23
+for c in "absp:$B/parent.vhd" "dots:../base/parent.vhd" "viasym:link.vhd"; do
+    n=${c%%:*}
+    out=$("$VDISK" hash --sha256 -q "$T/kids2/$n.vhd" 2>&1 >/dev/null) &&
+        fail "$n: parent outside the directory was opened"
+    assert_eq "$out" "vdisk: vhd: $n.vhd: parent '${c#*:}' resolves outside $K2, $POLICY" "$n refused"
+    assert_eq "$(vdisk_sha "$T/kids2/$n.vhd")" "$(sha "$T/$n.expect")" "$n with --allow-path"
+done
 
 echo "ok: differencing chains"

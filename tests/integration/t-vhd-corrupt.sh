@@ -76,7 +76,7 @@ assert_eq "$("$VDISK" hash -q -f vhd "$T/none.vhd" 2>&1 >/dev/null || true)" \
 cp "$T/good.vhd" "$T/trunc.vhd"
 truncate -s $((2048 + 2 * (2097152 + 512) + 4096)) "$T/trunc.vhd"
 assert_eq "$(vdisk_err "$T/trunc.vhd")" \
-    "vdisk: vhd: trunc.vhd: block 2 at offset 4197376 lies past end of file (4201472 bytes)" "truncated"
+    "vdisk: vhd: trunc.vhd: BAT entry 2: block at offset 4197376 lies past end of file (4201472 bytes)" "truncated"
 expect_check "$T/trunc.vhd" 2 "ERROR: vhd: trunc.vhd: no footer at end of file (truncated or damaged); using the copy at offset 0
 ERROR: vhd: trunc.vhd: BAT entry 2: block at offset 4197376 extends past end of data (4201472 bytes)"
 
@@ -130,7 +130,7 @@ expect_check "$T/copydiff.vhd" 2 "ERROR: vhd: copydiff.vhd: footer copy at offse
 # Overlapping BAT entries: block 1 points at block 0's data.
 cp "$T/good.vhd" "$T/overlap.vhd"
 poke "$T/overlap.vhd" 1540 00000004
-expect_check "$T/overlap.vhd" 2 "ERROR: vhd: overlap.vhd: block 1 at offset 2048 overlaps block 0
+expect_check "$T/overlap.vhd" 2 "ERROR: vhd: overlap.vhd: BAT entry 1: block at offset 2048 overlaps the block of BAT entry 0 (2048..2099712)
 Leaked: vhd: overlap.vhd: 2097664 unused bytes at offset 2099712"
 
 # Unused space only: block 2 unlinked from the BAT -> leak, exit 3.

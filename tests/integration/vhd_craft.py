@@ -15,6 +15,8 @@ the saved-state flag, and parent loops.
   vhd_craft.py setparent FILE UUIDHEX     rewrite a child's parent UUID
   vhd_craft.py poke FILE OFFSET HEX [--fix]  overwrite bytes; --fix recomputes
         the footer checksums (end of file and offset 0) and header checksum
+  vhd_craft.py setbat FILE INDEX SECTOR   set one BAT entry (found through the
+        footer and dynamic header) to SECTOR (0xFFFFFFFF: unallocated)
 
 options: --block-size N  --data-offset N  --footer511  --saved-state
          --creator XXXX  --uuid HEX  --loc CODE=PATH (repeatable, in order)
@@ -278,6 +280,16 @@ def main(argv):
         ho = struct.unpack('>Q', img[-SECTOR + 16:-SECTOR + 24])[0]
         img[ho + 40:ho + 56] = bytes.fromhex(args[2])
         open(args[1], 'wb').write(fix_checksums(img))
+    elif cmd == 'setbat':
+        img = bytearray(open(args[1], 'rb').read())
+        ho = struct.unpack('>Q', img[-SECTOR + 16:-SECTOR + 24])[0]
+        table = struct.unpack('>Q', img[ho + 16:ho + 24])[0]
+        nbat = struct.unpack('>I', img[ho + 28:ho + 32])[0]
+        idx = int(args[2], 0)
+        if idx >= nbat:
+            sys.exit('BAT has %d entries' % nbat)
+        struct.pack_into('>I', img, table + 4 * idx, int(args[3], 0))
+        open(args[1], 'wb').write(img)
     elif cmd == 'poke':
         img = bytearray(open(args[1], 'rb').read())
         off = int(args[2], 0)

@@ -2,7 +2,8 @@
  * Unit tests for the VHD parsers (formats/vhd.h) and for the driver on an
  * in-memory image built here by the spec: checksums, 511-byte footers,
  * UTF-16 decoding, header validation, reads of allocated/unallocated blocks
- * with odd offsets, block status, and the error for a parent that cannot be
+ * with odd offsets, block status, the map answers and the refusal of a block
+ * over the image's own metadata, and the error for a parent that cannot be
  * opened from a memory io.
  */
 #include <errno.h>
@@ -229,12 +230,69 @@ static void test_image(void)
     free(buf);
 }
 
+static void count_corrupt(void *opaque, bool corrupt, const char *msg)
+{
+    (void)msg;
+    *(int *)opaque += corrupt;
+}
+
+/* The answers map() gives (the core reads from them), and a BAT entry
+ * pointing at the dynamic header: refused with EIO naming the entry,
+ * whatever part of the block is asked, and reported by check. */
+static void test_map(void)
+{
+    size_t len;
+    uint8_t *buf = build_dynamic(&len, VHD_DYNAMIC);
+    struct vd_io *io;
+    struct vd_error err = {0};
+    struct vd_image *img = NULL;
+    struct vd_map m;
+    CHECK(vd_io_mem_open(buf, len, "m.vhd", &io, &err) == 0);
+    CHECK(vd_image_open_io(io, "m.vhd", NULL, 0, &img, &err) == 0);
+    if (!img) {
+        failures++;
+        free(buf);
+        return;
+    }
+    CHECK(vd_image_map_checked(img, 10, 10240 - 10, &m, &err) == 0);
+    CHECK(m.kind == VD_MAP_DATA && m.len == BS - 10 && m.io_off == 2048 + 512 + 10);
+    CHECK(vd_image_map_checked(img, BS, 10240 - BS, &m, &err) == 0);
+    CHECK(m.kind == VD_MAP_ZERO && m.len == BS);
+    CHECK(vd_image_map_checked(img, 2 * BS + 1, 100, &m, &err) == 0);
+    CHECK(m.kind == VD_MAP_DATA && m.len == 100 && m.io_off == 2048 + 2 * 512 + BS + 1);
+    /* footer copy, header and BAT merge into one declared range; the end-of-file footer */
+    CHECK(vd_image_meta_overlap(img, img->io, 0, 2048) != NULL);
+    CHECK(vd_image_meta_overlap(img, img->io, len - 512, 512) != NULL);
+    CHECK(vd_image_meta_overlap(img, img->io, 2048, len - 512 - 2048) == NULL);
+    vd_image_close(img);
+
+    put_be32(buf + 1544, 1); /* block 2 -> sector 1, the dynamic header */
+    CHECK(vd_io_mem_open(buf, len, "m.vhd", &io, &err) == 0);
+    CHECK(vd_image_open_io(io, "m.vhd", NULL, 0, &img, &err) == 0);
+    if (img) {
+        uint8_t out[16];
+        vd_err_clear(&err);
+        CHECK(vd_image_map_checked(img, 2 * BS + 1024, 16, &m, &err) == -EIO);
+        CHECK_STR(err.msg, "vhd: m.vhd: BAT entry 2: block at offset 512 overlaps the dynamic "
+                           "header (512..1536); refused, its bytes are the image's own metadata "
+                           "(the image is corrupt or crafted: see vdisk check)");
+        vd_err_clear(&err);
+        CHECK(vd_image_pread(img, out, sizeof(out), 10240 - 16, &err) == -EIO);
+        int corrupt = 0;
+        CHECK(img->ops->check(img, count_corrupt, &corrupt, &err) == VD_CHECK_CORRUPT);
+        CHECK(corrupt > 0);
+        vd_image_close(img);
+    }
+    free(buf);
+}
+
 int main(void)
 {
     test_footer();
     test_utf16();
     test_header();
     test_image();
+    test_map();
     if (failures)
         fprintf(stderr, "%d failures\n", failures);
     else
