@@ -23,13 +23,18 @@
  *   close(2) returns, if it is the last writable handle, data or a
  *   truncate arrived, and no process still has a descriptor of the file
  *   open: /proc/PID/fd of the closing task first (bash's `printf >&3`
- *   closes a dup while fd 3 stays open), then of every process (a child
- *   that inherited it) (xheld). When that cannot be told (another user's
- *   process and no right to look), the FLUSH leaves it to RELEASE.
+ *   closes a dup while fd 3 stays open), then of the tasks seen opening
+ *   or writing it, then of every process created since the export
+ *   started (a copy of a descriptor is inherited at fork, so a child
+ *   holding one is younger than the open; every process once the export
+ *   is older than 10 s, as pids may have wrapped) (xheld). When that
+ *   cannot be told (another user's process and no right to look), the
+ *   FLUSH leaves it to RELEASE.
  * - A RELEASE of the last writable handle finishes what is still
  *   unfinished (nothing was written, or the FLUSH could not tell).
- * - A descriptor the scan cannot see (passed over a socket to another
- *   process, held through a bind mount or another mount namespace) can
+ * - A descriptor the scan cannot see (passed over a Unix socket to an
+ *   older process that has not written yet, opened through a bind mount
+ *   or from another mount namespace, whose path differs) can
  *   still write after the export was finished: that write, or a truncate,
  *   fails with EIO, withdraws the committed output and turns the entry
  *   into an error, so no image that misses a writer's data stays at DEST.
@@ -79,6 +84,7 @@
 #include "vdisk/export.h"
 
 #define STATUS_XATTR "user.vdisk.status"
+#define XSEEN_MAX    8 /* tasks remembered per export */
 
 /* include/linux/sched.h; /proc/PID/stat field 9 shows them. */
 #define PF_EXITING 0x00000004u /* in do_exit() */
@@ -106,9 +112,16 @@ struct xfile {
     struct vd_export *e;          /* X_WRITING only; NULL while finishing */
     uint64_t snap_size, snap_out; /* sizes when finishing began */
     pthread_rwlock_t rw;
-    unsigned gen;                /* bumped by each start: stale handles and digests are ignored */
-    bool hashing;                /* X_DONE, digest thread running; getxattr waits (g_hash_cv) */
-    mode_t mode;                 /* the output's permission bits, from the create */
+    unsigned gen; /* bumped by each start: stale handles and digests are ignored */
+    bool hashing; /* X_DONE, digest thread running; getxattr waits (g_hash_cv) */
+    mode_t mode;  /* the output's permission bits, from the create */
+    /* Who may hold it, for xheld: the last pid allocated when it started,
+     * and the tasks seen opening, writing or closing it. */
+    long pid_mark;
+    struct timespec started; /* CLOCK_MONOTONIC */
+    pid_t seen[XSEEN_MAX];
+    int nseen;
+    bool seen_all;               /* more than XSEEN_MAX: scan every process */
     struct vd_export_result res; /* X_DONE: what was committed, to withdraw it */
     char sha[65];
     char msg[VD_ERROR_MAX]; /* X_ERROR, or the first failed write's message */
@@ -366,27 +379,103 @@ static int xholds(const char *pid, const char *path)
     return r;
 }
 
-/* Is export/NAME still open anywhere, after the close being flushed by
- * task tid? 1 yes, 0 no, -1 cannot tell. The closing task first (a dup
- * closed while another stays open), then every process: a few
- * milliseconds per hundred processes, once per export. */
-static int xheld(const char *name, pid_t tid)
+/* The last pid the kernel handed out in our pid namespace (it counts up
+ * and wraps at pid_max), or -1 where /proc/sys/kernel/ns_last_pid is
+ * missing (no CONFIG_CHECKPOINT_RESTORE). */
+static long xlast_pid(void)
 {
-    char *path = NULL, self[16];
-    if (!g_xdir || asprintf(&path, "%s%s", g_xdir, name) < 0)
+    char buf[32];
+    int fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
         return -1;
-    snprintf(self, sizeof(self), "%d", (int)tid);
-    int r = tid > 0 ? xholds(self, path) : -1;
+    buf[n] = '\0';
+    return strtol(buf, NULL, 10);
+}
+
+/* Which processes a flush must look at besides the known ones: those
+ * created since the export started (a copy of a descriptor is inherited
+ * at fork, so any other holder is younger than the open), i.e. pids in the
+ * cyclic range (mark, now]. A scan of every process instead when that
+ * cannot be told: no ns_last_pid, the export older than XSCAN_ALL_AFTER
+ * (pids may have wrapped around since), more holders seen than recorded. */
+#define XSCAN_ALL_AFTER 10 /* seconds */
+struct xscan {
+    char path[PATH_MAX + 16]; /* "<mount>/export/NAME", as the kernel shows it */
+    bool all;
+    long mark, now;
+    pid_t known[XSEEN_MAX + 1];
+    int nknown;
+};
+
+static bool xscan_wants(const struct xscan *sc, long pid)
+{
+    if (sc->all)
+        return true;
+    if (sc->now >= sc->mark)
+        return pid > sc->mark && pid <= sc->now;
+    return pid > sc->mark || pid <= sc->now; /* wrapped at pid_max */
+}
+
+/* Is export/NAME still open anywhere, after the close being flushed? 1
+ * yes, 0 no, -1 cannot tell. known[0] is the closing task: a dup closed
+ * while another stays open, the common case, costs one directory. Then
+ * the other known tasks (openers, writers), then the processes created
+ * since the export started. */
+static int xheld(const struct xscan *sc)
+{
+    char pid[24];
+    int r = 0;
+    for (int i = 0; i < sc->nknown && r == 0; i++) {
+        snprintf(pid, sizeof(pid), "%d", (int)sc->known[i]);
+        r = xholds(pid, sc->path);
+        if (r < 0 && i > 0)
+            r = 0; /* only the closing task's answer must be known */
+    }
     DIR *d = r == 0 ? opendir("/proc") : NULL;
     struct dirent *de;
     while (d && r == 0 && (de = readdir(d)))
-        if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && strcmp(de->d_name, self) != 0 &&
-            xholds(de->d_name, path) == 1) /* others we may not see: see the top */
+        if (de->d_name[0] >= '1' && de->d_name[0] <= '9' &&
+            xscan_wants(sc, strtol(de->d_name, NULL, 10)) &&
+            xholds(de->d_name, sc->path) == 1) /* others we may not see: see the top */
             r = 1;
     if (d)
         closedir(d);
-    free(path);
     return r;
+}
+
+/* Remember task tid as one that used x (g_lock held). Cheap for the
+ * common case of one task writing: the last one seen is checked first. */
+static void xsee(struct xfile *x, pid_t tid)
+{
+    if (tid <= 0 || (x->nseen && x->seen[x->nseen - 1] == tid))
+        return;
+    for (int i = 0; i < x->nseen; i++)
+        if (x->seen[i] == tid)
+            return;
+    if (x->nseen == XSEEN_MAX)
+        x->seen_all = true;
+    else
+        x->seen[x->nseen++] = tid;
+}
+
+/* What xheld needs for x, closed by task tid (g_lock held). */
+static void xscan_init(struct xscan *sc, const struct xfile *x, const char *name, pid_t tid)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    snprintf(sc->path, sizeof(sc->path), "%s%s", g_xdir ? g_xdir : "", name);
+    sc->mark = x->pid_mark;
+    sc->now = xlast_pid();
+    sc->all = x->seen_all || sc->mark < 0 || sc->now < 0 ||
+              now.tv_sec - x->started.tv_sec > XSCAN_ALL_AFTER;
+    sc->nknown = 0;
+    sc->known[sc->nknown++] = tid;
+    for (int i = 0; i < x->nseen; i++)
+        if (x->seen[i] != tid)
+            sc->known[sc->nknown++] = x->seen[i];
 }
 
 /* ---- starting, finishing, aborting ---- */
@@ -396,9 +485,11 @@ static int xhandle_new(struct xfile *x, bool writer, struct fuse_file_info *fi)
     struct xhandle *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
+    struct fuse_context *ctx = fuse_get_context();
     h->x = x;
     h->gen = x->gen;
     h->writer = writer;
+    xsee(x, ctx ? ctx->pid : 0);
     x->refs++;
     if (writer)
         x->writers++;
@@ -415,9 +506,8 @@ static struct xhandle *xhandle(struct fuse_file_info *fi)
 /* Start a fresh export for x at virtual size `size` and, with fi, open a
  * writable handle on it. g_lock held on entry and return, dropped while
  * vd_export_begin runs (it creates the output, and the file system may
- * be slow). x must not be
- * starting or writing. On failure x may have been freed (unlisted by an
- * unlink meanwhile): the caller must not touch it. */
+ * be slow). x must not be starting or writing. On failure x may have been
+ * freed (unlisted by an unlink meanwhile): the caller must not touch it. */
 static int xstart_open(struct xfile *x, uint64_t size, struct fuse_file_info *fi)
 {
     struct vd_error err = {0};
@@ -435,6 +525,10 @@ static int xstart_open(struct xfile *x, uint64_t size, struct fuse_file_info *fi
     x->had_data = false;
     x->snap_size = x->snap_out = 0;
     memset(&x->res, 0, sizeof(x->res));
+    x->nseen = 0;
+    x->seen_all = false;
+    x->pid_mark = xlast_pid();
+    clock_gettime(CLOCK_MONOTONIC, &x->started);
     clock_gettime(CLOCK_REALTIME, &x->mtime);
     x->refs++;
     o.mode = x->mode;
@@ -842,9 +936,11 @@ int export_write(const char *name, const char *buf, size_t size, off_t off,
     struct vd_export *e = current && x->state == X_WRITING ? x->e : NULL;
     bool late = current && x->state == X_DONE;
     if (e) {
+        struct fuse_context *ctx = fuse_get_context();
         x->dirty = true;
         if (!x->had_data && !all_zero(buf, size))
             x->had_data = true;
+        xsee(x, ctx ? ctx->pid : 0);
     }
     pthread_mutex_unlock(&g_lock);
     int r = e ? vd_export_pwrite(e, buf, size, (uint64_t)off, &err) : -EIO;
@@ -859,8 +955,8 @@ int export_write(const char *name, const char *buf, size_t size, off_t off,
         char msg[VD_ERROR_MAX], *dest = xdest(name);
         snprintf(msg, sizeof(msg),
                  "export: %s: withdrawn: %zu bytes came at offset %lld after the last close "
-                 "the mount could see had finished it (a descriptor opened through another "
-                 "path to the mount, e.g. a bind mount or another mount namespace, or held by "
+                 "the mount could see had finished it (a descriptor passed over a socket, "
+                 "opened through another path to the mount such as a bind mount, or held by "
                  "a process it may not inspect); write the image again",
                  dest ? dest : name, size, (long long)off);
         free(dest);
@@ -957,14 +1053,21 @@ int export_flush(const char *name, struct fuse_file_info *fi)
         xfail(x, h->gen, msg);
         return 0;
     }
+    struct xscan *sc = malloc(sizeof(*sc));
+    if (!sc)
+        return 0; /* the release finishes it */
     pthread_mutex_lock(&g_lock);
     bool current = x->gen == h->gen;
     int r = current && x->state == X_ERROR ? -EIO : 0;
     bool last = current && x->state == X_WRITING && x->writers == 1 && x->dirty;
+    if (last)
+        xscan_init(sc, x, name, t.tid);
     pthread_mutex_unlock(&g_lock);
-    if (!last || xheld(name, t.tid) != 0)
-        return r; /* another descriptor stays open, or we cannot tell: later */
-    return xfinish(x, h->gen, 1);
+    if (last && t.tid > 0 && xheld(sc) == 0)
+        r = xfinish(x, h->gen, 1);
+    /* else another descriptor stays open, or we cannot tell: later */
+    free(sc);
+    return r;
 }
 
 int export_release(const char *name, struct fuse_file_info *fi)

@@ -235,8 +235,8 @@ static int file_sink_create(struct file_sink *f, unsigned mode, struct vd_error 
         if (f->fd < 0 && errno != EISDIR && errno != ENOENT && errno != EOPNOTSUPP &&
             errno != EINVAL) {
             int e = errno;
-            return vd_err(err, -e, "export: %s: cannot create the output in its directory: %s",
-                          f->s.name, strerror(e));
+            return vd_err(err, -e, "export: %s: cannot create temporary file: %s", f->s.name,
+                          strerror(e));
         }
     }
     for (int tries = 0; f->fd < 0 && tries < 100; tries++) {
@@ -245,8 +245,8 @@ static int file_sink_create(struct file_sink *f, unsigned mode, struct vd_error 
         if (f->fd < 0 && errno != EEXIST) {
             int e = errno;
             f->tmp[0] = '\0';
-            return vd_err(err, -e, "export: %s: cannot create a temporary file beside it: %s",
-                          f->s.name, strerror(e));
+            return vd_err(err, -e, "export: %s: cannot create temporary file: %s", f->s.name,
+                          strerror(e));
         }
     }
     if (f->fd < 0) {
@@ -293,7 +293,7 @@ int vd_sink_file_open(const char *path, bool fsync, unsigned mode, struct vd_sin
     }
     if (f->dirfd < 0) {
         int e = errno;
-        r = vd_err(err, -e, "export: %s: cannot open its directory: %s", path, strerror(e));
+        r = vd_err(err, -e, "export: %s: cannot create temporary file: %s", path, strerror(e));
         goto fail;
     }
     if ((r = file_sink_create(f, mode, err)) < 0)
