@@ -831,12 +831,18 @@ int export_readdir(const char *name, void *buf, fuse_fill_dir_t filler)
     return 0;
 }
 
-/* Being written: a start is running or a writable handle is open. A name
- * whose output is being withdrawn counts too, so that no new output is
- * committed under a withdraw. */
+/* In a transition nobody may join or restart: starting, finishing (the
+ * export detached by xfinish, still X_WRITING) or withdrawing (no new
+ * output may be committed under a withdraw). */
+static bool xmoving(const struct xfile *x)
+{
+    return x->state == X_STARTING || (x->state == X_WRITING && !x->e) || x->withdrawing;
+}
+
+/* Being written: in a transition, or a writable handle is open. */
 static bool xbusy(const struct xfile *x)
 {
-    return x->state == X_STARTING || (x->state == X_WRITING && x->writers > 0) || x->withdrawing;
+    return xmoving(x) || (x->state == X_WRITING && x->writers > 0);
 }
 
 int export_create(const char *name, mode_t mode, struct fuse_file_info *fi)
@@ -887,7 +893,7 @@ int export_open(const char *name, struct fuse_file_info *fi)
         r = -ENOENT;
     } else if ((fi->flags & O_ACCMODE) == O_RDONLY) {
         r = -EACCES; /* export files are write-only */
-    } else if (x->state == X_STARTING || x->withdrawing) {
+    } else if (xmoving(x)) {
         r = -EBUSY;
     } else if (xbusy(x)) {
         /* Another writer has it: O_TRUNC would drop its data, so only a
@@ -995,7 +1001,11 @@ int export_truncate(const char *name, off_t size, struct fuse_file_info *fi)
         xfail(x, gen, msg);
         return -EIO;
     }
-    if (x->state == X_STARTING || x->withdrawing) {
+    if (h && x->state == X_ERROR) {
+        pthread_mutex_unlock(&g_lock);
+        return -EIO; /* this descriptor's export failed */
+    }
+    if (xmoving(x)) {
         pthread_mutex_unlock(&g_lock);
         return -EBUSY;
     }
