@@ -21,8 +21,10 @@ struct vd_open_opts;
 void export_set_remote(const struct vd_open_opts *remote);
 /* True when -o export=DEST was given (then export/ is shown). */
 bool export_enabled(void);
-/* Called once before fuse_main; prints and fails on a bad DEST. */
-int export_init(void);
+/* Called once before fuse_main with the mount point (descriptors of
+ * export/ files are recognised by the path the kernel shows for them);
+ * prints and fails on a bad DEST. */
+int export_init(const char *mountpoint);
 
 int export_getattr(const char *name, struct stat *st);
 int export_readdir(const char *name, void *buf, fuse_fill_dir_t filler);

@@ -1006,7 +1006,7 @@ int main(int argc, char **argv)
         if (add_source(positional[i]) < 0)
             goto out;
     export_set_remote(&g.opts);
-    if (export_init() < 0)
+    if (export_init(mountpoint) < 0)
         goto out;
 
     /* Without export/ and rw the kernel mount itself is read-only too. */

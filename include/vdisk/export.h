@@ -30,6 +30,8 @@ struct vd_export_opts {         /* zero-init = defaults */
     struct vd_open_opts remote; /* S3 settings for s3:// DEST */
     uint32_t vhdx_block_size;   /* bytes, power of two 1..256 MiB; 0 = 32 MiB */
     bool fsync;                 /* local DEST: fdatasync before the rename */
+    unsigned mode;              /* local DEST: permission bits (07777 at most); 0 = what
+                                 * open(2) with 0666 gives: 0666 less the process umask */
 };
 
 #define VD_EXPORT_DEFAULT_WINDOW (64ull << 20)
@@ -47,9 +49,25 @@ const char *vd_export_format_for(const char *filename);
 
 struct vd_export;
 /* Begin encoding FORMAT into DEST (local path or s3://bucket/key). A local
- * DEST is written as DIR/.NAME.partial-XXXXXX and renamed by finish. */
+ * DEST is written as an unnamed file in DIR (O_TMPFILE) or, where DIR's
+ * filesystem has none, as DIR/.vdisk-XXXXXX, and appears as DEST only when
+ * finish renames it into place: no length of NAME that DIR accepts is too
+ * long for the temporary name. */
 int vd_export_begin(const char *dest, const char *format, const struct vd_export_opts *o,
                     struct vd_export **out, struct vd_error *err);
+/* A destination for many exports, resolved once: a local directory, or
+ * s3://bucket/prefix/ with its endpoint and credentials (a
+ * credential_process runs, or the instance metadata service is asked,
+ * here and not at each export; expiring credentials are refreshed during
+ * the uploads). Fails as vd_export_begin would on that destination. */
+struct vd_export_dir;
+int vd_export_dir_open(const char *dir, const struct vd_export_opts *o, struct vd_export_dir **out,
+                       struct vd_error *err);
+void vd_export_dir_close(struct vd_export_dir *d); /* NULL is fine */
+/* vd_export_begin of DIR/NAME (NAME: one path component). */
+int vd_export_begin_in(const struct vd_export_dir *d, const char *name, const char *format,
+                       const struct vd_export_opts *o, struct vd_export **out,
+                       struct vd_error *err);
 /* Raw disk bytes at off; out-of-order within the reorder window; gaps read
  * as zeros. Thread-safe against concurrent calls on the same export.
  * -EINVAL: off is behind the encoded point (message names the window);
@@ -75,6 +93,23 @@ uint64_t vd_export_output_bytes(const struct vd_export *e);
  * and returns -errno. Frees e in all cases. */
 int vd_export_finish(struct vd_export *e, uint64_t *out_bytes, char sha256_hex[65],
                      struct vd_error *err);
+/* What vd_export_commit committed, enough to withdraw that output later. */
+struct vd_export_result {
+    uint64_t bytes;  /* output size */
+    char sha256[65]; /* as vd_export_finish's sha256_hex: "" when not streamed */
+    bool local;      /* a local file (dev, ino) rather than an S3 object (etag) */
+    uint64_t dev, ino;
+    char etag[160]; /* the object's ETag as S3 answered it; "" if none came */
+};
+/* vd_export_finish, returning the output's identity too. */
+int vd_export_commit(struct vd_export *e, struct vd_export_result *res, struct vd_error *err);
+/* Remove an output that vd_export_commit made at DEST, once its writer
+ * turned out not to have finished (a write after the last close). Only
+ * that output goes: a local file that is no longer the one committed (its
+ * inode differs) or an S3 object whose ETag changed is left alone and
+ * -ESTALE is returned. -ENOENT when nothing is there any more. */
+int vd_export_withdraw(const char *dest, const struct vd_export_opts *o,
+                       const struct vd_export_result *res, struct vd_error *err);
 void vd_export_abort(struct vd_export *e); /* frees e, leaves nothing at DEST */
 /* Convert a whole image: reads src (skipping VD_STATUS_ZERO ranges from
  * vd_image_block_status without reading them), encodes to dest. */

@@ -38,6 +38,7 @@
 
 #include "common/checked.h"
 #include "export/encoder.h"
+#include "io/s3req.h"
 #include "vdisk/export.h"
 
 #define C VD_EXPORT_CHUNK
@@ -308,8 +309,10 @@ static int export_fail(struct vd_export *e, int r, struct vd_error *err)
     return r;
 }
 
-int vd_export_begin(const char *dest, const char *format, const struct vd_export_opts *o,
-                    struct vd_export **out, struct vd_error *err)
+/* vd_export_begin, with an S3 target near DEST to reuse (or NULL). */
+static int export_begin(const char *dest, const struct vd_s3_target *near, const char *format,
+                        const struct vd_export_opts *o, struct vd_export **out,
+                        struct vd_error *err)
 {
     const struct vd_encoder_ops *ops = export_encoder_for(format);
     struct vd_export *e = NULL;
@@ -363,7 +366,7 @@ int vd_export_begin(const char *dest, const char *format, const struct vd_export
         r = vd_err(err, -ENOMEM, "export: out of memory");
         goto fail;
     }
-    r = vd_sink_open(dest, &eo->remote, eo->fsync, &e->sink, err);
+    r = vd_sink_open(dest, &eo->remote, near, eo->fsync, eo->mode, &e->sink, err);
     if (r < 0)
         goto fail;
     r = vd_sink_tap_open(e->sink, 0, "sha256", &e->tap, err);
@@ -388,6 +391,73 @@ int vd_export_begin(const char *dest, const char *format, const struct vd_export
     return 0;
 fail:
     vd_export_abort(e);
+    return r;
+}
+
+int vd_export_begin(const char *dest, const char *format, const struct vd_export_opts *o,
+                    struct vd_export **out, struct vd_error *err)
+{
+    return export_begin(dest, NULL, format, o, out, err);
+}
+
+struct vd_export_dir {
+    char *path;              /* as given, without trailing slashes */
+    struct vd_s3_target *s3; /* s3://: a target for PREFIX/.vdisk, resolved */
+};
+
+void vd_export_dir_close(struct vd_export_dir *d)
+{
+    if (!d)
+        return;
+    vd_s3_target_free(d->s3);
+    free(d->path);
+    free(d);
+}
+
+int vd_export_dir_open(const char *dir, const struct vd_export_opts *o, struct vd_export_dir **out,
+                       struct vd_error *err)
+{
+    static const struct vd_open_opts none;
+    struct vd_export_dir *d = calloc(1, sizeof(*d));
+    char *probe = NULL;
+    int r = 0;
+    *out = NULL;
+    if (!d || !(d->path = strdup(dir ? dir : "")))
+        goto nomem;
+    size_t n = strlen(d->path);
+    while (n > 1 && d->path[n - 1] == '/')
+        d->path[--n] = '\0';
+    if (!n)
+        r = vd_err(err, -EINVAL, "export: empty destination");
+    else if (strncmp(d->path, "s3://", 5) != 0)
+        ; /* local: nothing to resolve, vd_export_begin_in reports DEST's errors */
+    else if (asprintf(&probe, "%s/.vdisk", d->path) < 0)
+        goto nomem;
+    else
+        r = vd_s3_target_open(probe, o ? &o->remote : &none, &d->s3, err);
+    free(probe);
+    if (r < 0) {
+        vd_export_dir_close(d);
+        return r;
+    }
+    *out = d;
+    return 0;
+nomem:
+    vd_export_dir_close(d);
+    return vd_err(err, -ENOMEM, "export: out of memory");
+}
+
+int vd_export_begin_in(const struct vd_export_dir *d, const char *name, const char *format,
+                       const struct vd_export_opts *o, struct vd_export **out, struct vd_error *err)
+{
+    char *dest = NULL;
+    *out = NULL;
+    if (!name || !*name || strchr(name, '/'))
+        return vd_err(err, -EINVAL, "export: '%s': not a file name", name ? name : "");
+    if (asprintf(&dest, "%s%s%s", d->path, strcmp(d->path, "/") ? "/" : "", name) < 0)
+        return vd_err(err, -ENOMEM, "export: out of memory");
+    int r = export_begin(dest, d->s3, format, o, out, err);
+    free(dest);
     return r;
 }
 
@@ -719,15 +789,11 @@ void vd_export_abort(struct vd_export *e)
     export_free(e);
 }
 
-int vd_export_finish(struct vd_export *e, uint64_t *out_bytes, char sha256_hex[65],
-                     struct vd_error *err)
+int vd_export_commit(struct vd_export *e, struct vd_export_result *res, struct vd_error *err)
 {
     char hex[129] = "";
     int r;
-    if (out_bytes)
-        *out_bytes = 0;
-    if (sha256_hex)
-        sha256_hex[0] = '\0';
+    memset(res, 0, sizeof(*res));
     pthread_mutex_lock(&e->lock);
     if (e->failed) {
         r = vd_err(err, e->failed == -EINVAL ? -EIO : e->failed, "%s", e->ferr.msg);
@@ -747,16 +813,17 @@ int vd_export_finish(struct vd_export *e, uint64_t *out_bytes, char sha256_hex[6
         r = e->enc->ops->finish(e->enc, e->size, err);
     if (r < 0)
         goto fail;
-    if (sha256_hex && vd_sink_tap_streamed(e->tap) &&
-        (r = vd_sink_tap_digest(e->tap, hex, err)) < 0)
+    if (vd_sink_tap_streamed(e->tap) && (r = vd_sink_tap_digest(e->tap, hex, err)) < 0)
         goto fail;
     r = vd_sink_commit(e->sink, err);
     if (r < 0)
         goto fail;
-    if (out_bytes)
-        *out_bytes = e->sink->pos;
-    if (sha256_hex)
-        snprintf(sha256_hex, 65, "%.64s", hex); /* sha256: 64 hex digits */
+    res->bytes = e->sink->pos;
+    snprintf(res->sha256, sizeof(res->sha256), "%.64s", hex); /* sha256: 64 hex digits */
+    res->local = strcmp(e->sink->ops->name, "file") == 0;
+    res->dev = e->sink->dev;
+    res->ino = e->sink->ino;
+    snprintf(res->etag, sizeof(res->etag), "%s", e->sink->etag);
     pthread_mutex_unlock(&e->lock);
     export_free(e);
     return 0;
@@ -764,6 +831,31 @@ fail:
     pthread_mutex_unlock(&e->lock);
     vd_export_abort(e);
     return r;
+}
+
+int vd_export_finish(struct vd_export *e, uint64_t *out_bytes, char sha256_hex[65],
+                     struct vd_error *err)
+{
+    struct vd_export_result res;
+    if (!sha256_hex)
+        vd_sink_tap_off(e->tap); /* nobody asks: do not hash while streaming */
+    int r = vd_export_commit(e, &res, err);
+    if (out_bytes)
+        *out_bytes = r == 0 ? res.bytes : 0;
+    if (sha256_hex)
+        snprintf(sha256_hex, 65, "%s", r == 0 ? res.sha256 : "");
+    return r;
+}
+
+int vd_export_withdraw(const char *dest, const struct vd_export_opts *o,
+                       const struct vd_export_result *res, struct vd_error *err)
+{
+    struct vd_open_opts none = {0};
+    if (!dest || !*dest)
+        return vd_err(err, -EINVAL, "export: empty destination");
+    if (res->local)
+        return vd_sink_file_withdraw(dest, res->dev, res->ino, err);
+    return vd_sink_s3_withdraw(dest, o ? &o->remote : &none, res->etag, err);
 }
 
 int vd_convert(struct vd_image *src, const char *dest, const char *format,

@@ -10,18 +10,18 @@
 #include "export/sink.h"
 #include "io/io.h"
 
-int vd_sink_open(const char *dest, const struct vd_open_opts *opts, bool fsync,
-                 struct vd_sink **out, struct vd_error *err)
+int vd_sink_open(const char *dest, const struct vd_open_opts *opts, const struct vd_s3_target *near,
+                 bool fsync, unsigned mode, struct vd_sink **out, struct vd_error *err)
 {
     *out = NULL;
     if (!dest || !*dest)
         return vd_err(err, -EINVAL, "export: empty destination");
     if (strncmp(dest, "s3://", 5) == 0)
-        return vd_sink_s3_open(dest, opts, out, err);
+        return vd_sink_s3_open(dest, opts, near, out, err);
     if (strstr(dest, "://"))
         return vd_err(err, -ENOTSUP,
                       "export: %s: only local paths and s3:// destinations are supported", dest);
-    return vd_sink_file_open(dest, fsync, out, err);
+    return vd_sink_file_open(dest, fsync, mode, out, err);
 }
 
 int vd_sink_set_head(struct vd_sink *s, uint64_t head_len, struct vd_error *err)

@@ -339,6 +339,22 @@ static void s3sink_abort_upload(struct s3sink *k)
     k->upload_id = NULL;
 }
 
+/* The committed object's ETag, for vd_sink_s3_withdraw ("" if none). */
+static void s3sink_complete_etag(struct s3sink *k, const struct vd_http_resp *resp)
+{
+    char *etag = vd_s3_xml_tag(resp->body, resp->body_len, "ETag");
+    /* The XML escapes the quotes that the ETag header carries verbatim. */
+    const char *v = etag ? etag : "";
+    if (!strncmp(v, "&quot;", 6)) {
+        size_t n = strlen(v);
+        if (n >= 12 && !strcmp(v + n - 6, "&quot;"))
+            snprintf(k->s.etag, sizeof(k->s.etag), "\"%.*s\"", (int)(n - 12), v + 6);
+    } else {
+        snprintf(k->s.etag, sizeof(k->s.etag), "%s", v);
+    }
+    free(etag);
+}
+
 static int s3sink_complete(struct s3sink *k, struct vd_error *err)
 {
     size_t cap = (size_t)k->nparts * 256 + 128;
@@ -384,6 +400,7 @@ static int s3sink_complete(struct s3sink *k, struct vd_error *err)
         char *code = resp.body ? vd_s3_xml_tag(resp.body, resp.body_len, "Code") : NULL;
         bool is_error = resp.body && strstr(resp.body, "<Error>");
         if (!is_error && !code && resp.body && strstr(resp.body, "CompleteMultipartUploadResult")) {
+            s3sink_complete_etag(k, &resp);
             vd_http_resp_free(&resp);
             r = 0;
             break;
@@ -421,6 +438,7 @@ static int s3sink_commit(struct vd_sink *s, struct vd_error *err)
         struct vd_http_resp resp;
         if ((r = s3sink_call(k, "PutObject", &c, 200, &resp, err)) != 0)
             goto fail;
+        snprintf(s->etag, sizeof(s->etag), "%s", resp.etag);
         vd_http_resp_free(&resp);
         k->finished = true;
         return 0;
@@ -485,14 +503,27 @@ static const struct vd_sink_ops s3sink_ops = {
     .free = s3sink_free,
 };
 
-int vd_sink_s3_open(const char *uri, const struct vd_open_opts *opts, struct vd_sink **out,
-                    struct vd_error *err)
+int vd_sink_s3_open(const char *uri, const struct vd_open_opts *opts,
+                    const struct vd_s3_target *near, struct vd_sink **out, struct vd_error *err)
 {
     *out = NULL;
     struct s3sink *k = calloc(1, sizeof(*k));
     if (!k)
         return vd_err(err, -ENOMEM, "export: out of memory");
-    int r = vd_s3_target_open(uri, opts, &k->t, err);
+    const char *base = strrchr(uri, '/');
+    int r = -1;
+    /* Beside a resolved target: its endpoint and credentials, no lookup
+     * (vd_s3_target_relative refuses names that look absolute: resolve). */
+    if (near && base && (r = vd_s3_target_relative(near, base + 1, &k->t, err)) == 0 &&
+        strcmp(k->t->uri, uri) != 0) {
+        vd_s3_target_free(k->t);
+        k->t = NULL;
+        r = -1;
+    }
+    if (r != 0) {
+        vd_err_clear(err);
+        r = vd_s3_target_open(uri, opts, &k->t, err);
+    }
     if (r) {
         free(k);
         return r;
@@ -518,4 +549,48 @@ int vd_sink_s3_open(const char *uri, const struct vd_open_opts *opts, struct vd_
     }
     *out = &k->s;
     return 0;
+}
+
+/* HEAD or DELETE of the object, with the retry policy of the upload calls. */
+static int s3sink_object_call(struct s3sink *k, const char *method, long want,
+                              struct vd_http_resp *resp, struct vd_error *err)
+{
+    struct vd_s3_call c = {.method = method};
+    return s3sink_call(k, method, &c, want, resp, err);
+}
+
+int vd_sink_s3_withdraw(const char *uri, const struct vd_open_opts *opts, const char *etag,
+                        struct vd_error *err)
+{
+    struct s3sink k = {.s.name = (char *)uri};
+    struct vd_http_resp resp;
+    int r = vd_s3_target_open(uri, opts, &k.t, err);
+    if (r)
+        return r;
+    if (!(k.pool = vd_http_pool_new(1))) {
+        r = vd_err(err, -ENOMEM, "export: out of memory");
+        goto out;
+    }
+    /* S3 has no conditional DELETE: compare the ETag first, so an object
+     * written over ours since is left alone (a narrow race remains). */
+    if (etag && etag[0]) {
+        struct vd_error herr = {0};
+        if (s3sink_object_call(&k, "HEAD", 200, &resp, &herr) != 0) {
+            r = vd_err(err, -ENOENT, "%s", herr.msg);
+            goto out;
+        }
+        bool same = strcmp(resp.etag, etag) == 0;
+        vd_http_resp_free(&resp);
+        if (!same) {
+            r = vd_err(err, -ESTALE, "export: %s: replaced since it was committed; left alone",
+                       uri);
+            goto out;
+        }
+    }
+    if ((r = s3sink_object_call(&k, "DELETE", 204, &resp, err)) == 0)
+        vd_http_resp_free(&resp);
+out:
+    vd_http_pool_free(k.pool);
+    vd_s3_target_free(k.t);
+    return r;
 }

@@ -2,7 +2,8 @@
 # The export/ directory of a mount: cp (plain and --sparse=always), dd in
 # reverse within the reorder window, truncate plus writes, an empty file,
 # several exports at once, OVA; the status xattr; out-of-window writes;
-# an unwritable or full DEST and a killed mount leave no DEST/NAME.
+# an unwritable or full DEST and a killed mount leave no DEST/NAME and no
+# temporary file.
 . "$VD_TEST_LIB"
 need_fuse
 need qemu-img python3 mkfs.ext4
@@ -116,7 +117,7 @@ vmount "$T/ovamnt" "$OUT/vm.ova"
 assert_eq "$(sha "$T/ovamnt/vm/disk.raw")" "$WANT" "OVA mounted back by vdiskfs"
 vumount "$T/ovamnt"
 
-ls -a "$OUT" | grep partial >/dev/null && fail "temporary files left in DEST: $(ls -a "$OUT")"
+ls -A "$OUT" | grep '^\.' >/dev/null && fail "temporary files left in DEST: $(ls -A "$OUT")"
 vumount "$M"
 
 # DEST read-only (a read-only bind mount): cp fails, nothing appears.
@@ -162,7 +163,8 @@ for i in range(4):
 time.sleep(30)
 PY
 writer=$!
-for i in $(seq 1 100); do ls -a "$OUT" | grep "killed.vmdk.partial" >/dev/null && break; sleep 0.05; done
+# The output is an unnamed file (O_TMPFILE) until committed: wait for the entry.
+for i in $(seq 1 100); do [ -e "$M4/export/killed.vmdk" ] && break; sleep 0.05; done
 sleep 0.3
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
@@ -170,4 +172,5 @@ kill "$writer" 2>/dev/null || true
 wait "$writer" 2>/dev/null || true
 umount -l "$M4" 2>/dev/null || fusermount3 -u -z "$M4" 2>/dev/null || true
 [ ! -e "$OUT/killed.vmdk" ] || fail "a killed mount left killed.vmdk"
+ls -A "$OUT" | grep '^\.' >/dev/null && fail "a killed mount left a temporary file: $(ls -A "$OUT")"
 echo "export/ behaves"

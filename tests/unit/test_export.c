@@ -188,8 +188,8 @@ static void test_rejects(void)
     vd_err_clear(&err);
     snprintf(dest, sizeof(dest), "%s/nodir/c.vhd", dir);
     CHECK(vd_export_begin(dest, "vhd", &o, &e, &err) == -ENOENT, "missing dir");
-    CHECK(strstr(err.msg, "cannot create temporary file: No such file or directory"), "%s",
-          err.msg);
+    CHECK(strstr(err.msg, "/nodir/c.vhd: cannot create temporary file: No such file or directory"),
+          "%s", err.msg);
     CHECK(count_entries() == 0, "nothing left");
 }
 
@@ -470,6 +470,150 @@ static int cli_convert(int argc, char **argv)
     return r < 0 ? 1 : 0;
 }
 
+/* The only entry of dir, or "" (none or several). */
+static void only_entry(char *out, size_t len)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    out[0] = '\0';
+    while (d && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && n++ == 0)
+            snprintf(out, len, "%s", de->d_name);
+    if (d)
+        closedir(d);
+    if (n != 1)
+        out[0] = '\0';
+}
+
+/* Write 3 chunks of raw bytes to DIR/name and commit; while writing, the
+ * directory holds nothing visible (O_TMPFILE) or one .vdisk-XXXXXX. */
+static void export_small(const char *name, const char *format, bool fallback,
+                         const struct vd_export_opts *opts, struct vd_export_result *res)
+{
+    static uint8_t buf[3 * 65536];
+    char dest[600], seen[300];
+    struct vd_export *e = NULL;
+    struct vd_error err = {0};
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 13 + 1);
+    snprintf(dest, sizeof(dest), "%s/%s", dir, name);
+    if (fallback)
+        setenv("VD_EXPORT_NO_TMPFILE", "1", 1);
+    CHECK(vd_export_begin(dest, format, opts, &e, &err) == 0, "begin %s: %s", name, err.msg);
+    unsetenv("VD_EXPORT_NO_TMPFILE");
+    if (!e)
+        return;
+    CHECK(vd_export_pwrite(e, buf, sizeof(buf), 0, &err) == 0, "write: %s", err.msg);
+    only_entry(seen, sizeof(seen));
+    if (fallback)
+        CHECK(strlen(seen) == 13 && strncmp(seen, ".vdisk-", 7) == 0,
+              "temporary name while writing: '%s'", seen);
+    else
+        CHECK(count_entries() == 0, "something visible in DEST while writing (%d entries)",
+              count_entries());
+    CHECK(vd_export_commit(e, res, &err) == 0, "commit %s: %s", name, err.msg);
+    only_entry(seen, sizeof(seen));
+    CHECK(strcmp(seen, name) == 0, "after commit: '%s'", seen);
+    if (strcmp(format, "raw") == 0) {
+        size_t len = 0;
+        uint8_t *got = slurp(dest, &len);
+        CHECK(got && len == sizeof(buf) && memcmp(got, buf, len) == 0, "%s: bytes differ", name);
+        free(got);
+    }
+}
+
+/* A name of 241..255 bytes works: the temporary name does not grow with
+ * it (".NAME.partial-XXXXXX" made 255 - 14 the longest). Both ways of
+ * keeping the output hidden until commit. */
+static void test_long_names(void)
+{
+    struct vd_export_opts o;
+    struct vd_export_result res;
+    char name[256], dest[600];
+    vd_export_opts_init(&o);
+    for (int fallback = 0; fallback < 2; fallback++)
+        for (size_t len = 241; len <= 255; len += 7) {
+            memset(name, 'n', len - 4);
+            memcpy(name + len - 4, ".vhd", 5);
+            export_small(name, "vhd", fallback, &o, &res);
+            snprintf(dest, sizeof(dest), "%s/%s", dir, name);
+            struct stat st;
+            CHECK(stat(dest, &st) == 0 && (uint64_t)st.st_size == res.bytes,
+                  "%zu-byte name (fallback %d): %s", len, fallback, strerror(errno));
+            unlink(dest);
+        }
+    memset(name, 'r', 251);
+    memcpy(name + 251, ".raw", 5);
+    export_small(name, "raw", true, &o, &res);
+    snprintf(dest, sizeof(dest), "%s/%s", dir, name);
+    unlink(dest);
+    CHECK(count_entries() == 0, "left behind: %d entries", count_entries());
+}
+
+/* The output's mode: the one asked for, exactly; else 0666 less the umask,
+ * as open(2) gives (it was 0644 whatever the umask). */
+static void test_mode(void)
+{
+    struct vd_export_opts o;
+    struct vd_export_result res;
+    struct stat st;
+    char dest[300];
+    vd_export_opts_init(&o);
+    mode_t old = umask(027);
+    for (int fallback = 0; fallback < 2; fallback++) {
+        o.mode = 0;
+        export_small("m.raw", "raw", fallback, &o, &res);
+        snprintf(dest, sizeof(dest), "%s/m.raw", dir);
+        CHECK(stat(dest, &st) == 0 && (st.st_mode & 07777) == 0640, "umask 027: mode %04o",
+              (unsigned)(st.st_mode & 07777));
+        unlink(dest);
+        o.mode = 0604; /* not masked again by this process' umask */
+        export_small("m.raw", "raw", fallback, &o, &res);
+        CHECK(stat(dest, &st) == 0 && (st.st_mode & 07777) == 0604, "mode 0604: got %04o",
+              (unsigned)(st.st_mode & 07777));
+        unlink(dest);
+    }
+    umask(0);
+    o.mode = 0;
+    export_small("m.raw", "raw", false, &o, &res);
+    CHECK(stat(dest, &st) == 0 && (st.st_mode & 07777) == 0666, "umask 0: mode %04o",
+          (unsigned)(st.st_mode & 07777));
+    unlink(dest);
+    umask(old);
+}
+
+/* vd_export_withdraw removes the output committed, and only that one. */
+static void test_withdraw(void)
+{
+    struct vd_export_opts o;
+    struct vd_export_result res;
+    struct vd_error err = {0};
+    struct stat st;
+    char dest[300], other[300];
+    vd_export_opts_init(&o);
+    snprintf(dest, sizeof(dest), "%s/w.vhd", dir);
+    export_small("w.vhd", "vhd", false, &o, &res);
+    CHECK(res.local && stat(dest, &st) == 0 && res.dev == (uint64_t)st.st_dev &&
+              res.ino == (uint64_t)st.st_ino && res.bytes == (uint64_t)st.st_size,
+          "result does not describe the file");
+    CHECK(vd_export_withdraw(dest, &o, &res, &err) == 0, "withdraw: %s", err.msg);
+    CHECK(count_entries() == 0, "w.vhd still there");
+    CHECK(vd_export_withdraw(dest, &o, &res, &err) == -ENOENT, "withdraw twice");
+    /* Written over since: left alone. */
+    vd_err_clear(&err);
+    export_small("w.vhd", "vhd", false, &o, &res);
+    snprintf(other, sizeof(other), "%s/other", dir);
+    FILE *f = fopen(other, "w");
+    if (f)
+        fclose(f);
+    CHECK(rename(other, dest) == 0, "rename over w.vhd");
+    CHECK(vd_export_withdraw(dest, &o, &res, &err) == -ESTALE, "withdraw of a replaced file");
+    CHECK(strstr(err.msg, "w.vhd: replaced since it was committed; left alone"), "%s", err.msg);
+    CHECK(stat(dest, &st) == 0 && st.st_size == 0, "the replacement was removed");
+    unlink(dest);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 5 && strcmp(argv[1], "--convert") == 0)
@@ -486,6 +630,9 @@ int main(int argc, char **argv)
     test_vhdx_fields();
     test_threads();
     test_tar_header();
+    test_long_names();
+    test_mode();
+    test_withdraw();
     rmdir(dir);
     if (failures)
         fprintf(stderr, "%d failure(s)\n", failures);
