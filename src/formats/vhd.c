@@ -978,9 +978,10 @@ fail:
 /* Make [off, off+len) writable: allocate its block if needed, then answer
  * as map does (DATA). Differencing disks are refused at a writable open;
  * fixed disks are DATA everywhere already. */
-static int vhd_alloc(struct vd_image *img, uint64_t off, uint64_t len, struct vd_map *m,
-                     struct vd_error *err)
+static int vhd_alloc(struct vd_image *img, uint64_t off, uint64_t len, const uint8_t *data,
+                     struct vd_map *m, struct vd_error *err)
 {
+    (void)data; /* a new block is a hole (zeros) until the core writes it */
     struct vhd_state *st = img->priv;
     if (st->footer.disk_type == VHD_DIFF)
         return vd_err(err, -EROFS, "vhd: %s: differencing disks cannot be written in place",
