@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "common/checked.h"
+#include "core/ioopts.h"
 #include "common/json.h"
 #include "core/driver.h"
 #include "formats/ova.h"
@@ -131,7 +132,8 @@ int vd_source_open(const char *uri, const struct vd_open_opts *opts, struct vd_s
         free(src);
         return vd_err(err, -ENOMEM, "out of memory");
     }
-    r = vd_io_open(uri, opts, opts->writable, &src->io, err);
+    struct vd_io_opts io_opts = vd_io_opts_of(opts);
+    r = vd_io_open(uri, &io_opts, opts->writable, &src->io, err);
     if (r < 0)
         goto fail;
 

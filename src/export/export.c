@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "common/checked.h"
+#include "core/ioopts.h"
 #include "export/encoder.h"
 #include "io/s3req.h"
 #include "vdisk/export.h"
@@ -366,7 +367,8 @@ static int export_begin(const char *dest, const struct vd_s3_target *near, const
         r = vd_err(err, -ENOMEM, "export: out of memory");
         goto fail;
     }
-    r = vd_sink_open(dest, &eo->remote, near, eo->fsync, eo->mode, &e->sink, err);
+    struct vd_io_opts remote = vd_io_opts_of(&eo->remote);
+    r = vd_sink_open(dest, &remote, near, eo->fsync, eo->mode, &e->sink, err);
     if (r < 0)
         goto fail;
     r = vd_sink_tap_open(e->sink, 0, "sha256", &e->tap, err);
@@ -417,7 +419,7 @@ void vd_export_dir_close(struct vd_export_dir *d)
 int vd_export_dir_open(const char *dir, const struct vd_export_opts *o, struct vd_export_dir **out,
                        struct vd_error *err)
 {
-    static const struct vd_open_opts none;
+    struct vd_io_opts remote = vd_io_opts_of(o ? &o->remote : NULL);
     struct vd_export_dir *d = calloc(1, sizeof(*d));
     char *probe = NULL;
     int r = 0;
@@ -434,7 +436,7 @@ int vd_export_dir_open(const char *dir, const struct vd_export_opts *o, struct v
     else if (asprintf(&probe, "%s/.vdisk", d->path) < 0)
         goto nomem;
     else
-        r = vd_s3_target_open(probe, o ? &o->remote : &none, &d->s3, err);
+        r = vd_s3_target_open(probe, &remote, &d->s3, err);
     free(probe);
     if (r < 0) {
         vd_export_dir_close(d);
@@ -850,12 +852,12 @@ int vd_export_finish(struct vd_export *e, uint64_t *out_bytes, char sha256_hex[6
 int vd_export_withdraw(const char *dest, const struct vd_export_opts *o,
                        const struct vd_export_result *res, struct vd_error *err)
 {
-    struct vd_open_opts none = {0};
+    struct vd_io_opts remote = vd_io_opts_of(o ? &o->remote : NULL);
     if (!dest || !*dest)
         return vd_err(err, -EINVAL, "export: empty destination");
     if (res->local)
         return vd_sink_file_withdraw(dest, res->dev, res->ino, err);
-    return vd_sink_s3_withdraw(dest, o ? &o->remote : &none, res->etag, err);
+    return vd_sink_s3_withdraw(dest, &remote, res->etag, err);
 }
 
 int vd_convert(struct vd_image *src, const char *dest, const char *format,

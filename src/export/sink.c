@@ -10,7 +10,7 @@
 #include "export/sink.h"
 #include "io/io.h"
 
-int vd_sink_open(const char *dest, const struct vd_open_opts *opts, const struct vd_s3_target *near,
+int vd_sink_open(const char *dest, const struct vd_io_opts *opts, const struct vd_s3_target *near,
                  bool fsync, unsigned mode, struct vd_sink **out, struct vd_error *err)
 {
     *out = NULL;

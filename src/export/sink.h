@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vdisk/vdisk.h"
+#include "io/io.h"
 
 struct vd_sink;
 
@@ -62,12 +62,12 @@ struct vd_s3_target;
  * always are once the upload completes). mode: a local file's permission
  * bits, 0 for 0666 less the umask. near: NULL, or an S3 target in DEST's
  * "directory" whose resolved endpoint and credentials DEST reuses. */
-int vd_sink_open(const char *dest, const struct vd_open_opts *opts, const struct vd_s3_target *near,
+int vd_sink_open(const char *dest, const struct vd_io_opts *opts, const struct vd_s3_target *near,
                  bool fsync, unsigned mode, struct vd_sink **out, struct vd_error *err);
 int vd_sink_file_open(const char *path, bool fsync, unsigned mode, struct vd_sink **out,
                       struct vd_error *err);
-int vd_sink_s3_open(const char *uri, const struct vd_open_opts *opts,
-                    const struct vd_s3_target *near, struct vd_sink **out, struct vd_error *err);
+int vd_sink_s3_open(const char *uri, const struct vd_io_opts *opts, const struct vd_s3_target *near,
+                    struct vd_sink **out, struct vd_error *err);
 /* Declare the patchable head; only before the first write. */
 int vd_sink_set_head(struct vd_sink *s, uint64_t head_len, struct vd_error *err);
 static inline int vd_sink_write(struct vd_sink *s, const void *buf, size_t len,
@@ -89,7 +89,7 @@ void vd_sink_free(struct vd_sink *s);
  * inode (dev, ino), or the S3 object if its ETag is still etag (any ETag
  * when etag is ""). -ESTALE if it was replaced, -ENOENT if it is gone. */
 int vd_sink_file_withdraw(const char *path, uint64_t dev, uint64_t ino, struct vd_error *err);
-int vd_sink_s3_withdraw(const char *uri, const struct vd_open_opts *opts, const char *etag,
+int vd_sink_s3_withdraw(const char *uri, const struct vd_io_opts *opts, const char *etag,
                         struct vd_error *err);
 
 #endif

@@ -503,8 +503,8 @@ static const struct vd_sink_ops s3sink_ops = {
     .free = s3sink_free,
 };
 
-int vd_sink_s3_open(const char *uri, const struct vd_open_opts *opts,
-                    const struct vd_s3_target *near, struct vd_sink **out, struct vd_error *err)
+int vd_sink_s3_open(const char *uri, const struct vd_io_opts *opts, const struct vd_s3_target *near,
+                    struct vd_sink **out, struct vd_error *err)
 {
     *out = NULL;
     struct s3sink *k = calloc(1, sizeof(*k));
@@ -559,7 +559,7 @@ static int s3sink_object_call(struct s3sink *k, const char *method, long want,
     return s3sink_call(k, method, &c, want, resp, err);
 }
 
-int vd_sink_s3_withdraw(const char *uri, const struct vd_open_opts *opts, const char *etag,
+int vd_sink_s3_withdraw(const char *uri, const struct vd_io_opts *opts, const char *etag,
                         struct vd_error *err)
 {
     struct s3sink k = {.s.name = (char *)uri};

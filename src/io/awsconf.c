@@ -120,10 +120,9 @@ static int awsconf_dup(char **dst, const char *src)
     return src && !*dst ? -ENOMEM : 0;
 }
 
-int vd_awsconf_resolve(const struct vd_open_opts *opts, struct vd_awsconf *out,
-                       struct vd_error *err)
+int vd_awsconf_resolve(const struct vd_io_opts *opts, struct vd_awsconf *out, struct vd_error *err)
 {
-    static const struct vd_open_opts none;
+    static const struct vd_io_opts none;
     if (!opts)
         opts = &none;
     memset(out, 0, sizeof(*out));

@@ -36,8 +36,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "io/io.h"
 #include "vdisk/error.h"
-#include "vdisk/vdisk.h"
 
 struct vd_awsconf {
     char *profile;
@@ -60,8 +60,7 @@ struct vd_awsconf {
  * endpoints. Returns 0, -ENOMEM, -EINVAL (a key id without a secret, say),
  * or the error of a configured source that failed (credential_process,
  * container endpoint: -EACCES, -EIO, -EINVAL). */
-int vd_awsconf_resolve(const struct vd_open_opts *opts, struct vd_awsconf *out,
-                       struct vd_error *err);
+int vd_awsconf_resolve(const struct vd_io_opts *opts, struct vd_awsconf *out, struct vd_error *err);
 void vd_awsconf_free(struct vd_awsconf *c);
 /* A deep copy (the provider is shared by reference). Returns 0 or -ENOMEM. */
 int vd_awsconf_copy(struct vd_awsconf *dst, const struct vd_awsconf *src);

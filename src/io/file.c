@@ -78,18 +78,18 @@ static int file_block_status(struct vd_io *io, uint64_t off, uint64_t len, uint6
     struct file_io *f = (struct file_io *)io;
     *pnum = len;
     if (off >= io->size)
-        return VD_STATUS_ZERO;
+        return VD_IO_HOLE;
     off_t data = lseek(f->fd, (off_t)off, SEEK_DATA);
     if (data < 0)
-        return errno == ENXIO ? VD_STATUS_ZERO : VD_STATUS_DATA; /* ENXIO: hole to EOF */
+        return errno == ENXIO ? VD_IO_HOLE : VD_IO_DATA; /* ENXIO: hole to EOF */
     if ((uint64_t)data > off) {
         *pnum = (uint64_t)data - off < len ? (uint64_t)data - off : len;
-        return VD_STATUS_ZERO;
+        return VD_IO_HOLE;
     }
     off_t hole = lseek(f->fd, (off_t)off, SEEK_HOLE);
     if (hole > (off_t)off && (uint64_t)hole - off < len)
         *pnum = (uint64_t)hole - off;
-    return VD_STATUS_DATA;
+    return VD_IO_DATA;
 }
 
 static void file_close(struct vd_io *io)

@@ -52,10 +52,10 @@ bool vd_io_is_remote_uri(const char *uri)
     return !strncmp(uri, "s3://", 5) || !strncmp(uri, "http://", 7) || !strncmp(uri, "https://", 8);
 }
 
-int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable, struct vd_io **out,
+int vd_io_open(const char *uri, const struct vd_io_opts *opts, bool writable, struct vd_io **out,
                struct vd_error *err)
 {
-    static const struct vd_open_opts none;
+    static const struct vd_io_opts none;
     int r;
     if (!opts)
         opts = &none;

@@ -17,7 +17,22 @@
 #include <sys/types.h>
 
 #include "vdisk/error.h"
-#include "vdisk/vdisk.h"
+
+/* What the io layer takes from the caller's options: the remote backend's
+ * settings. The core fills it from struct vd_open_opts (core/ioopts.h), so
+ * this layer does not depend on the public API. */
+struct vd_io_opts {
+    uint64_t cache_size; /* remote block cache bytes (0 = default) */
+    const char *region;  /* S3 overrides (NULL = environment/config) */
+    const char *endpoint;
+    const char *profile;
+    bool path_style;
+};
+
+/* block_status answers (the same values as the public VD_STATUS_DATA and
+ * VD_STATUS_ZERO; core/ioopts.h checks). */
+#define VD_IO_DATA 0
+#define VD_IO_HOLE 1
 
 struct vd_io;
 struct vd_json;
@@ -52,8 +67,8 @@ struct vd_io_ops {
      * An absolute rel is taken as it is (local files only). */
     int (*open_relative)(struct vd_io *io, const char *rel, bool writable, struct vd_io **out,
                          struct vd_error *err);
-    /* Optional: is [off, off+len) backed by data? Returns VD_STATUS_DATA or
-     * VD_STATUS_ZERO (a hole in a sparse local file) with the run length in
+    /* Optional: is [off, off+len) backed by data? Returns VD_IO_DATA or
+     * VD_IO_HOLE (a hole in a sparse local file) with the run length in
      * *pnum. NULL means all data. */
     int (*block_status)(struct vd_io *io, uint64_t off, uint64_t len, uint64_t *pnum,
                         struct vd_error *err);
@@ -81,11 +96,11 @@ struct vd_io {
     /* File identity (st_dev, st_ino) for local files, so the core can tell
      * the same file under two names; 0/0 for other backends. */
     uint64_t id_dev, id_ino;
-    struct vd_open_opts opts; /* copied at open; strings not owned */
+    struct vd_io_opts opts; /* copied at open; strings not owned */
 };
 
 /* Open a path, s3:// or http(s):// URI. */
-int vd_io_open(const char *uri, const struct vd_open_opts *opts, bool writable, struct vd_io **out,
+int vd_io_open(const char *uri, const struct vd_io_opts *opts, bool writable, struct vd_io **out,
                struct vd_error *err);
 /* Local file backend (src/io/file.c). */
 int vd_io_file_open(const char *path, bool writable, struct vd_io **out, struct vd_error *err);
@@ -97,7 +112,7 @@ int vd_io_file_open_beneath(const char *dir, const char *rel, bool writable, str
 /* Is io a local file (its name is a path)? */
 bool vd_io_is_file(const struct vd_io *io);
 /* S3 and HTTP backend (src/io/s3.c): uri starts with s3://, http:// or https://. */
-int vd_io_remote_open(const char *uri, const struct vd_open_opts *opts, struct vd_io **out,
+int vd_io_remote_open(const char *uri, const struct vd_io_opts *opts, struct vd_io **out,
                       struct vd_error *err);
 bool vd_io_is_remote_uri(const char *uri);
 /* A read-only window [off, off+len) of parent, which gets a new reference.

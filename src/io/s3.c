@@ -888,7 +888,7 @@ static const struct vd_io_ops s3_ops = {
     .close = s3_close,
 };
 
-int vd_io_remote_open(const char *uri, const struct vd_open_opts *opts, struct vd_io **out,
+int vd_io_remote_open(const char *uri, const struct vd_io_opts *opts, struct vd_io **out,
                       struct vd_error *err)
 {
     struct vd_s3_target *t;

@@ -75,7 +75,7 @@ static int s3req_place(struct vd_s3_target *t, struct vd_error *err)
     return 0;
 }
 
-int vd_s3_target_open(const char *uri, const struct vd_open_opts *opts, struct vd_s3_target **out,
+int vd_s3_target_open(const char *uri, const struct vd_io_opts *opts, struct vd_s3_target **out,
                       struct vd_error *err)
 {
     struct vd_s3_target *t = calloc(1, sizeof(*t));

@@ -13,7 +13,6 @@
 #include "io/awsconf.h"
 #include "io/http.h"
 #include "vdisk/error.h"
-#include "vdisk/vdisk.h"
 
 struct vd_s3_target {
     bool is_s3;      /* s3://bucket/key; else a plain http(s) URL, unsigned */
@@ -29,7 +28,7 @@ struct vd_s3_target {
 
 /* Parse uri (s3://bucket/key or http(s)://...) and resolve the AWS config.
  * Returns 0, -EINVAL (malformed URI), -ENOMEM. */
-int vd_s3_target_open(const char *uri, const struct vd_open_opts *opts, struct vd_s3_target **out,
+int vd_s3_target_open(const char *uri, const struct vd_io_opts *opts, struct vd_s3_target **out,
                       struct vd_error *err);
 /* The object named rel beside t (same bucket, key in t's "directory"). */
 int vd_s3_target_relative(const struct vd_s3_target *t, const char *rel, struct vd_s3_target **out,

@@ -31,7 +31,7 @@ static int slice_block_status(struct vd_io *io, uint64_t off, uint64_t len, uint
     struct slice_io *s = (struct slice_io *)io;
     *pnum = len;
     if (!s->parent->ops->block_status)
-        return VD_STATUS_DATA;
+        return VD_IO_DATA;
     return s->parent->ops->block_status(s->parent, s->off + off, len, pnum, err);
 }
 

@@ -134,10 +134,10 @@ static void test_resolve(void)
     vd_awsconf_free(&c);
 
     /* Options beat everything; an explicit profile beats env credentials. */
-    struct vd_open_opts o = {.region = "me-south-1",
-                             .endpoint = "https://s3.custom.example",
-                             .profile = "dev",
-                             .path_style = true};
+    struct vd_io_opts o = {.region = "me-south-1",
+                           .endpoint = "https://s3.custom.example",
+                           .profile = "dev",
+                           .path_style = true};
     EXPECT(vd_awsconf_resolve(&o, &c, &err) == 0);
     EXPECT_STR(c.access_key, "AKDEV");
     EXPECT_STR(c.session_token, "TOKDEV");
@@ -181,7 +181,7 @@ static void test_resolve(void)
     EXPECT(vd_awsconf_resolve(NULL, &c, &err) == -EINVAL);
     EXPECT_STR(err.msg, "s3: AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
     clear_env();
-    struct vd_open_opts bad = {.endpoint = "minio:9000"};
+    struct vd_io_opts bad = {.endpoint = "minio:9000"};
     vd_err_clear(&err);
     EXPECT(vd_awsconf_resolve(&bad, &c, &err) == -EINVAL);
     EXPECT_STR(err.msg, "s3: endpoint 'minio:9000' is not a URL (http://host[:port])");
@@ -220,7 +220,7 @@ static void test_targets(void)
     EXPECT_STR(t->url, "https://s3.eu-west-1.amazonaws.com/my.bucket/k");
     EXPECT_STR(t->sign_path, "/my.bucket/k");
     vd_s3_target_free(t);
-    struct vd_open_opts o = {.endpoint = "http://127.0.0.1:9000"};
+    struct vd_io_opts o = {.endpoint = "http://127.0.0.1:9000"};
     EXPECT(vd_s3_target_open("s3://b/top.vhd", &o, &t, &err) == 0);
     EXPECT_STR(t->url, "http://127.0.0.1:9000/b/top.vhd");
     EXPECT_STR(t->host, "127.0.0.1:9000");
