@@ -172,7 +172,7 @@ printf '# Disk DescriptorFile\ncreateType="vmfs"\nRW 2048 VMFS "/vmfs/volumes/ds
 # An absolute name outside the descriptor's directory is refused by the path
 # policy (docs/trust-boundary.md) before anything is opened, and the base
 # name beside it does not exist either.
-expect_err abs2.vmdk "vmdk: abs2.vmdk: extent 1 ('/vmfs/volumes/ds1/vm/nope.bin'): abs2.vmdk: extent 1 '/vmfs/volumes/ds1/vm/nope.bin' resolves outside $PWD, the directory of the image that names it; refused, as an image may only name files beside it (if you trust this image, allow the directory holding that file with -o allow_path=DIR for vdiskfs or --allow-path DIR for vdisk)"
+expect_err abs2.vmdk "vmdk: abs2.vmdk: extent 1 '/vmfs/volumes/ds1/vm/nope.bin' resolves outside $PWD, the directory of the image that names it; refused, as an image may only name files beside it (if you trust this image, allow the directory holding that file with -o allow_path=DIR for vdiskfs or --allow-path DIR for vdisk)"
 # qemu 7.2 mis-sizes descriptors with ZERO extents (1 MiB here), so the
 # oracle for this one is the dd-built file; qemu checks the FLAT-only variant.
 grep -v ZERO multi.vmdk > multi2.vmdk
