@@ -451,10 +451,9 @@ static int vmdk_sparse_tables(struct vmdk_extent *x, const char *name, struct vm
         sp->rgd = NULL;
     }
 
-    /* Everything that is not grain data. */
-    r = vmdk_range_add(rs, io, 0, 1, "sparse extent header");
-    if (r == 0 && sp->overhead)
-        r = vmdk_range_add(rs, io, 0, sp->overhead, "header area");
+    /* Everything that is not grain data: the header and what writers put
+     * before the first grain (overHead), ... */
+    r = vmdk_range_add(rs, io, 0, VD_MAX(sp->overhead, 1), "header area");
     if (r == 0 && sp->desc_sector && sp->desc_sectors)
         r = vmdk_range_add(rs, io, sp->desc_sector, sp->desc_sectors, "embedded descriptor");
     if (r == 0)
@@ -716,6 +715,18 @@ static int vmdk_map_sparse(struct vd_image *img, struct vmdk_extent *x, uint64_t
         m->io = x->io;
         m->io_off = (uint64_t)v * VMDK_SECTOR + in;
         m->what = vmdk_what_gte(x, g);
+        /* A run must not end on metadata its first grains do not touch: cut
+         * it before the first grain that does, which is then refused on
+         * its own, naming its own entry. */
+        const struct vd_meta_range *hit;
+        while (n > gb - in && (hit = vd_image_meta_overlap(img, x->io, m->io_off, n)) != NULL) {
+            uint64_t base = (uint64_t)v * VMDK_SECTOR;
+            uint64_t keep = hit->off > base ? (hit->off - base) / gb * gb : 0;
+            if (keep <= in)
+                break;
+            n = VD_MIN(n, keep - in);
+        }
+        m->len = n;
     }
     return 0;
 }
@@ -1612,6 +1623,25 @@ static void vmdk_report_overlaps(const char *name, struct vmdk_spans *sv, vd_che
     }
 }
 
+/* A span of sv (sorted by start) sharing a sector with [start, end), or
+ * NULL. For messages only: looks at the few spans starting just before. */
+static const struct vmdk_span *vmdk_span_find(const struct vmdk_spans *sv, uint64_t start,
+                                              uint64_t end)
+{
+    size_t lo = 0, hi = sv->n;
+    while (lo < hi) { /* first span starting at or after end */
+        size_t mid = lo + (hi - lo) / 2;
+        if (sv->v[mid].start < end)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo, k = 0; i-- > 0 && k < 64; k++)
+        if (sv->v[i].end > start)
+            return &sv->v[i];
+    return NULL;
+}
+
 /* Check one sparse extent: its tables against each other, and every grain
  * table entry: inside the file, outside every metadata range, grains not
  * sharing bytes, markers of streams naming their grain, redundant tables
@@ -1707,14 +1737,21 @@ static int vmdk_check_extent(struct vd_image *img, struct vmdk_extent *x, vd_che
             } else if (sp->compressed) {
                 end = off + 1;
             }
-            /* Every other table, the footer and the markers: what the
-             * core would refuse to read from, and a write must not touch. */
+            /* Every table, the footer and the markers: what the core
+             * would refuse to read from, and a write must not touch. */
             const struct vd_meta_range *hit = vd_image_meta_overlap(img, x->io, off, end - off);
             if (hit) {
+                const struct vmdk_span *tb =
+                    vmdk_span_find(&tables, v, div_round_up(end, VMDK_SECTOR));
+                char in[96];
+                if (tb && strstr(tb->what, "grain table"))
+                    snprintf(in, sizeof(in), "%s %" PRIu64, tb->what, tb->index);
+                else
+                    snprintf(in, sizeof(in), "the %s", tb ? tb->what : hit->what);
                 vmdk_report(cb, opaque, rc,
                             "vmdk: %s: grain table %u entry %u (grain %" PRIu64
-                            ") points to sector %u, inside the %s (bytes %" PRIu64 "..%" PRIu64 ")",
-                            name, t, j, g, v, hit->what, hit->off, hit->off + hit->len);
+                            ") points to sector %u, inside %s",
+                            name, t, j, g, v, in);
                 continue;
             }
             if (vmdk_span_add(&grains, v, div_round_up(end, VMDK_SECTOR), "grain", g) < 0)

@@ -41,6 +41,15 @@ for sub in monolithicSparse streamOptimized monolithicFlat twoGbMaxExtentSparse 
     assert_eq "$(qemu_raw_sha "$sub/d.vmdk")" "$want" "qemu oracle for $sub"
     assert_eq "$(vhash "$sub/d.vmdk")" "$want" "$sub"
 done
+# Two streamOptimized files as the SPARSE extents of one descriptor: their
+# grains share numbers, so the decoded-grain cache must key them by extent
+# too; the second extent starts mid-grain in the virtual disk.
+head -c 4M /dev/urandom > s2.raw
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized s2.raw s2.vmdk
+printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="twoGbMaxExtentSparse"\nRW %d SPARSE "streamOptimized/d.vmdk"\nRW 8192 SPARSE "s2.vmdk"\n' \
+    $(( $(stat -c %s src.raw) / 512 )) > twostreams.vmdk
+cat src.raw s2.raw > twostreams.expect
+assert_eq "$(vhash twostreams.vmdk)" "$(sha twostreams.expect)" "two stream extents"
 # The same images through the mount, where flat extents and runs of
 # uncompressed grains are spliced from the file (vmdk_map) and the rest is
 # read by pread: both must give qemu's bytes.
