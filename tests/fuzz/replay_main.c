@@ -41,8 +41,10 @@ static int run_file(const char *path)
 static int run_path(const char *path, int *count)
 {
     struct stat st;
-    if (stat(path, &st) != 0)
-        return 0; /* an absent corpus directory is an empty corpus */
+    if (stat(path, &st) != 0) {
+        perror(path); /* a missing corpus must not pass as an empty one */
+        return -1;
+    }
     if (!S_ISDIR(st.st_mode)) {
         ++*count;
         return run_file(path);
