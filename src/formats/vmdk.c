@@ -95,6 +95,9 @@
 #define VMDK_KEY(ext, g) ((uint64_t)(ext) << 40 | (g))
 #define VMDK_KEY_GRAIN   ((1ull << 40) - 1)
 
+/* A redundant GD the header announces but that cannot be kept in step. */
+enum { VMDK_RGD_OK, VMDK_RGD_PAST_EOF, VMDK_RGD_ENTRY_PAST_EOF, VMDK_RGD_ENTRY_DIFFERS };
+
 struct vmdk_sparse {
     uint32_t version, flags;
     uint64_t capacity;      /* sectors */
@@ -112,10 +115,12 @@ struct vmdk_sparse {
      * what the disk can reach). */
     uint64_t ngrains;
     uint32_t ngts;
-    uint32_t *gd;   /* ngts entries, host order; atomic (writes allocate GTs) */
-    uint32_t *rgd;  /* redundant GD if present and valid, else NULL */
-    uint32_t **gts; /* GT i once loaded (host order); published under gt_lock */
-    unsigned gen;   /* bumped under gt_lock by every GTE write */
+    uint32_t *gd;           /* ngts entries, host order; atomic (writes allocate GTs) */
+    uint32_t *rgd;          /* redundant GD if present and valid, else NULL */
+    uint32_t **gts;         /* GT i once loaded (host order); published under gt_lock */
+    uint8_t rgd_bad;        /* why the header's RGD is not used (VMDK_RGD_*) */
+    uint32_t rgd_bad_entry; /* the entry that made it unusable */
+    unsigned gen;           /* bumped under gt_lock by every GTE write */
 };
 
 struct vmdk_extent {
@@ -431,24 +436,27 @@ static int vmdk_sparse_tables(struct vmdk_extent *x, const char *name, struct vm
                           name, i, s);
     }
     /* The redundant GD is only needed to keep it in step when writing; a
-     * broken one does not stop reads (check reports it). */
+     * broken one does not stop reads. check reports it, so that writes
+     * (which could not keep it in step) are refused. */
     uint64_t rgd_off;
-    if ((sp->flags & VMDK4_FLAG_RGD) && sp->rgd_sector && !sp->gd_at_end &&
-        !ck_mul(sp->rgd_sector, VMDK_SECTOR, &rgd_off) && rgd_off <= io->size &&
-        gd_bytes <= io->size - rgd_off && (sp->rgd = malloc(gd_bytes ? gd_bytes : 1)) &&
-        vd_io_pread_full(io, sp->rgd, gd_bytes, rgd_off, NULL) == 0) {
-        for (uint32_t i = 0; i < sp->ngts; i++) {
+    if ((sp->flags & VMDK4_FLAG_RGD) && sp->rgd_sector && !sp->gd_at_end) {
+        sp->rgd_bad = VMDK_RGD_PAST_EOF;
+        if (!ck_mul(sp->rgd_sector, VMDK_SECTOR, &rgd_off) && rgd_off <= io->size &&
+            gd_bytes <= io->size - rgd_off && (sp->rgd = malloc(gd_bytes ? gd_bytes : 1)) &&
+            vd_io_pread_full(io, sp->rgd, gd_bytes, rgd_off, NULL) == 0)
+            sp->rgd_bad = VMDK_RGD_OK;
+        for (uint32_t i = 0; sp->rgd_bad == VMDK_RGD_OK && i < sp->ngts; i++) {
             sp->rgd[i] = le32(&sp->rgd[i]);
-            if ((uint64_t)sp->rgd[i] * VMDK_SECTOR + gt_bytes > io->size ||
-                (sp->rgd[i] == 0) != (sp->gd[i] == 0)) {
-                free(sp->rgd);
-                sp->rgd = NULL;
-                break;
-            }
+            if ((uint64_t)sp->rgd[i] * VMDK_SECTOR + gt_bytes > io->size)
+                sp->rgd_bad = VMDK_RGD_ENTRY_PAST_EOF;
+            else if ((sp->rgd[i] == 0) != (sp->gd[i] == 0))
+                sp->rgd_bad = VMDK_RGD_ENTRY_DIFFERS;
+            sp->rgd_bad_entry = i;
         }
-    } else if (sp->rgd) {
-        free(sp->rgd);
-        sp->rgd = NULL;
+        if (sp->rgd_bad != VMDK_RGD_OK) {
+            free(sp->rgd);
+            sp->rgd = NULL;
+        }
     }
 
     /* Everything that is not grain data: the header and what writers put
@@ -1030,8 +1038,11 @@ static int vmdk_alloc_sparse(struct vd_image *img, struct vmdk_extent *x, uint64
             break;
         cnt++;
     }
+    /* After the end of the file, and never inside the header area (a file
+     * cut short before its overHead would put grains there). */
     uint64_t next = div_round_up(__atomic_load_n(&io->size, __ATOMIC_ACQUIRE), VMDK_SECTOR);
     uint64_t need = cnt * sp->grain_sectors, end;
+    next = VD_MAX(next, sp->overhead);
     if (!sp->gd[t])
         need += (uint64_t)sp->gt_sectors * (sp->rgd ? 2 : 1);
     if (ck_add(next, need, &end) || end > UINT32_MAX) {
@@ -1675,6 +1686,27 @@ static int vmdk_check_extent(struct vd_image *img, struct vmdk_extent *x, vd_che
     if (r < 0)
         goto nomem;
     vmdk_report_overlaps(name, &tables, cb, opaque, rc);
+    if (sp->overhead > x->io->size / VMDK_SECTOR + (x->io->size % VMDK_SECTOR != 0))
+        vmdk_report(cb, opaque, rc,
+                    "vmdk: %s: header area (overHead %" PRIu64
+                    " sectors) ends past the end of the file (%" PRIu64
+                    " bytes): the file is cut short",
+                    name, sp->overhead, x->io->size);
+    if (sp->rgd_bad == VMDK_RGD_PAST_EOF)
+        vmdk_report(cb, opaque, rc,
+                    "vmdk: %s: redundant grain directory (%u entries at sector %" PRIu64
+                    ") is past end of file",
+                    name, sp->ngts, sp->rgd_sector);
+    else if (sp->rgd_bad == VMDK_RGD_ENTRY_PAST_EOF)
+        vmdk_report(cb, opaque, rc,
+                    "vmdk: %s: redundant grain directory entry %u points past end of file", name,
+                    sp->rgd_bad_entry);
+    else if (sp->rgd_bad == VMDK_RGD_ENTRY_DIFFERS)
+        vmdk_report(cb, opaque, rc,
+                    "vmdk: %s: redundant grain directory entry %u is %s, the grain directory "
+                    "entry is %s",
+                    name, sp->rgd_bad_entry, sp->gd[sp->rgd_bad_entry] ? "0" : "not 0",
+                    sp->gd[sp->rgd_bad_entry] ? "not 0" : "0");
     if (sp->rgd && !(rgt = malloc((size_t)sp->gtes_per_gt * 4)))
         goto nomem;
 

@@ -199,6 +199,18 @@ s_meta() {
     expect_fail "q.vmdk: refusing to open for writing: \`vdisk check\` finds 1 problem (first: $first); open it read-only, or write through an overlay (-o overlay=FILE)" \
         "$TV" pwrite q.vmdk $((32 << 20)) chunk
     assert_eq "$(sha q.vmdk)" "$q0" "q.vmdk after a refused write"
+    # Valid: the same. Crafted: redundant GD entry 0 = 0 while the GD has a
+    # table there. Reads ignore the RGD; writes, which could not keep it in
+    # step (and would make it look valid and wrong), are refused.
+    qemu-img create -q -f vmdk r.vmdk 64M
+    rgd=$(craft peek r.vmdk 48 8)
+    craft poke r.vmdk $((rgd * 512)) 4 0
+    first="vmdk: r.vmdk: redundant grain directory entry 0 is 0, the grain directory entry is not 0"
+    rc=0; "$VDISK" check r.vmdk > check.out 2>&1 || rc=$?
+    assert_eq "$rc" 2 "check exit status (stale RGD entry)"
+    assert_eq "$(cat check.out)" "ERROR: $first" "check output (stale RGD entry)"
+    expect_fail "r.vmdk: refusing to open for writing: \`vdisk check\` finds 1 problem (first: $first); open it read-only, or write through an overlay (-o overlay=FILE)" \
+        "$TV" pwrite r.vmdk 0 chunk
     cd "$T"
 }
 

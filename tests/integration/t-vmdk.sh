@@ -284,6 +284,16 @@ poke gtless.vmdk $((gd * 512 + 4)) 4 0
 poke gtless.vmdk $((rgd * 512 + 4)) 4 0
 truncate -s 64M gtless.raw
 wtest gtless.vmdk gtless.raw $((32 * 1024 * 1024 + 12345)) $((40 * 1024 * 1024))
+# A file that ends inside its header area (overHead: 128 sectors, the file
+# cut at 57522 bytes, after its tables) is cut short: readable, but writes
+# are refused (new grains would have to go past a hole or into the header
+# area; found by fuzz_vmdk's I4).
+qemu-img create -q -f vmdk cut.vmdk 1M
+truncate -s 57522 cut.vmdk
+truncate -s 1M cut.raw # nothing was written: zeros (qemu-img refuses the file)
+assert_eq "$(vhash cut.vmdk)" "$(sha cut.raw)" "a file cut inside its header area"
+out=$("$TV" pwrite cut.vmdk 0 chunk 2>&1) && fail "cut.vmdk written"
+assert_eq "$out" "cut.vmdk: refusing to open for writing: \`vdisk check\` finds 1 problem (first: vmdk: cut.vmdk: header area (overHead 128 sectors) ends past the end of the file (57522 bytes): the file is cut short); open it read-only, or write through an overlay (-o overlay=FILE)" "write into a cut file"
 # Delta disk: partial grains start from the parent's bytes.
 qemu-img create -q -f vmdk wbase.vmdk 8M
 qemu-io -c 'write -P 0x5a 0 8M' wbase.vmdk >/dev/null
