@@ -40,16 +40,25 @@ static void fuzz_check_cb(void *opaque, bool corrupt, const char *msg)
     (void)msg;
 }
 
+static char fuzz_dir_path[64];
+
+static void fuzz_dir_remove(void)
+{
+    rmdir(fuzz_dir_path);
+}
+
 /* A private directory for I4's copies: a descriptor inside the image can
  * only name files in it (the copy itself, refused as itself). */
 static const char *fuzz_dir(void)
 {
-    static char dir[64];
+    char *dir = fuzz_dir_path;
     if (!dir[0]) {
-        snprintf(dir, sizeof(dir), "%s/fuzz-vmdk.XXXXXX",
+        snprintf(dir, sizeof(fuzz_dir_path), "%s/fuzz-vmdk.XXXXXX",
                  access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
         if (!mkdtemp(dir))
             dir[0] = '\0';
+        else
+            atexit(fuzz_dir_remove);
     }
     return dir[0] ? dir : NULL;
 }
@@ -71,14 +80,17 @@ static bool fuzz_write_file(const char *path, const uint8_t *p, size_t n)
     return ok;
 }
 
-static uint8_t *fuzz_read_file(const char *path, size_t *len)
+/* The first max bytes of the file at path (it may have grown past them:
+ * only the original image's bytes are compared); *len is its full size. */
+static uint8_t *fuzz_read_file(const char *path, size_t max, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     uint8_t *b = NULL;
     if (f && fseek(f, 0, SEEK_END) == 0) {
         long n = ftell(f);
         rewind(f);
-        if (n >= 0 && (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        size_t want = n < 0 ? 0 : (size_t)n < max ? (size_t)n : max;
+        if (n >= 0 && (b = malloc(want + 1)) && fread(b, 1, want, f) != want) {
             free(b);
             b = NULL;
         }
@@ -104,7 +116,7 @@ static uint8_t *fuzz_may_change(const uint8_t *f, size_t n)
     uint64_t dirs[2] = {le64(f + 56), le64(f + 48)};
     for (int k = 0; k < 2; k++) {
         uint64_t d = dirs[k];
-        if (!d || d >= n / 512)
+        if (!d || d >= n / 512 + 1)
             continue;
         for (uint64_t t = 0; t < ngts && d * 512 + t * 4 + 4 <= n; t++) {
             memset(mask + d * 512 + t * 4, 1, 4);
@@ -113,7 +125,7 @@ static uint8_t *fuzz_may_change(const uint8_t *f, size_t n)
                 memset(mask + s, 1, (size_t)(n - s < gtes * 4 ? n - s : gtes * 4));
         }
     }
-    if (dsec && dlen && dsec < n / 512 && dlen <= n / 512) {
+    if (dsec && dlen && dsec <= n / 512 && dlen <= n / 512 + 1 && dsec * 512 < n) {
         const uint8_t *d = f + dsec * 512;
         size_t dn = (size_t)((dsec + dlen) * 512 <= n ? dlen * 512 : n - dsec * 512);
         for (size_t i = 0; i + 4 <= dn; i++)
@@ -180,7 +192,7 @@ static void fuzz_write(const uint8_t *data, size_t size, struct vd_image *ro)
     /* The file after the writes: metadata outside the table entries is as
      * it was, and a fresh open reads the patterns. */
     size_t nlen = 0;
-    uint8_t *after = fuzz_read_file(path, &nlen);
+    uint8_t *after = fuzz_read_file(path, size, &nlen);
     uint8_t *mask = after ? fuzz_may_change(data, size) : NULL;
     if (after && mask) {
         INV_ASSERT(nlen >= size);
