@@ -92,6 +92,9 @@ static void progress_init(struct progress *p, const char *what, bool quiet)
 /* ---- shared option handling ---- */
 
 #define MAX_ALLOW 16
+/* --allow-path strings live until exit; kept reachable here so that
+ * LeakSanitizer does not report them once a command's options go away. */
+static char *volatile allow_kept[MAX_ALLOW];
 
 struct common {
     struct vd_open_opts open;
@@ -217,7 +220,8 @@ static int common_opt(int c, struct common *co)
             free(dir);
             return -1;
         }
-        co->allow[co->nallow++] = dir; /* lives until exit */
+        allow_kept[co->nallow] = dir; /* lives until exit */
+        co->allow[co->nallow++] = dir;
         co->open.allow_paths = co->allow;
         return 0;
     }
