@@ -94,6 +94,9 @@ static void progress_init(struct progress *p, const char *what, bool quiet)
 /* ---- shared option handling ---- */
 
 #define MAX_ALLOW 16
+/* --allow-path strings live until exit; kept reachable here so that
+ * LeakSanitizer does not report them once a command's options go away. */
+static char *volatile allow_kept[MAX_ALLOW];
 
 struct common {
     struct vd_open_opts open;
@@ -199,11 +202,6 @@ static void print_human(struct vd_source *src)
         }
     }
 }
-
-/* --allow-path directories live until exit; kept here too, so that
- * LeakSanitizer does not call them lost once a command's struct common is
- * gone. */
-static char *allow_kept[MAX_ALLOW];
 
 /* Parse the options every command shares; returns the getopt result for
  * anything else. */

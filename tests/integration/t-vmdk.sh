@@ -41,6 +41,15 @@ for sub in monolithicSparse streamOptimized monolithicFlat twoGbMaxExtentSparse 
     assert_eq "$(qemu_raw_sha "$sub/d.vmdk")" "$want" "qemu oracle for $sub"
     assert_eq "$(vhash "$sub/d.vmdk")" "$want" "$sub"
 done
+# Two streamOptimized files as the SPARSE extents of one descriptor: their
+# grains share numbers, so the decoded-grain cache must key them by extent
+# too; the second extent starts mid-grain in the virtual disk.
+head -c 4M /dev/urandom > s2.raw
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized s2.raw s2.vmdk
+printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="twoGbMaxExtentSparse"\nRW %d SPARSE "streamOptimized/d.vmdk"\nRW 8192 SPARSE "s2.vmdk"\n' \
+    $(( $(stat -c %s src.raw) / 512 )) > twostreams.vmdk
+cat src.raw s2.raw > twostreams.expect
+assert_eq "$(vhash twostreams.vmdk)" "$(sha twostreams.expect)" "two stream extents"
 # The same images through the mount, where flat extents and runs of
 # uncompressed grains are spliced from the file (vmdk_map) and the rest is
 # read by pread: both must give qemu's bytes.
@@ -180,7 +189,7 @@ printf '# Disk DescriptorFile\ncreateType="vmfs"\nRW 2048 VMFS "/vmfs/volumes/ds
 # An absolute name outside the descriptor's directory is refused by the path
 # policy (docs/trust-boundary.md) before anything is opened, and the base
 # name beside it does not exist either.
-expect_err abs2.vmdk "vmdk: abs2.vmdk: extent 1 ('/vmfs/volumes/ds1/vm/nope.bin'): abs2.vmdk: extent 1 '/vmfs/volumes/ds1/vm/nope.bin' resolves outside $PWD, the directory of the image that names it; refused, as an image may only name files beside it (if you trust this image, allow the directory holding that file with -o allow_path=DIR for vdiskfs or --allow-path DIR for vdisk)"
+expect_err abs2.vmdk "vmdk: abs2.vmdk: extent 1 '/vmfs/volumes/ds1/vm/nope.bin' resolves outside $PWD, the directory of the image that names it; refused, as an image may only name files beside it (if you trust this image, allow the directory holding that file with -o allow_path=DIR for vdiskfs or --allow-path DIR for vdisk)"
 # qemu 7.2 mis-sizes descriptors with ZERO extents (1 MiB here), so the
 # oracle for this one is the dd-built file; qemu checks the FLAT-only variant.
 grep -v ZERO multi.vmdk > multi2.vmdk
@@ -283,6 +292,16 @@ poke gtless.vmdk $((gd * 512 + 4)) 4 0
 poke gtless.vmdk $((rgd * 512 + 4)) 4 0
 truncate -s 64M gtless.raw
 wtest gtless.vmdk gtless.raw $((32 * 1024 * 1024 + 12345)) $((40 * 1024 * 1024))
+# A file that ends inside its header area (overHead: 128 sectors, the file
+# cut at 57522 bytes, after its tables) is cut short: readable, but writes
+# are refused (new grains would have to go past a hole or into the header
+# area; found by fuzz_vmdk's I4).
+qemu-img create -q -f vmdk cut.vmdk 1M
+truncate -s 57522 cut.vmdk
+truncate -s 1M cut.raw # nothing was written: zeros (qemu-img refuses the file)
+assert_eq "$(vhash cut.vmdk)" "$(sha cut.raw)" "a file cut inside its header area"
+out=$("$TV" pwrite cut.vmdk 0 chunk 2>&1) && fail "cut.vmdk written"
+assert_eq "$out" "cut.vmdk: refusing to open for writing: \`vdisk check\` finds 1 problem (first: vmdk: cut.vmdk: header area (overHead 128 sectors) ends past the end of the file (57522 bytes): the file is cut short); open it read-only, or write through an overlay (-o overlay=FILE)" "write into a cut file"
 # Delta disk: partial grains start from the parent's bytes.
 qemu-img create -q -f vmdk wbase.vmdk 8M
 qemu-io -c 'write -P 0x5a 0 8M' wbase.vmdk >/dev/null
