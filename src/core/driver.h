@@ -27,7 +27,7 @@ struct vd_image;
 /* Longest backing chain accepted; deeper means a loop or a hostile file. */
 #define VD_MAX_CHAIN 64
 
-/* Returned by a legacy block_status for ranges this layer does not hold. */
+/* Internal block status of one layer: the range is the backing image's. */
 #define VD_STATUS_BACKING 2
 
 /*
@@ -109,16 +109,6 @@ struct vd_format_ops {
     int (*alloc)(struct vd_image *img, uint64_t off, uint64_t len, const uint8_t *data,
                  struct vd_map *m, struct vd_error *err);
     int (*flush)(struct vd_image *img, struct vd_error *err);
-    /* Transitional (removed once every driver answers map): the old
-     * per-driver read loops. Used only when map is NULL. */
-    int (*legacy_pread)(struct vd_image *img, void *buf, size_t len, uint64_t off,
-                        struct vd_error *err);
-    int (*legacy_pwrite)(struct vd_image *img, const void *buf, size_t len, uint64_t off,
-                         struct vd_error *err);
-    int (*legacy_block_status)(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                               struct vd_error *err);
-    int (*legacy_map)(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
-                      struct vd_io **io, uint64_t *io_off, struct vd_error *err);
     /* Optional: bytes of the image files holding data (qemu's disk size). */
     uint64_t (*allocated)(struct vd_image *img);
     /* Optional: add format-specific keys to the disk's open JSON object

@@ -115,6 +115,10 @@ static int image_open(struct vd_io *io, const char *name, const struct vd_open_o
         if (r < 0)
             goto fail;
     }
+    if (!ops->map) { /* every driver answers the mapping question */
+        r = vd_err(err, -ENOTSUP, "%s: the %s driver cannot be read", io->name, ops->name);
+        goto fail;
+    }
     img = calloc(1, sizeof(*img));
     if (!img || !(img->name = strdup(name)) ||
         (ops->priv_size && !(img->priv = calloc(1, ops->priv_size)))) {
@@ -135,7 +139,7 @@ static int image_open(struct vd_io *io, const char *name, const struct vd_open_o
     img->child = NULL;
     if (r < 0)
         goto fail;
-    if (img->opts.writable && img->io->writable && (ops->alloc || ops->legacy_pwrite)) {
+    if (img->opts.writable && img->io->writable && ops->alloc) {
         r = image_check_writable(img, err);
         if (r < 0)
             goto fail;
@@ -476,8 +480,6 @@ static int image_read(struct vd_image *img, void *buf, size_t len, uint64_t off,
                       struct vd_error *err)
 {
     uint8_t *p = buf;
-    if (!img->ops->map)
-        return img->ops->legacy_pread(img, buf, len, off, err);
     while (len > 0) {
         struct vd_map m;
         int r = vd_image_map_checked(img, off, len, &m, err);
@@ -566,7 +568,7 @@ static int image_write_begin(struct vd_image *img, struct vd_error *err)
 int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off,
                     struct vd_error *err)
 {
-    if (!img->ops->alloc && !img->ops->legacy_pwrite)
+    if (!img->ops->alloc)
         return vd_err(err, -EROFS,
                       "%s: %s%s%s images cannot be written in place; mount it read-only, keep the "
                       "changes in an overlay (-o overlay=FILE), or write to a converted copy",
@@ -577,8 +579,6 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t 
     int r = check_range(img, len, off, err);
     if (r < 0 || len == 0)
         return r;
-    if (!img->ops->alloc)
-        return img->ops->legacy_pwrite(img, buf, len, off, err);
     if ((r = image_write_begin(img, err)) < 0)
         return r;
     const uint8_t *p = buf;
@@ -616,7 +616,7 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t 
 
 bool vd_image_can_write(const struct vd_image *img)
 {
-    return (img->ops->alloc || img->ops->legacy_pwrite) && img->opts.writable && img->io->writable;
+    return img->ops->alloc && img->opts.writable && img->io->writable;
 }
 
 int vd_image_flush(struct vd_image *img, struct vd_error *err)
@@ -652,16 +652,6 @@ static int data_status(const struct vd_map *m, uint64_t *n, struct vd_error *err
 static int layer_status(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
                         struct vd_error *err)
 {
-    if (!img->ops->map) {
-        if (!img->ops->legacy_block_status) {
-            *pnum = len;
-            return VD_STATUS_DATA;
-        }
-        int st = img->ops->legacy_block_status(img, off, len, pnum, err);
-        if (st >= 0 && (*pnum == 0 || *pnum > len))
-            *pnum = len; /* defensive: a driver bug must not hang the caller */
-        return st;
-    }
     struct vd_map m;
     int r = vd_image_map_checked(img, off, len, &m, err);
     if (r < 0)
@@ -718,22 +708,6 @@ int vd_image_map(struct vd_image *img, uint64_t off, uint64_t len, uint64_t *pnu
     len = VD_MIN(len, img->size - off);
     *pnum = len;
     for (;;) {
-        if (!img->ops->map) {
-            if (!img->ops->legacy_map)
-                return 0;
-            int r = img->ops->legacy_map(img, off, len, &n, &io, &io_off, err);
-            if (r < 0)
-                return r;
-            if (n == 0 || n > len)
-                return 0; /* defensive: a driver bug reads through pread */
-            *pnum = n;
-            if (r == 0 || !io)
-                return 0;
-            struct vd_map lm = {.kind = VD_MAP_DATA, .len = n, .io = io, .io_off = io_off};
-            if (map_check_bytes(img, off, &lm, io_off, n, err) < 0)
-                return 0; /* pread reports it */
-            break;
-        }
         struct vd_map m;
         int r = vd_image_map_checked(img, off, len, &m, err);
         if (r < 0)
