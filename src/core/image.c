@@ -474,6 +474,39 @@ int vd_image_read_backing(struct vd_image *img, void *buf, size_t len, uint64_t 
     return r;
 }
 
+/* Compressed units of one read, decoded last to first: a readahead worker
+ * queued by the previous read decodes them first to last, so the reader
+ * and the worker meet in the middle instead of the reader waiting behind
+ * the worker on each unit in turn (which halved sequential stream reads on
+ * two CPUs). first is the read's first GRAIN answer, at off; the batch ends
+ * at the first answer of another kind (left for the caller to map again),
+ * or after GRAIN_BATCH units. Sets *done to the bytes read. */
+#define GRAIN_BATCH 64
+
+static int image_read_grains(struct vd_image *img, const struct vd_map *first, uint8_t *p,
+                             size_t len, uint64_t off, size_t *done, struct vd_error *err)
+{
+    struct vd_map batch[GRAIN_BATCH];
+    size_t n = 0, pos = 0;
+    batch[n++] = *first;
+    pos = (size_t)first->len;
+    while (n < GRAIN_BATCH && pos < len) {
+        struct vd_error e2 = {0}; /* a bad answer is reported when mapped again */
+        if (vd_image_map_checked(img, off + pos, len - pos, &batch[n], &e2) < 0 ||
+            batch[n].kind != VD_MAP_GRAIN)
+            break;
+        pos += (size_t)batch[n++].len;
+    }
+    *done = pos;
+    for (size_t i = n; i-- > 0;) {
+        pos -= (size_t)batch[i].len;
+        int r = vd_grain_read(img, &batch[i], off + pos, p + pos, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 /* The one reader: every byte of every format is read here, from a checked
  * answer. */
 static int image_read(struct vd_image *img, void *buf, size_t len, uint64_t off,
@@ -497,7 +530,7 @@ static int image_read(struct vd_image *img, void *buf, size_t len, uint64_t off,
             r = vd_image_read_backing(img, p, n, off, err);
             break;
         case VD_MAP_GRAIN:
-            r = vd_grain_read(img, &m, off, p, err);
+            r = image_read_grains(img, &m, p, len, off, &n, err);
             break;
         }
         if (r < 0)
