@@ -481,21 +481,27 @@ int vd_image_read_backing(struct vd_image *img, void *buf, size_t len, uint64_t 
  * two CPUs). first is the read's first GRAIN answer, at off; the batch ends
  * at the first answer of another kind (left for the caller to map again),
  * or after GRAIN_BATCH units. Sets *done to the bytes read. */
-#define GRAIN_BATCH 64
+#define GRAIN_BATCH 32
 
 static int image_read_grains(struct vd_image *img, const struct vd_map *first, uint8_t *p,
                              size_t len, uint64_t off, size_t *done, struct vd_error *err)
 {
     struct vd_map batch[GRAIN_BATCH];
+    char what[GRAIN_BATCH][96]; /* a driver's what may live only until its next answer */
     size_t n = 0, pos = 0;
-    batch[n++] = *first;
-    pos = (size_t)first->len;
-    while (n < GRAIN_BATCH && pos < len) {
+    batch[0] = *first;
+    for (;;) {
+        if (batch[n].what) {
+            snprintf(what[n], sizeof(what[n]), "%s", batch[n].what);
+            batch[n].what = what[n];
+        }
+        pos += (size_t)batch[n++].len;
+        if (n == GRAIN_BATCH || pos >= len)
+            break;
         struct vd_error e2 = {0}; /* a bad answer is reported when mapped again */
         if (vd_image_map_checked(img, off + pos, len - pos, &batch[n], &e2) < 0 ||
             batch[n].kind != VD_MAP_GRAIN)
             break;
-        pos += (size_t)batch[n++].len;
     }
     *done = pos;
     for (size_t i = n; i-- > 0;) {
