@@ -117,7 +117,11 @@ static bool tar_checksum_ok(const uint8_t *blk, uint64_t *stored, uint64_t *comp
     if (tar_octal(blk + TAR_CHKSUM, 8, &st) < 0)
         return false;
     *stored = st;
-    return st == u || (s >= 0 && st == (uint64_t)s);
+    /* An empty field parses as 0. The unsigned sum is at least 256 (the
+     * eight spaces), but the signed one of old tars can be 0: an MBR whose
+     * random disk signature balances its 0x55AA probed as a tar 1 time in a
+     * few hundred. No writer stores 0, so it is never a valid checksum. */
+    return st != 0 && (st == u || (s >= 0 && st == (uint64_t)s));
 }
 
 bool vd_tar_probe(const uint8_t *blk, size_t len)
@@ -125,7 +129,6 @@ bool vd_tar_probe(const uint8_t *blk, size_t len)
     uint64_t stored = 0, computed, size;
     if (len < VD_TAR_BLOCK || tar_is_zero(blk, VD_TAR_BLOCK))
         return false;
-    /* An empty checksum field parses as 0, which no non-zero block sums to. */
     return tar_checksum_ok(blk, &stored, &computed) && tar_number(blk + TAR_SIZE, 12, &size) == 0;
 }
 

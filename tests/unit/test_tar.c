@@ -117,6 +117,12 @@ static void test_headers(void)
     blk[510] = 0x55;
     blk[511] = 0xaa;
     CHECK(!vd_tar_probe(blk, 512), "probe MBR");
+    /* ... not even when its signed byte sum is 0, which an empty checksum
+     * field (read as 0) used to match: spaces 256 + 0x55 (85) + 0xaa (-86)
+     * + a disk signature summing to -255, as sfdisk's random one can */
+    blk[440] = 0x80; /* -128 */
+    blk[441] = 0x81; /* -127 */
+    CHECK(!vd_tar_probe(blk, 512), "probe MBR with signed sum 0");
 }
 
 static void test_pax(void)
