@@ -532,6 +532,8 @@ static void fixup_report(void *opaque, const struct vd_fixup_change *c)
     }
     if (!strcmp(c->action, "skipped"))
         printf("%s: %s", c->path, c->why);
+    else if (!strcmp(c->action, "warning"))
+        printf("%s: unchanged\n", c->path);
     else if (dry)
         printf("%s: would be %s\n", c->path, c->action);
     else if (c->backup)
@@ -590,7 +592,11 @@ static int cmd_fixup(int argc, char **argv)
                    "/etc/fstab device names -> UUID= (nofail or commented out for devices that\n"
                    "will not exist), GRUB default entry 0 and a 1 s timeout (also in grub.cfg,\n"
                    "with root=/dev/sdXN -> root=UUID=), static network settings -> DHCP\n"
-                   "(interfaces, ifcfg-*, netplan), 70-persistent-net.rules removed.\n"
+                   "(interfaces, ifcfg-*, netplan, systemd-networkd, NetworkManager), the\n"
+                   "primary NIC's configuration renamed to eth0 with net.ifnames=0\n"
+                   "biosdevname=0 on the kernel command line (the new NIC's name differs\n"
+                   "on every hypervisor), 70-persistent-net.rules and MAC-bound .link files\n"
+                   "removed.\n"
                    "A Windows DIR (Windows/System32/config/SYSTEM) gets its registry edited\n"
                    "with hivex instead: storage drivers (storahci, stornvme, atapi...) set to\n"
                    "boot start, the DHCP client service enabled, RealTimeIsUniversal=1, static\n"

@@ -83,20 +83,51 @@ int vd_fixup_grub_default(const char *buf, size_t len, const struct vd_fixup_dev
  * -> the same timeout, `set default=...` -> "0" (except ${next_entry}). */
 int vd_fixup_grub_cfg(const char *buf, size_t len, const struct vd_fixup_devmap *m,
                       struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
-/* Debian /etc/network/interfaces: the first non-loopback `inet static`
- * stanza becomes `inet dhcp`, its address/netmask/gateway/... lines go. */
-int vd_fixup_interfaces(const char *buf, size_t len, struct vd_fixup_buf *out,
-                        struct vd_fixup_buf *why, struct vd_error *err);
+/* Interface names (docs/fixup.md, "Interface names"): the new machine's
+ * NIC has another name than the old one had (VMware ens192, KVM ens3,
+ * Nitro ens5, Xen eth0). Fixup puts net.ifnames=0 biosdevname=0 on the
+ * kernel command line (grub rewriters), so the first NIC is VD_FIXUP_NIC on
+ * every hypervisor, and the network rewriters rename the one configuration
+ * of the guest's primary interface to it. struct vd_fixup_nic carries
+ * "a configuration already names the primary NIC" from file to file, so a
+ * second one is not renamed too; configurations that stay bound to a name
+ * the new machine lacks get a "warning: " line in why (even when the file
+ * is otherwise unchanged). nic may be NULL (a fresh state). */
+#define VD_FIXUP_NIC "eth0"
+struct vd_fixup_nic {
+    bool taken;
+};
+/* Debian /etc/network/interfaces: the first non-loopback `inet`
+ * stanza's interface is renamed to eth0 (its iface, auto and allow-*
+ * lines), and if static it becomes `inet dhcp`, its
+ * address/netmask/gateway/... lines go. */
+int vd_fixup_interfaces(const char *buf, size_t len, struct vd_fixup_nic *nic,
+                        struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
 /* RHEL ifcfg-*: BOOTPROTO=dhcp; IPADDR*, NETMASK*, PREFIX*, GATEWAY*,
- * HWADDR, MACADDR, UUID removed. Loopback, bridge/bond/VLAN and
- * enslaved interfaces are left alone. */
-int vd_fixup_ifcfg(const char *buf, size_t len, struct vd_fixup_buf *out, struct vd_fixup_buf *why,
-                   struct vd_error *err);
+ * HWADDR, MACADDR, UUID removed; DEVICE= (and a NAME= equal to it) -> eth0,
+ * or DEVICE=eth0 added. Loopback, bridge/bond/VLAN and enslaved
+ * interfaces are left alone. */
+int vd_fixup_ifcfg(const char *buf, size_t len, struct vd_fixup_nic *nic, struct vd_fixup_buf *out,
+                   struct vd_fixup_buf *why, struct vd_error *err);
 /* netplan YAML: each ethernets entry gets dhcp4: true; addresses,
  * gateway4/6 and routes removed; match: macaddress removed (and the match
- * block and set-name with it when nothing else was matched). */
-int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_buf *out,
-                     struct vd_fixup_buf *why, struct vd_error *err);
+ * block and set-name with it when nothing else was matched); the first
+ * entry named by its id is renamed to eth0. */
+int vd_fixup_netplan(const char *buf, size_t len, struct vd_fixup_nic *nic,
+                     struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
+/* systemd-networkd .network (systemd.network(5)) of an Ethernet link:
+ * [Match] Name=X -> eth0 (a single name), MACAddress= removed,
+ * [Network] Address=/Gateway= removed and DHCP=ipv4 (or yes for ipv6),
+ * [Address] and [Route] sections removed. lo, bond/bridge ports and
+ * Type= other than ether are left alone. */
+int vd_fixup_networkd(const char *buf, size_t len, struct vd_fixup_nic *nic,
+                      struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
+/* NetworkManager keyfile (nm-settings-keyfile(5)) of an Ethernet profile:
+ * interface-name= and [ethernet] mac-address= removed (the profile then
+ * applies to any Ethernet NIC, whatever its name), [ipv4] method=manual ->
+ * auto, its address/route/gateway keys removed. */
+int vd_fixup_nmconnection(const char *buf, size_t len, struct vd_fixup_buf *out,
+                          struct vd_fixup_buf *why, struct vd_error *err);
 
 /* A unified-diff-like listing of old -> new (lines "-old", "+new", with
  * one line of context and "@@ -a,b +c,d @@" hunk heads). */

@@ -12,6 +12,10 @@
  *   etc/network/interfaces                     vd_fixup_interfaces
  *   etc/sysconfig/network-scripts/ifcfg-*      vd_fixup_ifcfg
  *   etc/netplan/NAME.yaml                      vd_fixup_netplan
+ *   etc/systemd/network/NAME.network           vd_fixup_networkd
+ *   etc/NetworkManager/system-connections/NAME vd_fixup_nmconnection
+ *   etc/systemd/network/NAME.link              removed when it matches a
+ *                                              MAC address (the old NIC's)
  *   etc/udev/rules.d/70-persistent-net.rules   removed (it pins eth0 to the
  *                                              old MAC, so the new NIC would
  *                                              become eth1)
@@ -44,7 +48,17 @@
 #define FIXUP_BACKUP_SUFFIX ".vdisk.orig"
 #define FIXUP_MAX_PLANS     256
 
-enum fixup_kind { FIX_FSTAB, FIX_GRUBDEF, FIX_GRUBCFG, FIX_IFACES, FIX_IFCFG, FIX_NETPLAN };
+enum fixup_kind {
+    FIX_FSTAB,
+    FIX_GRUBDEF,
+    FIX_GRUBCFG,
+    FIX_IFACES,
+    FIX_IFCFG,
+    FIX_NETPLAN,
+    FIX_NETWORKD,
+    FIX_NMCONN,
+    FIX_LINK,
+};
 
 struct fixup_plan {
     char dir[128];  /* inside the guest, "etc" */
@@ -62,8 +76,9 @@ struct fixup_ctx {
     size_t n;
     vd_fixup_report_cb cb;
     void *opaque;
-    bool boot_in_fstab; /* fstab mounts a separate /boot */
-    bool grubcfg_seen;  /* a grub.cfg was found (changed or not) */
+    bool boot_in_fstab;      /* fstab mounts a separate /boot */
+    struct vd_fixup_nic nic; /* a network config names the primary NIC */
+    bool grubcfg_seen;       /* a grub.cfg was found (changed or not) */
 };
 
 static void fixup_plan_free(struct fixup_plan *p)
@@ -125,14 +140,34 @@ static int fixup_rewrite(struct fixup_ctx *c, struct fixup_plan *p, enum fixup_k
         r = vd_fixup_grub_cfg(in, len, c->map, &p->new, &p->why, err);
         break;
     case FIX_IFACES:
-        r = vd_fixup_interfaces(in, len, &p->new, &p->why, err);
+        r = vd_fixup_interfaces(in, len, &c->nic, &p->new, &p->why, err);
         break;
     case FIX_IFCFG:
-        r = vd_fixup_ifcfg(in, len, &p->new, &p->why, err);
+        r = vd_fixup_ifcfg(in, len, &c->nic, &p->new, &p->why, err);
         break;
-    default:
-        r = vd_fixup_netplan(in, len, &p->new, &p->why, err);
+    case FIX_NETPLAN:
+        r = vd_fixup_netplan(in, len, &c->nic, &p->new, &p->why, err);
         break;
+    case FIX_NETWORKD:
+        r = vd_fixup_networkd(in, len, &c->nic, &p->new, &p->why, err);
+        break;
+    case FIX_NMCONN:
+        r = vd_fixup_nmconnection(in, len, &p->new, &p->why, err);
+        break;
+    default: /* FIX_LINK: a .link file naming the old NIC's MAC goes */
+        r = vd_fx_link_binds_mac(in, len);
+        if (r) {
+            p->remove = true;
+            if (vd_fx_puts(&p->why, "it names the old NIC by its MAC address, which the new "
+                                    "machine's NIC does not have\n") < 0)
+                return vd_fx_oom(err, p->path);
+        }
+        break;
+    }
+    if (r == 0 && p->why.len && c->cb) {
+        /* unchanged, but something the user should know */
+        struct vd_fixup_change ch = {.path = p->path, .action = "warning", .why = p->why.data};
+        c->cb(c->opaque, &ch);
     }
     if (r <= 0) {
         fixup_plan_free(p);
@@ -292,6 +327,10 @@ int vd_fx_fixup_fs(struct vd_fx_fs *fs, const struct vd_fixup_devmap *m,
         (rc = fixup_file(c, "etc/network", "interfaces", FIX_IFACES, err)) < 0 ||
         (rc = fixup_glob(c, "etc/sysconfig/network-scripts", "ifcfg-", "", FIX_IFCFG, err)) < 0 ||
         (rc = fixup_glob(c, "etc/netplan", "", ".yaml", FIX_NETPLAN, err)) < 0 ||
+        (rc = fixup_glob(c, "etc/systemd/network", "", ".network", FIX_NETWORKD, err)) < 0 ||
+        (rc = fixup_glob(c, "etc/NetworkManager/system-connections", "", "", FIX_NMCONN, err)) <
+            0 ||
+        (rc = fixup_glob(c, "etc/systemd/network", "", ".link", FIX_LINK, err)) < 0 ||
         (rc = fixup_plan_removal(c, "etc/udev/rules.d", "70-persistent-net.rules",
                                  "it ties interface names to the old NICs' MAC addresses, so "
                                  "the new NIC would not be eth0\n",

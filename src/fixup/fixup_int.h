@@ -86,6 +86,9 @@ struct vd_fx_fs {
 
 /* Whether an fstab text has an entry mounted at mp (not commented out). */
 bool vd_fx_fstab_mounts(const char *buf, size_t len, const char *mp);
+/* A systemd .link file whose [Match] names a MAC address (it would name
+ * the old NIC; network.c). */
+bool vd_fx_link_binds_mac(const char *buf, size_t len);
 
 /* A vdiskfs view file name: "disk.raw" -> (1, 0), "disk2-p3.raw" -> (2, 3). */
 bool vd_fx_view_name(const char *name, unsigned *disk, unsigned *part);

@@ -18,10 +18,14 @@
  *                         linux ... root=/dev/sda1 -> root=UUID=...
  *                         set timeout=5          -> set timeout=1
  *                         set default="${saved_entry}" -> set default="0"
+ * Both also get net.ifnames=0 biosdevname=0 on every kernel command line
+ * (GRUB_CMDLINE_LINUX; each linux/linux16/linuxefi line): see
+ * grub_ifnames() and network.c.
  * Not handled: GRUB legacy menu.lst/grub.conf, BLS entries
  * (/boot/loader/entries), GRUB_CMDLINE_LINUX words other than root=/resume=.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -100,6 +104,101 @@ static int grub_cfg_devices(const struct vd_fx_line *l, const struct vd_fixup_de
     return changed;
 }
 
+/* The kernel command line words that make the first NIC eth0 on every
+ * hypervisor, whatever the old machine called it (docs/fixup.md,
+ * "Interface names"): systemd's predictable names follow the PCI slot
+ * and differ between VMware (ens192), KVM (ens3) and Nitro (ens5).
+ * AWS's ENA guide gives net.ifnames=0 for the same reason. */
+static const char *const IFNAMES_KEYS[] = {"net.ifnames=", "biosdevname="};
+
+/* Make the words net.ifnames=0 and biosdevname=0 hold in the command line
+ * s[0..n): a word already there with another value gets 0, a missing one
+ * is inserted at `at` (before a closing quote, or at the end). The line
+ * goes to out. Returns 1 if it changed, 0 if not, -ENOMEM. */
+static int grub_ifnames(const char *s, size_t n, size_t at, unsigned lineno,
+                        struct vd_fixup_buf *out, struct vd_fixup_buf *why)
+{
+    size_t found[2] = {SIZE_MAX, SIZE_MAX}, vlen[2] = {0, 0};
+    for (size_t k = 0; k < 2; k++) {
+        size_t kn = strlen(IFNAMES_KEYS[k]);
+        for (size_t i = 0; i + kn <= n; i++) {
+            if ((i > 0 && !strchr(" \t\"'", s[i - 1])) || memcmp(s + i, IFNAMES_KEYS[k], kn))
+                continue;
+            size_t e = i + kn;
+            while (e < n && !strchr(" \t\"'", s[e]))
+                e++;
+            found[k] = i + kn; /* last one wins, as the kernel reads it */
+            vlen[k] = e - (i + kn);
+        }
+    }
+    size_t copied = 0;
+    int changed = 0;
+    /* Fix values in place, in line order. */
+    size_t order[2] = {0, 1};
+    if (found[1] < found[0]) {
+        order[0] = 1;
+        order[1] = 0;
+    }
+    for (size_t j = 0; j < 2; j++) {
+        size_t k = order[j];
+        if (found[k] == SIZE_MAX || (vlen[k] == 1 && s[found[k]] == '0'))
+            continue;
+        if (vd_fx_put(out, s + copied, found[k] - copied) < 0 || vd_fx_puts(out, "0") < 0 ||
+            vd_fx_printf(why, "line %u: %s%.*s -> %s0 (the new NIC must be eth0)\n", lineno,
+                         IFNAMES_KEYS[k], (int)(vlen[k] > 20 ? 20 : vlen[k]), s + found[k],
+                         IFNAMES_KEYS[k]) < 0)
+            return -ENOMEM;
+        copied = found[k] + vlen[k];
+        changed = 1;
+    }
+    if (found[0] == SIZE_MAX || found[1] == SIZE_MAX) {
+        if (at < copied)
+            at = copied;
+        if (vd_fx_put(out, s + copied, at - copied) < 0)
+            return -ENOMEM;
+        copied = at;
+        bool space = at > 0 && !strchr(" \t\"'", s[at - 1]);
+        for (size_t k = 0; k < 2; k++) {
+            if (found[k] != SIZE_MAX)
+                continue;
+            if (vd_fx_printf(out, "%s%s0", space ? " " : "", IFNAMES_KEYS[k]) < 0)
+                return -ENOMEM;
+            space = true;
+        }
+        if (vd_fx_printf(why,
+                         "line %u: added%s%s (the first NIC is eth0 on every hypervisor; "
+                         "the network configuration now names eth0)\n",
+                         lineno, found[0] == SIZE_MAX ? " net.ifnames=0" : "",
+                         found[1] == SIZE_MAX ? " biosdevname=0" : "") < 0)
+            return -ENOMEM;
+        changed = 1;
+    }
+    if (vd_fx_put(out, s + copied, n - copied) < 0)
+        return -ENOMEM;
+    return changed;
+}
+
+/* A line already written to tmp (devices rewritten): pass it through
+ * grub_ifnames into out. quoted: insert before the last quote (a shell
+ * assignment); else at the end, before trailing blanks. */
+static int grub_line_ifnames(struct vd_fixup_buf *tmp, bool quoted, unsigned lineno,
+                             struct vd_fixup_buf *out, struct vd_fixup_buf *why)
+{
+    const char *s = tmp->data ? tmp->data : "";
+    size_t n = tmp->len, at = n;
+    while (at > 0 && (s[at - 1] == ' ' || s[at - 1] == '\t'))
+        at--;
+    if (quoted) {
+        size_t q = at;
+        while (q > 0 && s[q - 1] != '"' && s[q - 1] != '\'')
+            q--;
+        if (q == 0) /* GRUB_CMDLINE_LINUX=word without quotes: leave it */
+            return vd_fx_put(out, s, n) < 0 ? -ENOMEM : 0;
+        at = q - 1;
+    }
+    return grub_ifnames(s, n, at, lineno, out, why);
+}
+
 int vd_fixup_grub_default(const char *buf, size_t len, const struct vd_fixup_devmap *m,
                           struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err)
 {
@@ -107,7 +206,7 @@ int vd_fixup_grub_default(const char *buf, size_t len, const struct vd_fixup_dev
     if (rc < 0)
         return rc;
     vd_fx_begin(out, why);
-    bool changed = false, seen_default = false, seen_timeout = false;
+    bool changed = false, seen_default = false, seen_timeout = false, seen_cmdline = false;
     size_t pos = 0;
     struct vd_fx_line l = {0};
     while (vd_fx_next_line(buf, len, &pos, &l)) {
@@ -139,8 +238,18 @@ int vd_fixup_grub_default(const char *buf, size_t len, const struct vd_fixup_dev
         }
         if (vd_fx_starts(s, n, "GRUB_CMDLINE_LINUX")) {
             /* root=/resume= device names, so that a later grub-mkconfig
-             * keeps the UUIDs we put in grub.cfg */
-            rc = grub_cfg_devices(&l, m, out, why);
+             * keeps the UUIDs we put in grub.cfg; and, in the line every
+             * entry gets (not _DEFAULT, which recovery entries lack), the
+             * NIC naming words */
+            bool all = vd_fx_starts(s, n, "GRUB_CMDLINE_LINUX=");
+            seen_cmdline |= all;
+            struct vd_fixup_buf tmp = {0};
+            rc = grub_cfg_devices(&l, m, all ? &tmp : out, why);
+            if (rc >= 0 && all) {
+                int r2 = grub_line_ifnames(&tmp, true, l.no, out, why);
+                rc = r2 < 0 ? r2 : rc | r2;
+            }
+            vd_fixup_buf_free(&tmp);
             if (rc < 0 || vd_fx_puts(out, l.eol) < 0)
                 return vd_fx_oom(err, DEFGRUB);
             changed |= rc > 0;
@@ -150,8 +259,8 @@ int vd_fixup_grub_default(const char *buf, size_t len, const struct vd_fixup_dev
             return vd_fx_oom(err, DEFGRUB);
     }
     const char *eol = vd_fx_eol_of(buf, len);
-    if ((!seen_default || !seen_timeout) && out->len && out->data[out->len - 1] != '\n' &&
-        vd_fx_puts(out, eol) < 0)
+    if ((!seen_default || !seen_timeout || !seen_cmdline) && out->len &&
+        out->data[out->len - 1] != '\n' && vd_fx_puts(out, eol) < 0)
         return vd_fx_oom(err, DEFGRUB);
     if (!seen_default) {
         if (vd_fx_printf(out, "GRUB_DEFAULT=0%s", eol) < 0 ||
@@ -163,6 +272,14 @@ int vd_fixup_grub_default(const char *buf, size_t len, const struct vd_fixup_dev
         if (vd_fx_printf(out, "GRUB_TIMEOUT=%u%s", VD_FIXUP_GRUB_TIMEOUT, eol) < 0 ||
             vd_fx_printf(why, "added GRUB_TIMEOUT=%u (do not wait at a boot menu nobody sees)\n",
                          VD_FIXUP_GRUB_TIMEOUT) < 0)
+            return vd_fx_oom(err, DEFGRUB);
+        changed = true;
+    }
+    if (!seen_cmdline) {
+        if (vd_fx_printf(out, "GRUB_CMDLINE_LINUX=\"net.ifnames=0 biosdevname=0\"%s", eol) < 0 ||
+            vd_fx_puts(why, "added GRUB_CMDLINE_LINUX=\"net.ifnames=0 biosdevname=0\" (the first "
+                            "NIC is eth0 on every hypervisor; the network configuration now "
+                            "names eth0)\n") < 0)
             return vd_fx_oom(err, DEFGRUB);
         changed = true;
     }
@@ -208,7 +325,20 @@ int vd_fixup_grub_cfg(const char *buf, size_t len, const struct vd_fixup_devmap 
             }
             goto copy;
         }
-        rc = grub_cfg_devices(&l, m, out, why);
+        {
+            struct vd_fx_fields f;
+            vd_fx_split(s, n, &f);
+            bool linux_line = f.n >= 2 && (vd_fx_field_is(s, &f, 0, "linux") ||
+                                           vd_fx_field_is(s, &f, 0, "linux16") ||
+                                           vd_fx_field_is(s, &f, 0, "linuxefi"));
+            struct vd_fixup_buf tmp = {0};
+            rc = grub_cfg_devices(&l, m, linux_line ? &tmp : out, why);
+            if (rc >= 0 && linux_line) {
+                int r2 = grub_line_ifnames(&tmp, false, l.no, out, why);
+                rc = r2 < 0 ? r2 : rc | r2;
+            }
+            vd_fixup_buf_free(&tmp);
+        }
         if (rc < 0 || vd_fx_puts(out, l.eol) < 0)
             return vd_fx_oom(err, GRUBCFG);
         changed |= rc > 0;

@@ -1,9 +1,9 @@
 /*
  * Fuzz the fixup rewriters (include/vdisk/fixup.h): every input goes
- * through fstab, /etc/default/grub, grub.cfg, interfaces, ifcfg and
- * netplan; each result goes through the diff against the input and must
- * be a fixed point of a second pass (the rewriters are idempotent). The
- * device path parser gets the input too.
+ * through fstab, /etc/default/grub, grub.cfg, interfaces, ifcfg, netplan,
+ * systemd-networkd and NetworkManager keyfile rewriters; each result goes through the diff against
+ * the input and must be a fixed point of a second pass (the rewriters are idempotent). The device
+ * path parser gets the input too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,11 +32,15 @@ static int fuzz_rewrite(int k, const char *in, size_t len, struct vd_fixup_buf *
     case 2:
         return vd_fixup_grub_cfg(in, len, &fuzz_map, out, why, err);
     case 3:
-        return vd_fixup_interfaces(in, len, out, why, err);
+        return vd_fixup_interfaces(in, len, NULL, out, why, err);
     case 4:
-        return vd_fixup_ifcfg(in, len, out, why, err);
+        return vd_fixup_ifcfg(in, len, NULL, out, why, err);
+    case 5:
+        return vd_fixup_netplan(in, len, NULL, out, why, err);
+    case 6:
+        return vd_fixup_networkd(in, len, NULL, out, why, err);
     default:
-        return vd_fixup_netplan(in, len, out, why, err);
+        return vd_fixup_nmconnection(in, len, out, why, err);
     }
 }
 
@@ -64,7 +68,7 @@ static void fuzz_one(int k, const char *in, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 8; k++)
         fuzz_one(k, in, size);
     unsigned d, p;
     (void)vd_fixup_parse_devpath(in, size, &d, &p);

@@ -106,6 +106,12 @@ network:
         addresses: [192.168.10.1]
 F
 chmod 600 "$G/etc/netplan/01-netcfg.yaml"
+# a systemd .link naming the old NIC by MAC goes; one matching a driver stays
+mkdir -p "$G/etc/systemd/network" "$G/etc/NetworkManager/system-connections"
+printf '[Match]\nMACAddress=00:50:56:aa:bb:cc\n[Link]\nName=lan0\n' > "$G/etc/systemd/network/10-lan.link"
+printf '[Match]\nDriver=virtio_net\n[Link]\nMTUBytes=9000\n' > "$G/etc/systemd/network/20-mtu.link"
+printf '[connection]\nid=Wired\ntype=ethernet\ninterface-name=ens192\n[ipv4]\nmethod=auto\n' \
+    > "$G/etc/NetworkManager/system-connections/Wired.nmconnection"
 # an absolute symlink must not lead fixup out of the guest
 ln -s /etc/hostname "$G/etc/hostname"
 
@@ -121,7 +127,7 @@ grep -qxF -- "-/dev/sda1       /               ext4    errors=remount-ro 0      
     fail "dry run does not show the old root line: $(cat "$T/dry.out")"
 grep -qxF -- "+UUID=$ROOT_UUID       /               ext4    errors=remount-ro 0       1" "$T/dry.out" ||
     fail "dry run does not show the new root line"
-grep -qxF "dry run: 7 files would change; nothing was written" "$T/dry.out" ||
+grep -qxF "dry run: 9 files would change; nothing was written" "$T/dry.out" ||
     fail "dry run summary: $(tail -1 "$T/dry.out")"
 
 # --- a root that does not resolve fails with the exact message, tree unchanged
@@ -151,7 +157,7 @@ grep -qxF "/etc/fstab: rewritten (original kept as fstab.vdisk.orig)" "$T/run.ou
     fail "report: $(cat "$T/run.out")"
 grep -qxF "  line 4: /dev/sda1 -> UUID=$ROOT_UUID (the ext4 on disk 1, partition 1)" "$T/run.out" ||
     fail "report lacks the reason for line 4: $(cat "$T/run.out")"
-grep -qxF "7 files changed" "$T/run.out" || fail "summary: $(tail -1 "$T/run.out")"
+grep -qxF "9 files changed" "$T/run.out" || fail "summary: $(tail -1 "$T/run.out")"
 
 cat > "$T/want" <<F
 # /etc/fstab: static file system information.
@@ -177,7 +183,7 @@ GRUB_DEFAULT=0
 GRUB_TIMEOUT=1
 GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`
 GRUB_CMDLINE_LINUX_DEFAULT="quiet"
-GRUB_CMDLINE_LINUX=""
+GRUB_CMDLINE_LINUX="net.ifnames=0 biosdevname=0"
 F
 cmp "$T/want" "$G/etc/default/grub" || { diff "$T/want" "$G/etc/default/grub"; fail "grub defaults"; }
 [ -f "$G/etc/default/grub.vdisk.orig" ] || fail "no backup of /etc/default/grub"
@@ -189,7 +195,7 @@ if [ "\${next_entry}" ] ; then
 fi
 set timeout=1
 menuentry 'Debian GNU/Linux' {
-	linux	/boot/vmlinuz-6.1.0-18-amd64 root=UUID=$ROOT_UUID ro resume=UUID=$SWAP_UUID quiet
+	linux	/boot/vmlinuz-6.1.0-18-amd64 root=UUID=$ROOT_UUID ro resume=UUID=$SWAP_UUID quiet net.ifnames=0 biosdevname=0
 	initrd	/boot/initrd.img-6.1.0-18-amd64
 }
 F
@@ -233,6 +239,14 @@ cmp "$T/want" "$G/etc/netplan/01-netcfg.yaml" || { diff "$T/want" "$G/etc/netpla
 assert_eq "$(stat -c %a "$G/etc/netplan/01-netcfg.yaml")" 600 "netplan file mode"
 assert_eq "$(stat -c %a "$G/etc/netplan/01-netcfg.yaml.vdisk.orig")" 600 "netplan backup mode"
 
+# interfaces (first) took eth0; netplan's ens192 keeps its name, with a warning
+grep -qF "  warning: line 4: ens192: the new machine will have no interface of that name" "$T/run.out" ||
+    fail "no warning for netplan's ens192: $(cat "$T/run.out")"
+[ ! -e "$G/etc/systemd/network/10-lan.link" ] || fail ".link with a MAC still there"
+[ -f "$G/etc/systemd/network/10-lan.link.vdisk.orig" ] || fail ".link with a MAC not kept"
+[ -f "$G/etc/systemd/network/20-mtu.link" ] || fail ".link by driver removed"
+assert_eq "$(cat "$G/etc/NetworkManager/system-connections/Wired.nmconnection")" \
+    "$(printf '[connection]\nid=Wired\ntype=ethernet\n[ipv4]\nmethod=auto')" "NM keyfile"
 [ ! -e "$G/etc/udev/rules.d/70-persistent-net.rules" ] || fail "persistent-net rules still there"
 [ -f "$G/etc/udev/rules.d/70-persistent-net.rules.vdisk.orig" ] || fail "persistent-net rules not kept"
 
@@ -295,7 +309,7 @@ sum_before=$(sha "$T/vm.raw")
 "$VDISK" fixup --dry-run "$T/ro/vm" > "$T/vdry.out"
 grep -qxF "editing $T/ro/vm/disk-p1.raw: the root filesystem (ext2/3/4, edited with libext2fs)" \
     "$T/vdry.out" || fail "view dry run: $(head -3 "$T/vdry.out")"
-grep -qxF "dry run: 7 files would change; nothing was written" "$T/vdry.out" ||
+grep -qxF "dry run: 9 files would change; nothing was written" "$T/vdry.out" ||
     fail "view dry run summary: $(tail -1 "$T/vdry.out")"
 set +e
 "$VDISK" fixup "$T/ro/vm" > /dev/null 2> "$T/vro.err"
@@ -308,7 +322,7 @@ assert_eq "$(sha "$T/vm.raw")" "$sum_before" "a read-only view run changed the d
 
 vmount "$T/rw" -o rw "$T/vm.raw"
 "$VDISK" fixup "$T/rw/vm" > "$T/vrun.out"
-grep -qxF "7 files changed" "$T/vrun.out" || fail "view run: $(cat "$T/vrun.out")"
+grep -qxF "9 files changed" "$T/vrun.out" || fail "view run: $(cat "$T/vrun.out")"
 "$VDISK" fixup "$T/rw/vm" > "$T/vrun2.out"
 grep -qxF "nothing to change" "$T/vrun2.out" || fail "view second run: $(cat "$T/vrun2.out")"
 vumount "$T/rw"

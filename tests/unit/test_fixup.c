@@ -1,7 +1,8 @@
 /*
  * Unit tests for the fixup rewriters (include/vdisk/fixup.h): real-world
- * fstab, /etc/default/grub, grub.cfg, interfaces, ifcfg and netplan texts
- * as Debian 12, Ubuntu 22.04 and CentOS 7 installers write them, each
+ * fstab, /etc/default/grub, grub.cfg, interfaces, ifcfg, netplan,
+ * systemd-networkd and NetworkManager keyfile texts as Debian 12, Ubuntu
+ * 22.04, CentOS 7 and RHEL 9 installers write them, each
  * against its exact expected output; then hostile inputs (NULs, CRLF, no
  * final newline, huge lines, over-size files) that must give an error or a
  * sane result.
@@ -28,14 +29,23 @@ static const struct vd_fixup_devmap map = {
 
 typedef int (*rw_map)(const char *, size_t, const struct vd_fixup_devmap *, struct vd_fixup_buf *,
                       struct vd_fixup_buf *, struct vd_error *);
-typedef int (*rw_plain)(const char *, size_t, struct vd_fixup_buf *, struct vd_fixup_buf *,
-                        struct vd_error *);
+typedef int (*rw_plain)(const char *, size_t, struct vd_fixup_nic *, struct vd_fixup_buf *,
+                        struct vd_fixup_buf *, struct vd_error *);
+
+/* NetworkManager keyfiles bind no name, so take no nic state. */
+static int nmconn(const char *in, size_t len, struct vd_fixup_nic *nic, struct vd_fixup_buf *out,
+                  struct vd_fixup_buf *why, struct vd_error *err)
+{
+    (void)nic;
+    return vd_fixup_nmconnection(in, len, out, why, err);
+}
 
 static int run(rw_map fm, rw_plain fp, const char *in, size_t len, struct vd_fixup_buf *out,
                struct vd_fixup_buf *why, struct vd_error *err)
 {
     vd_err_clear(err);
-    return fm ? fm(in, len, &map, out, why, err) : fp(in, len, out, why, err);
+    struct vd_fixup_nic nic = {0};
+    return fm ? fm(in, len, &map, out, why, err) : fp(in, len, &nic, out, why, err);
 }
 
 /* Rewrite in, expect rc and exactly want (and, if not NULL, why). */
@@ -239,17 +249,30 @@ static void test_grub_default(void)
            "GRUB_DISABLE_SUBMENU=true\n"
            "GRUB_TERMINAL_OUTPUT=\"console\"\n"
            "GRUB_CMDLINE_LINUX=\"crashkernel=auto rd.lvm.lv=centos/root rd.lvm.lv=centos/swap "
-           "rhgb quiet\"\n"
+           "rhgb quiet net.ifnames=0 biosdevname=0\"\n"
            "GRUB_DISABLE_RECOVERY=\"true\"\n",
            "line 1: GRUB_TIMEOUT=5 -> GRUB_TIMEOUT=1 (do not wait at a boot menu nobody sees)\n"
-           "line 3: GRUB_DEFAULT=saved -> GRUB_DEFAULT=0 (boot the first menu entry)\n");
-    /* Ubuntu: already 0, hidden menu with timeout 0: nothing to do */
+           "line 3: GRUB_DEFAULT=saved -> GRUB_DEFAULT=0 (boot the first menu entry)\n"
+           "line 6: added net.ifnames=0 biosdevname=0 (the first NIC is eth0 on every hypervisor; "
+           "the network configuration now names eth0)\n");
+    /* Ubuntu: already 0, hidden menu with timeout 0, names set: nothing
+     * to do */
     const char *ub = "GRUB_DEFAULT=0\nGRUB_TIMEOUT_STYLE=hidden\nGRUB_TIMEOUT=0\n"
-                     "#GRUB_TIMEOUT=10\n";
+                     "#GRUB_TIMEOUT=10\nGRUB_CMDLINE_LINUX=\"biosdevname=0 net.ifnames=0\"\n";
     expect("grub ubuntu", vd_fixup_grub_default, NULL, ub, 0, ub, "");
     /* missing settings are added, even without a final newline */
     expect("grub missing", vd_fixup_grub_default, NULL, "GRUB_CMDLINE_LINUX=\"\"", 1,
-           "GRUB_CMDLINE_LINUX=\"\"\nGRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n", NULL);
+           "GRUB_CMDLINE_LINUX=\"net.ifnames=0 biosdevname=0\"\nGRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n",
+           NULL);
+    /* predictable names asked for explicitly: overridden, last word wins */
+    expect("grub ifnames=1", vd_fixup_grub_default, NULL,
+           "GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n"
+           "GRUB_CMDLINE_LINUX=\"net.ifnames=1 quiet biosdevname=1 net.ifnames=1\"\n",
+           1,
+           "GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n"
+           "GRUB_CMDLINE_LINUX=\"net.ifnames=1 quiet biosdevname=0 net.ifnames=0\"\n",
+           "line 3: biosdevname=1 -> biosdevname=0 (the new NIC must be eth0)\n"
+           "line 3: net.ifnames=1 -> net.ifnames=0 (the new NIC must be eth0)\n");
     /* device names on the kernel command line, quoted */
     expect("grub cmdline", vd_fixup_grub_default, NULL,
            "GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n"
@@ -258,12 +281,17 @@ static void test_grub_default(void)
            1,
            "GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\n"
            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet resume=UUID=" U5 "\"\n"
-           "GRUB_CMDLINE_LINUX='root=UUID=" U1 " resume=/dev/sdb2 noresume=/dev/sda5'\n",
+           "GRUB_CMDLINE_LINUX='root=UUID=" U1 " resume=/dev/sdb2 noresume=/dev/sda5 "
+           "net.ifnames=0 biosdevname=0'\n",
            "line 3: resume=/dev/sda5 -> resume=UUID=" U5 " (the swap on disk 1, partition 5)\n"
-           "line 4: root=/dev/sda1 -> root=UUID=" U1 " (the ext4 on disk 1, partition 1)\n");
+           "line 4: root=/dev/sda1 -> root=UUID=" U1 " (the ext4 on disk 1, partition 1)\n"
+           "line 4: added net.ifnames=0 biosdevname=0 (the first NIC is eth0 on every hypervisor; "
+           "the network configuration now names eth0)\n");
     /* CRLF kept */
     expect("grub crlf", vd_fixup_grub_default, NULL, "GRUB_DEFAULT=\"2\"\r\nGRUB_TIMEOUT=1\r\n", 1,
-           "GRUB_DEFAULT=0\r\nGRUB_TIMEOUT=1\r\n", NULL);
+           "GRUB_DEFAULT=0\r\nGRUB_TIMEOUT=1\r\nGRUB_CMDLINE_LINUX=\"net.ifnames=0 "
+           "biosdevname=0\"\r\n",
+           NULL);
 }
 
 static void test_grub_cfg(void)
@@ -293,8 +321,8 @@ static void test_grub_cfg(void)
            "fi\n"
            "menuentry 'CentOS Linux (3.10.0-1160.el7.x86_64) 7 (Core)' {\n"
            "\tlinux16 /vmlinuz-3.10.0-1160.el7.x86_64 root=UUID=" U2 " ro crashkernel=auto "
-           "rhgb quiet\n"
-           "\tlinux16 /vmlinuz-rescue root=/dev/sdb1 ro\n"
+           "rhgb quiet net.ifnames=0 biosdevname=0\n"
+           "\tlinux16 /vmlinuz-rescue root=/dev/sdb1 ro net.ifnames=0 biosdevname=0\n"
            "\t# root=/dev/sda1 in a comment stays\n"
            "\tsearch --no-floppy --fs-uuid --set=root " U1 "\n"
            "}\n",
@@ -328,18 +356,22 @@ static void test_interfaces(void)
            "auto lo\n"
            "iface lo inet loopback\n"
            "\n"
-           "allow-hotplug ens18\n"
-           "iface ens18 inet dhcp\n"
+           "allow-hotplug eth0\n"
+           "iface eth0 inet dhcp\n"
            "\t# dns-* options are implemented by the resolvconf package\n"
            "\tdns-nameservers 10.0.2.3\n"
            "\n"
            "iface ens19 inet static\n"
            "\taddress 10.9.0.5/24\n",
-           "line 8: ens18 now uses DHCP (inet static -> inet dhcp)\n"
+           "line 7: ens18 -> eth0 (the new machine's first NIC)\n"
+           "line 8: ens18 -> eth0 (the new machine's first NIC)\n"
+           "line 8: eth0 now uses DHCP (inet static -> inet dhcp)\n"
            "line 9: removed \"address 10.0.2.15/24\" (a static setting of the old network)\n"
            "line 10: removed \"gateway 10.0.2.2\" (a static setting of the old network)\n"
            "line 13: removed \"hwaddress ether 52:54:00:12:34:56\" (a static setting of the old "
-           "network)\n");
+           "network)\n"
+           "warning: line 15: ens19: the new machine will have no interface of that name (its "
+           "NICs are eth0, eth1...); left as is\n");
     const char *dhcp = "auto eth0\niface eth0 inet dhcp\n";
     expect("interfaces dhcp", NULL, vd_fixup_interfaces, dhcp, 0, dhcp, "");
 }
@@ -372,8 +404,8 @@ static void test_ifcfg(void)
            "BOOTPROTO=dhcp\n"
            "DEFROUTE=\"yes\"\n"
            "IPV4_FAILURE_FATAL=\"no\"\n"
-           "NAME=\"ens33\"\n"
-           "DEVICE=\"ens33\"\n"
+           "NAME=eth0\n"
+           "DEVICE=eth0\n"
            "ONBOOT=\"yes\"\n"
            "DNS1=\"8.8.8.8\"\n",
            NULL);
@@ -419,7 +451,7 @@ static void test_netplan(void)
            "# This is the network config written by 'subiquity'\n"
            "network:\n"
            "  ethernets:\n"
-           "    ens160:\n"
+           "    eth0:\n"
            "      nameservers:\n"
            "        addresses:\n"
            "        - 192.168.50.1\n"
@@ -430,14 +462,146 @@ static void test_netplan(void)
            "      match:\n"
            "        driver: vmxnet3\n"
            "  version: 2\n",
-           "line 5: ens160: removed addresses (a static setting of the old network)\n"
-           "line 7: ens160: removed gateway4 (a static setting of the old network)\n"
-           "ens160: added dhcp4: true\n"
+           "line 4: ens160 -> eth0 (the new machine's first NIC)\n"
+           "line 5: eth0: removed addresses (a static setting of the old network)\n"
+           "line 7: eth0: removed gateway4 (a static setting of the old network)\n"
+           "eth0: added dhcp4: true\n"
            "line 13: ens192: dhcp4: false -> true\n"
            "line 16: ens192: removed the match on the old NIC's MAC address\n"
            "line 17: ens192: removed routes (a static setting of the old network)\n");
     const char *ok = "network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n";
     expect("netplan dhcp", NULL, vd_fixup_netplan, ok, 0, ok, "");
+}
+
+static void test_networkd(void)
+{
+    /* systemd.network(5) example as Arch and Debian guides write it */
+    expect("networkd static", NULL, vd_fixup_networkd,
+           "[Match]\n"
+           "Name=ens192\n"
+           "\n"
+           "[Network]\n"
+           "Address=10.1.10.9/24\n"
+           "Gateway=10.1.10.1\n"
+           "DNS=10.1.10.1\n",
+           1,
+           "[Match]\n"
+           "Name=eth0\n"
+           "\n"
+           "[Network]\n"
+           "DNS=10.1.10.1\n"
+           "DHCP=ipv4\n",
+           "line 2: Name=ens192 -> eth0 (the new machine's first NIC)\n"
+           "line 5: removed Address (a static setting of the old network)\n"
+           "line 6: removed Gateway (a static setting of the old network)\n"
+           "[Network]: added DHCP=ipv4\n");
+    /* matched by MAC, with [Address] and [Route] sections, DHCP=ipv6 */
+    expect("networkd mac", NULL, vd_fixup_networkd,
+           "[Match]\n"
+           "MACAddress=00:50:56:a1:b2:c3\n"
+           "[Network]\n"
+           "DHCP=ipv6\n"
+           "[Address]\n"
+           "Address=192.168.5.2/24\n"
+           "[Route]\n"
+           "Gateway=192.168.5.1\n",
+           1,
+           "[Match]\n"
+           "Name=eth0\n"
+           "[Network]\n"
+           "DHCP=yes\n",
+           "line 2: removed MACAddress (it matched the old NIC's MAC address; Name=eth0 instead)\n"
+           "line 4: DHCP=ipv6 -> yes\n"
+           "line 5: removed the [Address] section (a static setting of the old network)\n"
+           "line 7: removed the [Route] section (a static setting of the old network)\n");
+    /* already DHCP on a glob that matches eth0: nothing to do */
+    const char *ok = "[Match]\nName=en* eth*\n[Network]\nDHCP=yes\n";
+    expect("networkd glob", NULL, vd_fixup_networkd, ok, 0, ok, "");
+    /* left alone: loopback, a bond port, a bridge device */
+    static const char *const keep[] = {
+        "[Match]\nName=lo\n[Network]\nAddress=127.0.0.2/8\n",
+        "[Match]\nName=ens3\n[Network]\nBond=bond0\n",
+        "[Match]\nType=bridge\n[Network]\nAddress=10.0.0.1/24\n",
+    };
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+        expect("networkd keep", NULL, vd_fixup_networkd, keep[i], 0, keep[i], "");
+}
+
+static void test_nmconnection(void)
+{
+    /* RHEL 9 / Fedora anaconda, static */
+    expect("nm keyfile", NULL, nmconn,
+           "[connection]\n"
+           "id=ens192\n"
+           "uuid=3c5f4a0e-7f5c-4d1c-9a2b-1e0f6b7c8d9e\n"
+           "type=ethernet\n"
+           "autoconnect-priority=-999\n"
+           "interface-name=ens192\n"
+           "\n"
+           "[ethernet]\n"
+           "mac-address=00:50:56:A1:B2:C3\n"
+           "\n"
+           "[ipv4]\n"
+           "address1=192.168.1.50/24,192.168.1.1\n"
+           "dns=8.8.8.8;\n"
+           "method=manual\n"
+           "\n"
+           "[ipv6]\n"
+           "addr-gen-mode=eui64\n"
+           "method=auto\n"
+           "\n"
+           "[proxy]\n",
+           1,
+           "[connection]\n"
+           "id=ens192\n"
+           "uuid=3c5f4a0e-7f5c-4d1c-9a2b-1e0f6b7c8d9e\n"
+           "type=ethernet\n"
+           "autoconnect-priority=-999\n"
+           "\n"
+           "[ethernet]\n"
+           "\n"
+           "[ipv4]\n"
+           "dns=8.8.8.8;\n"
+           "method=auto\n"
+           "\n"
+           "[ipv6]\n"
+           "addr-gen-mode=eui64\n"
+           "method=auto\n"
+           "\n"
+           "[proxy]\n",
+           "line 6: removed interface-name (without it the profile applies to whichever Ethernet "
+           "NIC the new machine has)\n"
+           "line 9: removed mac-address (pinned to the old NIC)\n"
+           "line 12: removed address1 (a static setting of the old network)\n"
+           "line 14: [ipv4] method=manual -> auto (DHCP)\n");
+    /* a bond port and a Wi-Fi profile stay */
+    static const char *const keep[] = {
+        "[connection]\nid=p1\ntype=ethernet\ninterface-name=ens4\nmaster=bond0\n"
+        "slave-type=bond\n",
+        "[connection]\nid=home\ntype=wifi\ninterface-name=wlp2s0\n[ipv4]\nmethod=manual\n",
+    };
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+        expect("nm keep", NULL, nmconn, keep[i], 0, keep[i], "");
+}
+
+/* The primary NIC is renamed once: a second config keeps its name, with a
+ * warning, and an ifcfg named only by its file gets DEVICE=eth0. */
+static void test_nic_taken(void)
+{
+    struct vd_fixup_nic nic = {0};
+    struct vd_fixup_buf out = {0}, why = {0};
+    struct vd_error err = {0};
+    const char *a = "BOOTPROTO=dhcp\nONBOOT=yes\n";
+    CHECK(vd_fixup_ifcfg(a, strlen(a), &nic, &out, &why, &err) == 1, "ifcfg rc");
+    CHECK(!strcmp(out.data, "BOOTPROTO=dhcp\nONBOOT=yes\nDEVICE=eth0\n"), "ifcfg: %s", out.data);
+    CHECK(nic.taken, "taken");
+    const char *b = "network:\n  ethernets:\n    ens224:\n      dhcp4: true\n";
+    CHECK(vd_fixup_netplan(b, strlen(b), &nic, &out, &why, &err) == 0, "netplan rc");
+    CHECK(!strcmp(why.data, "warning: line 3: ens224: the new machine will have no interface of "
+                            "that name (its NICs are eth0, eth1...); left as is\n"),
+          "netplan why: %s", why.data);
+    vd_fixup_buf_free(&out);
+    vd_fixup_buf_free(&why);
 }
 
 static void test_diff(void)
@@ -455,7 +619,9 @@ static void test_diff(void)
 /* Hostile inputs: each rewriter must fail cleanly or give a sane result. */
 static void test_hostile(void)
 {
-    rw_plain plain[] = {vd_fixup_interfaces, vd_fixup_ifcfg, vd_fixup_netplan};
+    rw_plain plain[] = {vd_fixup_interfaces, vd_fixup_ifcfg, vd_fixup_netplan, vd_fixup_networkd,
+                        nmconn};
+    const size_t nplain = sizeof(plain) / sizeof(plain[0]);
     rw_map withmap[] = {vd_fixup_fstab, vd_fixup_grub_cfg, vd_fixup_grub_default};
     struct vd_fixup_buf out = {0}, why = {0};
     struct vd_error err = {0};
@@ -471,16 +637,16 @@ static void test_hostile(void)
     memset(huge, 'x', big);
     huge[big] = '\0';
     vd_err_clear(&err);
-    CHECK(vd_fixup_netplan(huge, big, &out, &why, &err) == -EFBIG, "size rc");
+    CHECK(vd_fixup_netplan(huge, big, NULL, &out, &why, &err) == -EFBIG, "size rc");
     CHECK_MSG(err, "fixup: netplan: 1048577 bytes, more than the 1048576-byte limit for a config "
                    "file");
 
     /* one 1 MiB line, spaces, colons, '=' and '#': must not crash */
     for (size_t i = 0; i < big - 1; i++)
         huge[i] = " \t:=#-/abdev0123\r"[i % 17];
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < nplain; k++) {
         vd_err_clear(&err);
-        int rc = plain[k](huge, big - 1, &out, &why, &err);
+        int rc = plain[k](huge, big - 1, NULL, &out, &why, &err);
         CHECK(rc >= 0, "long line: rewriter %zu rc %d (%s)", k, rc, err.msg);
     }
     for (size_t k = 0; k < 3; k++) {
@@ -493,9 +659,9 @@ static void test_hostile(void)
     /* empty input and lone terminators */
     static const char *const smalls[] = {"", "\n", "\r\n", "\r", "#", " ", "=", ":", "-"};
     for (size_t i = 0; i < sizeof(smalls) / sizeof(smalls[0]); i++) {
-        for (size_t k = 0; k < 3; k++) {
+        for (size_t k = 0; k < nplain; k++) {
             vd_err_clear(&err);
-            CHECK(plain[k](smalls[i], strlen(smalls[i]), &out, &why, &err) >= 0,
+            CHECK(plain[k](smalls[i], strlen(smalls[i]), NULL, &out, &why, &err) >= 0,
                   "small input %zu rewriter %zu: %s", i, k, err.msg);
         }
         for (size_t k = 0; k < 3; k++) {
@@ -528,6 +694,9 @@ int main(void)
     test_interfaces();
     test_ifcfg();
     test_netplan();
+    test_networkd();
+    test_nmconnection();
+    test_nic_taken();
     test_diff();
     test_hostile();
     return failures != 0;
