@@ -7,7 +7,7 @@ PKGS=(
   # for dpkg-buildflags, the flags a Debian package is built with)
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev dpkg-dev
   libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev zlib1g-dev libdeflate-dev
-  libblkid-dev libext2fs-dev libxml2-dev libhivex-dev ntfs-3g-dev
+  libblkid-dev libmount-dev libext2fs-dev libxml2-dev libhivex-dev ntfs-3g-dev
   # tests: independent oracles and guest-filesystem builders
   qemu-utils libvmdk-utils libvhdi-utils fdisk e2fsprogs dosfstools ntfs-3g
   libxml2-utils xz-utils gzip tar python3 util-linux

@@ -97,6 +97,22 @@ int vd_fixup_grub_cfg(const char *buf, size_t len, const struct vd_fixup_devmap 
 struct vd_fixup_nic {
     bool taken;
 };
+/* A Boot Loader Specification entry (/boot/loader/entries/NAME.conf, as
+ * RHEL 8+ and Fedora boot): root=/resume= device names on its options
+ * line -> UUID=, and net.ifnames=0 biosdevname=0 unless the line takes
+ * its words from grubenv's $kernelopts. */
+int vd_fixup_bls_entry(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                       struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
+/* A GRUB environment block (boot/grub2/grubenv): the same on its
+ * kernelopts= line; the block keeps its size ('#' padding), -ENOSPC if
+ * the new text does not fit. A file that is not such a block is left. */
+int vd_fixup_grubenv(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                     struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
+/* GRUB legacy (menu.lst, grub.conf): default 0, timeout 1, and on each
+ * kernel line root=/resume= -> UUID= and the NIC naming words. */
+int vd_fixup_grub_legacy(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                         struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err);
+
 /* Debian /etc/network/interfaces: the first non-loopback `inet`
  * stanza's interface is renamed to eth0 (its iface, auto and allow-*
  * lines), and if static it becomes `inet dhcp`, its

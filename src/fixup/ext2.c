@@ -1,7 +1,7 @@
 /*
- * Fixup inside an ext2/3/4 filesystem image, without a kernel mount:
- * vd_fixup_view() finds the partition file of a vdiskfs view that holds
- * /etc/fstab and runs the profile through libext2fs (e2fsprogs), the same
+ * Fixup inside an ext2/3/4 filesystem image, without a kernel mount: the
+ * view code (view.c) opens a partition or volume file of a vdiskfs view
+ * here and runs the profile through libext2fs (e2fsprogs), the same
  * library debugfs and e2fsck use. Paths are looked up from the
  * filesystem's own root inode, so the guest's absolute symlinks resolve
  * inside the guest.
@@ -14,8 +14,7 @@
  * mtime/ctime now); a backup is a new inode linked beside it with the same
  * mode and owner; a removal is a rename (link + unlink). libext2fs does not
  * write through the journal, so a filesystem whose journal needs recovery
- * is refused. Not supported: a separate /boot partition's grub.cfg (only
- * the root filesystem is edited), XFS/btrfs roots (use --root).
+ * is refused.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -282,122 +281,90 @@ static const struct vd_fx_fs_ops e2_ops = {
     .rename = e2_rename,
 };
 
-static int e2_cmp(const void *a, const void *b)
+int vd_fx_e2_has(const char *path, const char *file)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The view's partition files holding an ext2/3/4 filesystem with
- * /etc/fstab: the first, in name order, into path. */
-static int e2_find_root(const char *view, char *path, size_t cap, struct vd_error *err)
-{
-    DIR *dh = opendir(view);
-    if (!dh)
-        return vd_err(err, -errno, "fixup: %s: %s", view, strerror(errno));
-    char **names = NULL;
-    size_t n = 0;
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        unsigned d, p;
-        if (!vd_fx_view_name(de->d_name, &d, &p))
-            continue;
-        char **nl = realloc(names, (n + 1) * sizeof(*nl));
-        if (!nl || !(nl[n] = strdup(de->d_name))) {
-            if (nl)
-                names = nl;
-            rc = vd_err(err, -ENOMEM, "fixup: out of memory");
-            break;
-        }
-        names = nl;
-        n++;
-    }
-    closedir(dh);
-    qsort(names, n, sizeof(*names), e2_cmp);
-    bool found = false;
-    for (size_t i = 0; i < n && rc == 0 && !found; i++) {
-        snprintf(path, cap, "%s/%s", view, names[i]);
-        ext2_filsys fs;
-        if (ext2fs_open2(path, NULL, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs))
-            continue;
-        ext2_ino_t ino;
-        found = ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, "etc/fstab", &ino) == 0;
-        ext2fs_close_free(&fs);
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    if (rc == 0 && !found)
-        rc = vd_err(err, -ENOENT,
-                    "fixup: %s: no ext2/3/4 partition with /etc/fstab in this view; for other "
-                    "filesystems mount the root and use --root DIR",
-                    view);
-    return rc;
-}
-
-int vd_fixup_view(const char *view, const struct vd_fixup_devmap *m,
-                  const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
-                  struct vd_error *err)
-{
-    char path[4096];
-    bool dry = opts && opts->dry_run;
-    int rc = e2_find_root(view, path, sizeof(path), err);
-    if (rc < 0)
-        return rc;
-    if (!dry) {
-        int fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-            return vd_err(err,
-                          errno == EROFS || errno == EACCES || errno == EPERM ? -EROFS : -errno,
-                          "fixup: %s: the view is read-only (%s); mount it with vdiskfs -o rw, "
-                          "or mount the root filesystem and use --root DIR",
-                          path, strerror(errno));
-        close(fd);
-    }
     ext2_filsys fs;
-    errcode_t e = ext2fs_open2(path, NULL, (dry ? 0 : EXT2_FLAG_RW) | EXT2_FLAG_64BITS, 0, 0,
+    if (ext2fs_open2(path, NULL, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs))
+        return 0;
+    ext2_ino_t ino;
+    bool found = ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, file, &ino) == 0;
+    ext2fs_close_free(&fs);
+    return found;
+}
+
+int vd_fx_e2_open(const char *path, bool rw, struct vd_fx_fs **out, struct vd_error *err)
+{
+    ext2_filsys fs;
+    errcode_t e = ext2fs_open2(path, NULL, (rw ? EXT2_FLAG_RW : 0) | EXT2_FLAG_64BITS, 0, 0,
                                unix_io_manager, &fs);
     if (e)
         return vd_err(err, e2_errno(e), "fixup: %s: libext2fs cannot open it: %s", path,
                       error_message(e));
+    int rc = 0;
     if (ext2fs_has_feature_journal_needs_recovery(fs->super)) {
         rc = vd_err(err, -EBUSY,
-                    "fixup: %s: the journal needs recovery (the guest was not shut down "
-                    "cleanly); run e2fsck on it first",
+                    "fixup: %s: its journal holds changes not yet written: the filesystem is "
+                    "mounted elsewhere (a running guest, or a host mount of this view), or the "
+                    "guest was not shut down cleanly. Shut the guest down or unmount it; if it "
+                    "is in use nowhere, run e2fsck on the view file first",
                     path);
-        goto out_fs;
+        goto fail;
     }
-    if (!dry && (e = ext2fs_read_bitmaps(fs))) {
+    if (rw && (e = ext2fs_read_bitmaps(fs))) {
         rc = vd_err(err, e2_errno(e), "fixup: %s: reading bitmaps: %s", path, error_message(e));
-        goto out_fs;
+        goto fail;
     }
-    if (cb) {
-        char why[160];
-        snprintf(why, sizeof(why), "the root filesystem (ext2/3/4, edited with libext2fs)\n");
-        struct vd_fixup_change ch = {.path = path, .action = "root", .why = why};
-        cb(opaque, &ch);
+    struct vd_fx_fs *x = calloc(1, sizeof(*x) + sizeof(struct e2_fs) + strlen(path) + 1);
+    if (!x) {
+        rc = vd_err(err, -ENOMEM, "fixup: out of memory");
+        goto fail;
     }
-    struct e2_fs priv = {.fs = fs};
-    struct vd_fx_fs x = {.ops = &e2_ops, .label = path, .priv = &priv};
-    rc = vd_fx_fixup_fs(&x, m, opts, cb, opaque, err);
-out_fs:
-    e = ext2fs_close_free(&fs);
-    if (e && rc >= 0)
-        rc = vd_err(err, e2_errno(e), "fixup: %s: writing the filesystem's metadata: %s", path,
+    struct e2_fs *priv = (struct e2_fs *)(x + 1);
+    priv->fs = fs;
+    char *label = (char *)(priv + 1);
+    strcpy(label, path);
+    x->ops = &e2_ops;
+    x->label = label;
+    x->priv = priv;
+    *out = x;
+    return 0;
+fail:
+    ext2fs_close_free(&fs);
+    return rc;
+}
+
+int vd_fx_e2_close(struct vd_fx_fs *x, struct vd_error *err)
+{
+    if (!x)
+        return 0;
+    ext2_filsys fs = ((struct e2_fs *)x->priv)->fs;
+    errcode_t e = ext2fs_close_free(&fs);
+    int rc = 0;
+    if (e)
+        rc = vd_err(err, e2_errno(e), "fixup: %s: writing the filesystem's metadata: %s", x->label,
                     error_message(e));
+    free(x);
     return rc;
 }
 
 #else /* !HAVE_EXT2FS */
 
-int vd_fixup_view(const char *view, const struct vd_fixup_devmap *m,
-                  const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,
-                  struct vd_error *err)
+int vd_fx_e2_has(const char *path, const char *file)
+{
+    return 0;
+}
+
+int vd_fx_e2_open(const char *path, bool rw, struct vd_fx_fs **out, struct vd_error *err)
 {
     return vd_err(err, -ENOTSUP,
                   "fixup: %s: built without libext2fs; mount the root filesystem and use "
                   "--root DIR",
-                  view);
+                  path);
+}
+
+int vd_fx_e2_close(struct vd_fx_fs *x, struct vd_error *err)
+{
+    return 0;
 }
 
 #endif

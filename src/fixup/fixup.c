@@ -9,6 +9,9 @@
  *   etc/fstab                                  vd_fixup_fstab
  *   etc/default/grub                           vd_fixup_grub_default
  *   boot/grub/grub.cfg, boot/grub2/grub.cfg    vd_fixup_grub_cfg
+ *   boot/loader/entries/NAME.conf              vd_fixup_bls_entry
+ *   boot/grub2/grubenv, boot/grub/grubenv      vd_fixup_grubenv
+ *   boot/grub/menu.lst, boot/grub/grub.conf    vd_fixup_grub_legacy
  *   etc/network/interfaces                     vd_fixup_interfaces
  *   etc/sysconfig/network-scripts/ifcfg-*      vd_fixup_ifcfg
  *   etc/netplan/NAME.yaml                      vd_fixup_netplan
@@ -52,6 +55,9 @@ enum fixup_kind {
     FIX_FSTAB,
     FIX_GRUBDEF,
     FIX_GRUBCFG,
+    FIX_BLS,
+    FIX_GRUBENV,
+    FIX_LEGACY,
     FIX_IFACES,
     FIX_IFCFG,
     FIX_NETPLAN,
@@ -139,6 +145,15 @@ static int fixup_rewrite(struct fixup_ctx *c, struct fixup_plan *p, enum fixup_k
     case FIX_GRUBCFG:
         r = vd_fixup_grub_cfg(in, len, c->map, &p->new, &p->why, err);
         break;
+    case FIX_BLS:
+        r = vd_fixup_bls_entry(in, len, c->map, &p->new, &p->why, err);
+        break;
+    case FIX_GRUBENV:
+        r = vd_fixup_grubenv(in, len, c->map, &p->new, &p->why, err);
+        break;
+    case FIX_LEGACY:
+        r = vd_fixup_grub_legacy(in, len, c->map, &p->new, &p->why, err);
+        break;
     case FIX_IFACES:
         r = vd_fixup_interfaces(in, len, &c->nic, &p->new, &p->why, err);
         break;
@@ -185,7 +200,7 @@ static int fixup_file(struct fixup_ctx *c, const char *dir, const char *name, en
         return r;
     if (kind == FIX_FSTAB)
         c->boot_in_fstab = vd_fx_fstab_mounts(p->old.data, p->old.len, "/boot");
-    if (kind == FIX_GRUBCFG)
+    if (kind == FIX_GRUBCFG || kind == FIX_BLS || kind == FIX_LEGACY)
         c->grubcfg_seen = true;
     return fixup_rewrite(c, p, kind, err);
 }
@@ -324,6 +339,11 @@ int vd_fx_fixup_fs(struct vd_fx_fs *fs, const struct vd_fixup_devmap *m,
         (rc = fixup_file(c, "etc/default", "grub", FIX_GRUBDEF, err)) < 0 ||
         (rc = fixup_file(c, "boot/grub", "grub.cfg", FIX_GRUBCFG, err)) < 0 ||
         (rc = fixup_file(c, "boot/grub2", "grub.cfg", FIX_GRUBCFG, err)) < 0 ||
+        (rc = fixup_glob(c, "boot/loader/entries", "", ".conf", FIX_BLS, err)) < 0 ||
+        (rc = fixup_file(c, "boot/grub2", "grubenv", FIX_GRUBENV, err)) < 0 ||
+        (rc = fixup_file(c, "boot/grub", "grubenv", FIX_GRUBENV, err)) < 0 ||
+        (rc = fixup_file(c, "boot/grub", "menu.lst", FIX_LEGACY, err)) < 0 ||
+        (rc = fixup_file(c, "boot/grub", "grub.conf", FIX_LEGACY, err)) < 0 ||
         (rc = fixup_file(c, "etc/network", "interfaces", FIX_IFACES, err)) < 0 ||
         (rc = fixup_glob(c, "etc/sysconfig/network-scripts", "ifcfg-", "", FIX_IFCFG, err)) < 0 ||
         (rc = fixup_glob(c, "etc/netplan", "", ".yaml", FIX_NETPLAN, err)) < 0 ||
@@ -546,6 +566,35 @@ static const struct vd_fx_fs_ops host_ops = {
     .replace = host_replace,
     .rename = host_rename,
 };
+
+int vd_fx_host_open(const char *dir, struct vd_fx_fs **out, struct vd_error *err)
+{
+    struct vd_fx_fs *x = calloc(1, sizeof(*x) + sizeof(struct host_fs) + strlen(dir) + 1);
+    if (!x)
+        return vd_err(err, -ENOMEM, "fixup: out of memory");
+    struct host_fs *h = (struct host_fs *)(x + 1);
+    h->rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (h->rootfd < 0) {
+        int rc = vd_err(err, -errno, "fixup: %s: %s", dir, strerror(errno));
+        free(x);
+        return rc;
+    }
+    char *label = (char *)(h + 1);
+    strcpy(label, dir);
+    x->ops = &host_ops;
+    x->label = label;
+    x->priv = h;
+    *out = x;
+    return 0;
+}
+
+void vd_fx_host_close(struct vd_fx_fs *x)
+{
+    if (!x)
+        return;
+    close(((struct host_fs *)x->priv)->rootfd);
+    free(x);
+}
 
 int vd_fixup_root(const char *root, const struct vd_fixup_devmap *m,
                   const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,

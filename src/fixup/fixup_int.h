@@ -93,6 +93,17 @@ bool vd_fx_link_binds_mac(const char *buf, size_t len);
 /* A vdiskfs view file name: "disk.raw" -> (1, 0), "disk2-p3.raw" -> (2, 3). */
 bool vd_fx_view_name(const char *name, unsigned *disk, unsigned *part);
 
+/* ext2/3/4 images through libext2fs (ext2.c): whether path holds one
+ * with file (relative to its root); open it (read-only, or rw) as a
+ * vd_fx_fs, refusing a journal that needs recovery (-EBUSY); close,
+ * writing its metadata. */
+int vd_fx_e2_has(const char *path, const char *file);
+int vd_fx_e2_open(const char *path, bool rw, struct vd_fx_fs **out, struct vd_error *err);
+int vd_fx_e2_close(struct vd_fx_fs *fs, struct vd_error *err);
+/* A host folder as a vd_fx_fs (fixup.c; paths resolved inside it). */
+int vd_fx_host_open(const char *dir, struct vd_fx_fs **out, struct vd_error *err);
+void vd_fx_host_close(struct vd_fx_fs *fs);
+
 /* Run the profile over fs (see vd_fixup_root). */
 int vd_fx_fixup_fs(struct vd_fx_fs *fs, const struct vd_fixup_devmap *m,
                    const struct vd_fixup_opts *opts, vd_fixup_report_cb cb, void *opaque,

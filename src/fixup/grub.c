@@ -351,3 +351,181 @@ int vd_fixup_grub_cfg(const char *buf, size_t len, const struct vd_fixup_devmap 
         return vd_fx_oom(err, GRUBCFG);
     return changed;
 }
+
+/* ---- BLS entries, grubenv, GRUB legacy ---- */
+
+static const char BLS[] = "BLS entry", GRUBENV[] = "grubenv", LEGACY[] = "GRUB legacy menu";
+
+/* The words of a kernel command line that starts at l->s + start: root=
+ * and resume= device names to UUID=, then the NIC naming words (unless
+ * ifnames is false). The whole line goes to out, without its end. */
+static int grub_cmdline(const struct vd_fx_line *l, size_t start, const struct vd_fixup_devmap *m,
+                        bool ifnames, struct vd_fixup_buf *out, struct vd_fixup_buf *why)
+{
+    struct vd_fx_line tail = *l;
+    tail.s = l->s + start;
+    tail.len = l->len - start;
+    struct vd_fixup_buf tmp = {0};
+    int rc = vd_fx_put(out, l->s, start) < 0 ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = grub_cfg_devices(&tail, m, ifnames ? &tmp : out, why);
+    if (rc >= 0 && ifnames) {
+        int r2 = grub_line_ifnames(&tmp, false, l->no, out, why);
+        rc = r2 < 0 ? r2 : rc | r2;
+    }
+    vd_fixup_buf_free(&tmp);
+    return rc;
+}
+
+int vd_fixup_bls_entry(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                       struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err)
+{
+    int rc = vd_fx_check_text(buf, len, BLS, err);
+    if (rc < 0)
+        return rc;
+    vd_fx_begin(out, why);
+    bool changed = false;
+    size_t pos = 0;
+    struct vd_fx_line l = {0};
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
+        struct vd_fx_fields f;
+        vd_fx_split(l.s, l.len, &f);
+        if (f.n >= 2 && l.s[0] != '#' && vd_fx_field_is(l.s, &f, 0, "options")) {
+            /* RHEL 8 entries read "options $kernelopts ...": the words
+             * then go into grubenv's kernelopts (vd_fixup_grubenv) */
+            bool from_env = memmem(l.s, l.len, "$kernelopts", 11) != NULL;
+            rc = grub_cmdline(&l, f.off[1], m, !from_env, out, why);
+            if (rc < 0 || vd_fx_puts(out, l.eol) < 0)
+                return vd_fx_oom(err, BLS);
+            changed |= rc > 0;
+            continue;
+        }
+        if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, BLS);
+    }
+    if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
+        return vd_fx_oom(err, BLS);
+    return changed;
+}
+
+int vd_fixup_grubenv(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                     struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err)
+{
+    int rc = vd_fx_check_text(buf, len, GRUBENV, err);
+    if (rc < 0)
+        return rc;
+    /* grub-editenv's block: "# GRUB Environment Block\n", name=value
+     * lines, then '#' up to its size (1024 bytes), which GRUB reads as a
+     * whole and which must keep its size. */
+    static const char head[] = "# GRUB Environment Block\n";
+    if (len < sizeof(head) - 1 || memcmp(buf, head, sizeof(head) - 1)) {
+        vd_fx_begin(out, why);
+        if (vd_fx_put(out, buf, len) < 0 || vd_fx_put(why, "", 0) < 0)
+            return vd_fx_oom(err, GRUBENV);
+        return 0; /* not an environment block: leave it */
+    }
+    size_t body = len;
+    while (body > 0 && buf[body - 1] == '#')
+        body--;
+    if (body < sizeof(head) - 1 || buf[body - 1] != '\n')
+        body = len; /* no padding run of its own */
+    vd_fx_begin(out, why);
+    bool changed = false;
+    size_t pos = 0;
+    struct vd_fx_line l = {0};
+    while (vd_fx_next_line(buf, body, &pos, &l)) {
+        if (vd_fx_starts(l.s, l.len, "kernelopts=")) {
+            rc = grub_cmdline(&l, 11, m, true, out, why);
+            if (rc < 0 || vd_fx_puts(out, l.eol) < 0)
+                return vd_fx_oom(err, GRUBENV);
+            changed |= rc > 0;
+            continue;
+        }
+        if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, GRUBENV);
+    }
+    if (changed && out->len > len)
+        return vd_err(err, -ENOSPC,
+                      "fixup: grubenv: the edited block needs %zu bytes, more than its %zu; "
+                      "shorten kernelopts (grub2-editenv) and run fixup again",
+                      out->len, len);
+    while (out->len < len)
+        if (vd_fx_puts(out, "#") < 0)
+            return vd_fx_oom(err, GRUBENV);
+    if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
+        return vd_fx_oom(err, GRUBENV);
+    if (!changed && (out->len != len || memcmp(out->data, buf, len))) {
+        /* a block we would only re-pad: leave it byte for byte */
+        vd_fx_begin(out, why);
+        if (vd_fx_put(out, buf, len) < 0 || vd_fx_put(why, "", 0) < 0)
+            return vd_fx_oom(err, GRUBENV);
+    }
+    return changed;
+}
+
+/* A GRUB legacy "key value" or "key=value" line: the value span. */
+static bool legacy_kv(const char *s, size_t n, const char *key, const char **v, size_t *vn)
+{
+    size_t kn = strlen(key);
+    if (n <= kn || memcmp(s, key, kn) || (s[kn] != ' ' && s[kn] != '\t' && s[kn] != '='))
+        return false;
+    size_t i = kn;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '='))
+        i++;
+    size_t e = n;
+    while (e > i && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+        e--;
+    *v = s + i;
+    *vn = e - i;
+    return true;
+}
+
+int vd_fixup_grub_legacy(const char *buf, size_t len, const struct vd_fixup_devmap *m,
+                         struct vd_fixup_buf *out, struct vd_fixup_buf *why, struct vd_error *err)
+{
+    int rc = vd_fx_check_text(buf, len, LEGACY, err);
+    if (rc < 0)
+        return rc;
+    vd_fx_begin(out, why);
+    bool changed = false;
+    size_t pos = 0;
+    struct vd_fx_line l = {0};
+    while (vd_fx_next_line(buf, len, &pos, &l)) {
+        size_t ind = vd_fx_indent(l.s, l.len);
+        const char *s = l.s + ind, *v;
+        size_t n = l.len - ind, vn;
+        if (n && s[0] == '#')
+            goto copy;
+        bool is_def = legacy_kv(s, n, "default", &v, &vn);
+        if (is_def || legacy_kv(s, n, "timeout", &v, &vn)) {
+            bool keep = is_def ? vn == 1 && v[0] == '0' : grub_timeout_small(v, vn);
+            if (!keep) {
+                if (vd_fx_put(out, l.s, (size_t)(v - l.s)) < 0 ||
+                    vd_fx_printf(out, "%u%s", is_def ? 0 : VD_FIXUP_GRUB_TIMEOUT, l.eol) < 0 ||
+                    vd_fx_printf(why, "line %u: %.*s -> %u (%s)\n", l.no, (int)(n > 80 ? 80 : n), s,
+                                 is_def ? 0 : VD_FIXUP_GRUB_TIMEOUT,
+                                 is_def ? "boot the first menu entry"
+                                        : "do not wait at a boot menu nobody sees") < 0)
+                    return vd_fx_oom(err, LEGACY);
+                changed = true;
+                continue;
+            }
+            goto copy;
+        }
+        struct vd_fx_fields f;
+        vd_fx_split(l.s, l.len, &f);
+        if (f.n >= 3 && vd_fx_field_is(l.s, &f, 0, "kernel")) {
+            rc = grub_cmdline(&l, f.off[2], m, true, out, why);
+            if (rc < 0 || vd_fx_puts(out, l.eol) < 0)
+                return vd_fx_oom(err, LEGACY);
+            changed |= rc > 0;
+            continue;
+        }
+    copy:
+        if (vd_fx_put(out, l.s, l.len) < 0 || vd_fx_puts(out, l.eol) < 0)
+            return vd_fx_oom(err, LEGACY);
+    }
+    if (vd_fx_put(out, "", 0) < 0 || vd_fx_put(why, "", 0) < 0)
+        return vd_fx_oom(err, LEGACY);
+    return changed;
+}

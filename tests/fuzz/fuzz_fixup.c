@@ -1,7 +1,8 @@
 /*
  * Fuzz the fixup rewriters (include/vdisk/fixup.h): every input goes
  * through fstab, /etc/default/grub, grub.cfg, interfaces, ifcfg, netplan,
- * systemd-networkd and NetworkManager keyfile rewriters; each result goes through the diff against
+ * systemd-networkd, NetworkManager keyfile, BLS entry, grubenv and GRUB
+ * legacy rewriters; each result goes through the diff against
  * the input and must be a fixed point of a second pass (the rewriters are idempotent). The device
  * path parser gets the input too.
  */
@@ -39,8 +40,14 @@ static int fuzz_rewrite(int k, const char *in, size_t len, struct vd_fixup_buf *
         return vd_fixup_netplan(in, len, NULL, out, why, err);
     case 6:
         return vd_fixup_networkd(in, len, NULL, out, why, err);
-    default:
+    case 7:
         return vd_fixup_nmconnection(in, len, out, why, err);
+    case 8:
+        return vd_fixup_bls_entry(in, len, &fuzz_map, out, why, err);
+    case 9:
+        return vd_fixup_grubenv(in, len, &fuzz_map, out, why, err);
+    default:
+        return vd_fixup_grub_legacy(in, len, &fuzz_map, out, why, err);
     }
 }
 
@@ -68,7 +75,7 @@ static void fuzz_one(int k, const char *in, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < 11; k++)
         fuzz_one(k, in, size);
     unsigned d, p;
     (void)vd_fixup_parse_devpath(in, size, &d, &p);

@@ -15,7 +15,8 @@ cleanup() {
     for m in "${MOUNTS[@]}"; do
         umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
-    rm -rf "$T"
+    # VD_KEEP_T=1 keeps the temporary folder to look at after a failure.
+    if [ "${VD_KEEP_T:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 

@@ -316,7 +316,7 @@ set +e
 rc=$?
 set -e
 assert_eq "$rc" 1 "exit status on a read-only view"
-assert_eq "$(cat "$T/vro.err")" "vdisk: fixup: $T/ro/vm/disk-p1.raw: the view is read-only (Read-only file system); mount it with vdiskfs -o rw, or mount the root filesystem and use --root DIR" "read-only view message"
+assert_eq "$(cat "$T/vro.err")" "vdisk: fixup: $T/ro/vm/disk-p1.raw: the view is read-only (Read-only file system); mount the source with vdiskfs -o overlay=FILE (any source; the edits go to FILE, the source stays untouched) or -o rw (a local VMDK, VHD, VHDX or raw file, edited in place), or mount the root filesystem and use --root DIR" "read-only view message"
 vumount "$T/ro"
 assert_eq "$(sha "$T/vm.raw")" "$sum_before" "a read-only view run changed the disk"
 
