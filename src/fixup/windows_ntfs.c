@@ -269,8 +269,11 @@ int vd_fixup_windows_view(const char *view, const struct vd_fixup_opts *opts, vd
         if (fd < 0)
             return vd_err(err,
                           errno == EROFS || errno == EACCES || errno == EPERM ? -EROFS : -errno,
-                          "fixup: %s: the view is read-only (%s); mount it with vdiskfs -o rw, "
-                          "or mount the NTFS with ntfs-3g and use --root DIR",
+                          "fixup: %s: the view is read-only (%s); mount the source with "
+                          "vdiskfs -o overlay=FILE (any source; the edits go to FILE, the "
+                          "source stays untouched) or -o rw (a local VMDK, VHD, VHDX or raw "
+                          "file, edited in place), or mount the NTFS with ntfs-3g and use "
+                          "--root DIR",
                           path, strerror(errno));
         close(fd);
     }

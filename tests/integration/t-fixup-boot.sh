@@ -5,7 +5,10 @@
 # instance where it is /dev/nvme0n1. Before fixup the initramfs cannot
 # find its root; after `vdisk fixup VIEW` (libext2fs through a vdiskfs -o rw
 # mount) it boots, with root and swap found by UUID, the absent /data
-# skipped (nofail) and no failed units.
+# skipped (nofail) and no failed units. Its network is an ifupdown static
+# stanza for ens192 (VMware's name for the first vmxnet3 NIC): after fixup
+# the NIC, which QEMU's virtio-net would call ens3, is eth0 (net.ifnames=0)
+# and gets a DHCP lease from QEMU's user network, networking.service active.
 #
 # Slow and needs the Debian mirror (debootstrap, about 3 minutes, plus two
 # boots under emulation), so it runs only with VD_SLOW_TESTS=1. Set
@@ -20,7 +23,8 @@ SWAP_UUID=66666666-7777-4888-9999-aaaaaaaaaaaa
 BASE=${VD_FIXUP_BOOT_ROOT:-$T/base}
 if [ ! -x "$BASE/sbin/init" ]; then
     MIRROR=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-    debootstrap --variant=minbase --include=linux-image-amd64,systemd-sysv,udev,ifupdown \
+    debootstrap --variant=minbase \
+        --include=linux-image-amd64,systemd-sysv,udev,ifupdown,isc-dhcp-client,iproute2 \
         bookworm "$BASE" "${MIRROR:-http://deb.debian.org/debian}" > "$T/debootstrap.log" 2>&1 ||
         skip "debootstrap failed (no mirror?): $(tail -1 "$T/debootstrap.log")"
 fi
@@ -36,6 +40,18 @@ cat > "$R/etc/fstab" <<'F'
 /dev/sda2       none            swap    sw              0       0
 /dev/sdb1       /data           ext4    defaults        0       2
 F
+cat > "$R/etc/network/interfaces" <<'F'
+# as the Debian installer writes it on VMware, with a static address
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+
+auto ens192
+iface ens192 inet static
+	address 192.168.10.5/24
+	gateway 192.168.10.1
+F
 mkdir -p "$R/boot/grub" "$R/data"
 cat > "$R/boot/grub/grub.cfg" <<F
 set default="\${saved_entry}"
@@ -48,12 +64,12 @@ F
 cat > "$R/etc/systemd/system/vdisk-marker.service" <<'F'
 [Unit]
 Description=report the boot on ttyS0 and power off
-After=local-fs.target swap.target
+After=local-fs.target swap.target networking.service
 [Service]
 Type=oneshot
 StandardOutput=tty
 TTYPath=/dev/ttyS0
-ExecStart=/bin/sh -c 'echo "VDISK-MARKER root=$(findmnt -n -o SOURCE /) swap=$(tail -n +2 /proc/swaps | cut -d" " -f1) data=$(findmnt -n -o SOURCE /data || echo unmounted) failed=$(systemctl --failed --no-legend | wc -l)"; systemctl --no-block poweroff'
+ExecStart=/bin/sh -c 'for i in $(seq 90); do ip -4 -o addr show dev eth0 2>/dev/null | grep -q "inet 10[.]0[.]2[.]" && break; sleep 1; done; echo "VDISK-MARKER root=$(findmnt -n -o SOURCE /) swap=$(tail -n +2 /proc/swaps | cut -d" " -f1) data=$(findmnt -n -o SOURCE /data || echo unmounted) failed=$(systemctl --failed --no-legend | wc -l) eth0=$(ip -4 -o addr show dev eth0 2>/dev/null | grep -o "10[.]0[.]2[.]" | head -1) networking=$(systemctl is-active networking)"; systemctl --no-block poweroff'
 [Install]
 WantedBy=multi-user.target
 F
@@ -86,7 +102,8 @@ boot() {
     : > "$log"
     qemu-system-x86_64 -m 1024 -display none -no-reboot -serial "file:$log" \
         -kernel "$K" -initrd "$I" -append "$(cmdline "$disk")" \
-        -drive "file=$disk,format=raw,if=virtio" > "$log.qemu" 2>&1 &
+        -drive "file=$disk,format=raw,if=virtio" -nic user,model=virtio-net-pci \
+        > "$log.qemu" 2>&1 &
     pid=$!
     for i in $(seq 1 1800); do
         grep -aq "$pattern" "$log" && break
@@ -106,11 +123,15 @@ vmount "$T/mnt" -o rw "$T/vm.raw"
 "$VDISK" fixup "$T/mnt/vm" > "$T/fixup.out" || fail "fixup: $(cat "$T/fixup.out")"
 vumount "$T/mnt"
 assert_eq "$(cmdline "$T/vm.raw")" \
-    "root=UUID=$ROOT_UUID ro resume=UUID=$SWAP_UUID console=ttyS0 rootdelay=10" "grub.cfg command line"
+    "root=UUID=$ROOT_UUID ro resume=UUID=$SWAP_UUID console=ttyS0 rootdelay=10 net.ifnames=0 biosdevname=0" \
+    "grub.cfg command line"
+grep -q "ens192 -> eth0" "$T/fixup.out" || fail "fixup did not rename ens192: $(cat "$T/fixup.out")"
 
 # After: it boots, root and swap by UUID on vda, /data skipped, nothing failed.
 boot "$T/vm.raw" "$T/after.log" "VDISK-MARKER"
 got=$(grep -a "VDISK-MARKER" "$T/after.log" | tr -d '\r' || true)
 [ -n "$got" ] || fail "no marker from the guest after fixup: $(tail -c 600 "$T/after.log")"
-assert_eq "$got" "VDISK-MARKER root=/dev/vda1 swap=/dev/vda2 data=unmounted failed=0" "boot after fixup"
+assert_eq "$got" \
+    "VDISK-MARKER root=/dev/vda1 swap=/dev/vda2 data=unmounted failed=0 eth0=10.0.2. networking=active" \
+    "boot after fixup"
 echo PASS

@@ -309,7 +309,7 @@ grep -qxF "dry run: 1 file would change; nothing was written" "$T/wvdry.out" ||
 rc=0
 "$VDISK" fixup "$T/wro/wvm" > /dev/null 2> "$T/wvro.err" || rc=$?
 assert_eq "$rc" 1 "exit status on a read-only view"
-assert_eq "$(cat "$T/wvro.err")" "vdisk: fixup: $T/wro/wvm/disk-p1.raw: the view is read-only (Read-only file system); mount it with vdiskfs -o rw, or mount the NTFS with ntfs-3g and use --root DIR" \
+assert_eq "$(cat "$T/wvro.err")" "vdisk: fixup: $T/wro/wvm/disk-p1.raw: the view is read-only (Read-only file system); mount the source with vdiskfs -o overlay=FILE (any source; the edits go to FILE, the source stays untouched) or -o rw (a local VMDK, VHD, VHDX or raw file, edited in place), or mount the NTFS with ntfs-3g and use --root DIR" \
     "read-only view message"
 vumount "$T/wro"
 assert_eq "$(sha "$T/wvm.raw")" "$sum_before" "a read-only view run changed the disk"
