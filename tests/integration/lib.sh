@@ -86,3 +86,26 @@ vumount() {
 }
 
 assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: got '$1', expected '$2'"; }
+
+# The Debian guest tree the boot tests share: VD_FIXUP_BOOT_ROOT when set
+# (scripts/test.sh sets one per checkout), else one in $T. Made once with
+# debootstrap (about 3 minutes); a stamp names the package list, so a tree
+# made with another list is made again. A lock keeps parallel tests from
+# making it twice. Prints its path; returns 77 (with the reason on stderr)
+# when the mirror cannot be reached.
+DEBIAN_BASE_PKGS=linux-image-amd64,systemd-sysv,udev,ifupdown,isc-dhcp-client,iproute2,lvm2,xfsprogs,netplan.io
+debian_base() {
+    local base=${VD_FIXUP_BOOT_ROOT:-$T/base} mirror
+    mkdir -p "$(dirname "$base")"
+    (
+        flock 9
+        [ "$(cat "$base/.vdisk-base" 2>/dev/null)" = "$DEBIAN_BASE_PKGS" ] && exit 0
+        rm -rf "$base"
+        mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
+        debootstrap --variant=minbase --include="$DEBIAN_BASE_PKGS" bookworm "$base" \
+            "${mirror:-http://deb.debian.org/debian}" > "$T/debootstrap.log" 2>&1 ||
+            { echo "SKIP: debootstrap failed (no mirror?): $(tail -1 "$T/debootstrap.log")" >&2; exit 77; }
+        echo "$DEBIAN_BASE_PKGS" > "$base/.vdisk-base"
+    ) 9> "$base.lock" || return $?
+    echo "$base"
+}

@@ -20,14 +20,7 @@ need_fuse
 
 ROOT_UUID=11111111-2222-4333-8444-555555555555
 SWAP_UUID=66666666-7777-4888-9999-aaaaaaaaaaaa
-BASE=${VD_FIXUP_BOOT_ROOT:-$T/base}
-if [ ! -x "$BASE/sbin/init" ]; then
-    MIRROR=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-    debootstrap --variant=minbase \
-        --include=linux-image-amd64,systemd-sysv,udev,ifupdown,isc-dhcp-client,iproute2 \
-        bookworm "$BASE" "${MIRROR:-http://deb.debian.org/debian}" > "$T/debootstrap.log" 2>&1 ||
-        skip "debootstrap failed (no mirror?): $(tail -1 "$T/debootstrap.log")"
-fi
+BASE=$(debian_base) || exit $?
 K=$(ls "$BASE"/boot/vmlinuz-* | head -1)
 I=$(ls "$BASE"/boot/initrd.img-* | head -1)
 [ -f "$K" ] && [ -f "$I" ] || fail "no kernel/initrd in $BASE/boot"
