@@ -126,6 +126,8 @@ stripes = ["pv0", 0]
 }
 }
 }
+contents = "Text Format Volume Group"
+version = 1
 F
 L=$(losetup -f --show -o "$P2OFF" --sizelimit "$P2SIZE" "$T/vm.raw") || fail "losetup"
 pvcreate -q -ff -y --devices "$L" --uuid "$PV_UUID" --restorefile "$T/vg0.meta" "$L" > "$T/lvm.log" 2>&1 &&
