@@ -265,6 +265,14 @@ static int guest_scan_lvm(struct vd_guest *g, struct vd_error *err)
             continue;
         if (g->pvs[g->npv].meta_error && guest_warn(g, "%s", g->pvs[g->npv].meta_error) < 0)
             return vd_err(err, -ENOMEM, "out of memory");
+        /* The label's own idea of the PV's size: larger means the disk was
+         * cut short (LVs on the missing part are refused by lvm.c). */
+        if (g->pvs[g->npv].hdr_size > d->pub.size &&
+            guest_warn(g,
+                       "lvm: %s: the PV label says the device is %" PRIu64
+                       " bytes but it has %" PRIu64 " (a truncated disk?)",
+                       d->name, g->pvs[g->npv].hdr_size, d->pub.size) < 0)
+            return vd_err(err, -ENOMEM, "out of memory");
         g->pvdev[g->npv++] = d;
     }
     int r = vd_lvm_assemble(g->pvs, g->npv, &g->lvm, err);
