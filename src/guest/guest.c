@@ -440,6 +440,8 @@ int vd_bdev_map(const struct vd_bdev *b, uint64_t off, uint64_t len, struct vd_i
 {
     struct guest_dev *d = gdev(b);
     uint64_t end;
+    if (b->unsupported) /* before the size check: its size is 0 */
+        return vd_err(err, -ENOTSUP, "guest: %s: not readable: %s", d->name, b->unsupported);
     if (len == 0 || ck_add(off, len, &end) || end > b->size)
         return vd_err(err, -EINVAL,
                       "guest: %s: range of %" PRIu64 " bytes at %" PRIu64
@@ -451,8 +453,6 @@ int vd_bdev_map(const struct vd_bdev *b, uint64_t off, uint64_t len, struct vd_i
         *run = len;
         return 0;
     }
-    if (b->unsupported)
-        return vd_err(err, -ENOTSUP, "guest: %s: not readable: %s", d->name, b->unsupported);
     size_t dev;
     uint64_t dev_off;
     int r = vd_lvm_map(d->lv, off, len, &dev, &dev_off, run, err);
