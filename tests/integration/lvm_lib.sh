@@ -23,12 +23,14 @@ need_lvm() {
     [[ $help == *--restorefile* ]] || skip "pvcreate has no --restorefile"
 }
 
-# loop FILE OFFSET SIZE: a loop device over a window of FILE
+# loop VAR FILE OFFSET SIZE: a loop device over a window of FILE, its
+# name in VAR. Not `v=$(loop ...)`: in a command substitution the device
+# would not reach LOOPS, and the cleanup would leave it attached.
 loop() {
     local l
-    l=$(losetup -f --show -o "$2" --sizelimit "$3" "$1") || fail "losetup $1"
+    l=$(losetup -f --show -o "$3" --sizelimit "$4" "$2") || fail "losetup $2"
     LOOPS+=("$l")
-    echo "$l"
+    printf -v "$1" %s "$l"
 }
 
 # part_off IMG N / part_size IMG N: bytes, from sfdisk (not from us)
