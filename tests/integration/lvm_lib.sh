@@ -5,6 +5,11 @@
 # (../shared/NOTES.md, "LVM without device-mapper"). The LV's bytes are then
 # written by the test itself at pe_start plus the extents.
 export LVM_SUPPRESS_FD_WARNINGS=1
+# Our own lvm.conf: no metadata backups or archives in the host's
+# /etc/lvm for the test VGs.
+mkdir -p "$T/lvmconf"
+printf 'backup {\n backup = 0\n archive = 0\n}\n' > "$T/lvmconf/lvm.conf"
+export LVM_SYSTEM_DIR=$T/lvmconf
 LOOPS=()
 lvm_cleanup() {
     local l
