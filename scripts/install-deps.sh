@@ -21,6 +21,9 @@ PKGS=(
   btrfs-progs
   # tests: the fixup boot oracle (t-fixup-boot) builds and boots a guest
   debootstrap qemu-system-x86
+  # tests: LVM test disks (pvcreate --restorefile, vgcfgrestore) and the two
+  # independent readers of their mapping (lvs, vslvminfo); t-lvm*
+  lvm2 libvslvm-utils
 )
 missing=()
 for p in "${PKGS[@]}"; do
