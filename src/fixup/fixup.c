@@ -14,6 +14,9 @@
  *   boot/grub/menu.lst, boot/grub/grub.conf    vd_fixup_grub_legacy
  *   etc/network/interfaces                     vd_fixup_interfaces
  *   etc/sysconfig/network-scripts/ifcfg-*      vd_fixup_ifcfg
+ *   etc/sysconfig/network/ifcfg-*              vd_fixup_ifcfg, SUSE wicked:
+ *                                              the primary one renamed to
+ *                                              ifcfg-eth0
  *   etc/netplan/NAME.yaml                      vd_fixup_netplan
  *   etc/systemd/network/NAME.network           vd_fixup_networkd
  *   etc/NetworkManager/system-connections/NAME vd_fixup_nmconnection
@@ -60,6 +63,7 @@ enum fixup_kind {
     FIX_LEGACY,
     FIX_IFACES,
     FIX_IFCFG,
+    FIX_WICKED,
     FIX_NETPLAN,
     FIX_NETWORKD,
     FIX_NMCONN,
@@ -71,6 +75,7 @@ struct fixup_plan {
     char name[256]; /* file name within dir */
     char path[400]; /* "/etc/fstab", for reports */
     bool remove;
+    char rename_to[64]; /* with remove: the new content goes to this name */
     struct vd_fx_file old;
     struct vd_fixup_buf new, why;
 };
@@ -128,6 +133,48 @@ static int fixup_load(struct fixup_ctx *c, const char *dir, const char *name,
     return 1;
 }
 
+/* SUSE wicked (/etc/sysconfig/network/ifcfg-NAME): the ifcfg rewriter's
+ * edits, but the interface is named by the file, not by DEVICE= (which
+ * wicked does not read). So the primary interface's file is renamed to
+ * ifcfg-eth0: the plan keeps the old one as its backup and writes the
+ * new text under the new name. */
+static int fixup_wicked(struct fixup_ctx *c, struct fixup_plan *p, struct vd_error *err)
+{
+    struct vd_fixup_nic named = {.taken = true}; /* no DEVICE= edits */
+    int r = vd_fixup_ifcfg(p->old.data, p->old.len, &named, &p->new, &p->why, err);
+    if (r < 0)
+        return r;
+    const char *x = p->name + 6; /* after "ifcfg-" */
+    bool dhcp = r > 0 || strstr(p->old.data, "BOOTPROTO='dhcp") ||
+                strstr(p->old.data, "BOOTPROTO=\"dhcp") || strstr(p->old.data, "BOOTPROTO=dhcp");
+    bool kname = !strncmp(x, "eth", 3) && x[3] && strspn(x + 3, "0123456789") == strlen(x + 3);
+    if (!dhcp)
+        return r; /* a bridge, bond or other file the rewriter left alone */
+    struct vd_fx_file other = {0};
+    bool other_link = false;
+    int e = c->fs->ops->load(c->fs, p->dir, "ifcfg-" VD_FIXUP_NIC, &other, &other_link, err);
+    free(other.data);
+    if (e < 0)
+        return e;
+    if (!c->nic.taken && strcmp(x, VD_FIXUP_NIC) != 0 && e == 0 && !other_link) {
+        c->nic.taken = true;
+        p->remove = true;
+        snprintf(p->rename_to, sizeof(p->rename_to), "ifcfg-" VD_FIXUP_NIC);
+        if (vd_fx_puts(&p->why, "renamed to ifcfg-" VD_FIXUP_NIC
+                                " (the new machine's first NIC; wicked names the interface "
+                                "after the file)\n") < 0)
+            return vd_fx_oom(err, p->path);
+        return 1;
+    }
+    c->nic.taken = true;
+    if (!kname && vd_fx_printf(&p->why,
+                               "warning: %s: the new machine will have no interface of that name "
+                               "(its NICs are eth0, eth1...); left as is\n",
+                               x) < 0)
+        return vd_fx_oom(err, p->path);
+    return r;
+}
+
 /* Run one rewriter over the plan; drop the plan if nothing changed. */
 static int fixup_rewrite(struct fixup_ctx *c, struct fixup_plan *p, enum fixup_kind kind,
                          struct vd_error *err)
@@ -159,6 +206,9 @@ static int fixup_rewrite(struct fixup_ctx *c, struct fixup_plan *p, enum fixup_k
         break;
     case FIX_IFCFG:
         r = vd_fixup_ifcfg(in, len, &c->nic, &p->new, &p->why, err);
+        break;
+    case FIX_WICKED:
+        r = fixup_wicked(c, p, err);
         break;
     case FIX_NETPLAN:
         r = vd_fixup_netplan(in, len, &c->nic, &p->new, &p->why, err);
@@ -289,15 +339,20 @@ static int fixup_backup(struct fixup_ctx *c, struct fixup_plan *p, char *bname, 
 static int fixup_apply(struct fixup_ctx *c, struct fixup_plan *p, bool dry_run,
                        struct vd_error *err)
 {
+    char renamed[96];
+    snprintf(renamed, sizeof(renamed), "renamed to %s", p->rename_to);
     struct vd_fixup_change ch = {.path = p->path,
-                                 .action = p->remove ? "removed" : "rewritten",
+                                 .action = p->rename_to[0] ? renamed
+                                           : p->remove     ? "removed"
+                                                           : "rewritten",
                                  .why = p->why.data ? p->why.data : ""};
+    bool gone = p->remove && !p->rename_to[0];
     char bname[300];
     int r;
     if (dry_run) {
         struct vd_fixup_buf diff = {0};
-        r = vd_fixup_diff(p->old.data, p->old.len, p->remove ? "" : p->new.data,
-                          p->remove ? 0 : p->new.len, &diff, err);
+        r = vd_fixup_diff(p->old.data, p->old.len, gone ? "" : p->new.data, gone ? 0 : p->new.len,
+                          &diff, err);
         if (r < 0)
             return r;
         ch.diff = diff.data;
@@ -310,7 +365,16 @@ static int fixup_apply(struct fixup_ctx *c, struct fixup_plan *p, bool dry_run,
     if (r < 0)
         return r;
     ch.backup = bname;
-    if (!p->remove) {
+    if (p->rename_to[0]) {
+        r = c->fs->ops->create(c->fs, p->dir, p->rename_to, p->new.data, p->new.len, &p->old, err);
+        if (r == -EEXIST)
+            r = vd_err(err, -EEXIST,
+                       "fixup: %s/%s exists already, so %s was not renamed to it (its original "
+                       "is kept as %s); merge the two by hand",
+                       p->dir, p->rename_to, p->path, bname);
+        if (r < 0)
+            return r;
+    } else if (!p->remove) {
         r = c->fs->ops->replace(c->fs, p->dir, p->name, p->new.data, p->new.len, &p->old, err);
         if (r < 0)
             return r;
@@ -346,6 +410,7 @@ int vd_fx_fixup_fs(struct vd_fx_fs *fs, const struct vd_fixup_devmap *m,
         (rc = fixup_file(c, "boot/grub", "grub.conf", FIX_LEGACY, err)) < 0 ||
         (rc = fixup_file(c, "etc/network", "interfaces", FIX_IFACES, err)) < 0 ||
         (rc = fixup_glob(c, "etc/sysconfig/network-scripts", "ifcfg-", "", FIX_IFCFG, err)) < 0 ||
+        (rc = fixup_glob(c, "etc/sysconfig/network", "ifcfg-", "", FIX_WICKED, err)) < 0 ||
         (rc = fixup_glob(c, "etc/netplan", "", ".yaml", FIX_NETPLAN, err)) < 0 ||
         (rc = fixup_glob(c, "etc/systemd/network", "", ".network", FIX_NETWORKD, err)) < 0 ||
         (rc = fixup_glob(c, "etc/NetworkManager/system-connections", "", "", FIX_NMCONN, err)) <

@@ -27,7 +27,8 @@
  * struct vd_fixup_nic makes sure only one configuration is renamed.
  * Configurations bound to other names get a "warning: " line
  * (docs/fixup.md, "Interface names").
- * Not handled: IPv6 static stanzas, SUSE wicked, YAML flow mappings
+ * SUSE wicked files (ifcfg format, named by the file) are renamed by
+ * fixup.c. Not handled: IPv6 static stanzas, YAML flow mappings
  * ({...}) for whole interfaces.
  */
 #include <errno.h>

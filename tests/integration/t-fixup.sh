@@ -276,6 +276,24 @@ assert_eq "$(cat "$T/g3/etc/vdisk-fixup-test-net/interfaces")" "$(printf 'auto e
 [ -f "$T/g3/etc/vdisk-fixup-test-net/interfaces.vdisk.orig" ] || fail "no backup behind the symlink"
 [ ! -e /etc/vdisk-fixup-test-net ] || fail "fixup wrote on the host"
 
+# --- SUSE wicked: the interface is named by the file, which is renamed
+mkdir -p "$T/g4/etc/sysconfig/network"
+printf 'UUID=%s / ext4 defaults 0 1\n' "$ROOT_UUID" > "$T/g4/etc/fstab"
+printf "BOOTPROTO='static'\nSTARTMODE='auto'\nIPADDR='192.168.1.5/24'\nNAME='VMXNET3 Ethernet'\n" \
+    > "$T/g4/etc/sysconfig/network/ifcfg-ens192"
+printf "BOOTPROTO='static'\nIPADDR='127.0.0.1/8'\n" > "$T/g4/etc/sysconfig/network/ifcfg-lo"
+"$VDISK" fixup --root "$T/g4" --disk "$T/disk.raw" > "$T/g4.out" || fail "wicked: $(cat "$T/g4.out")"
+grep -qxF "/etc/sysconfig/network/ifcfg-ens192: renamed to ifcfg-eth0 (original kept as ifcfg-ens192.vdisk.orig)" \
+    "$T/g4.out" || fail "wicked report: $(cat "$T/g4.out")"
+assert_eq "$(cat "$T/g4/etc/sysconfig/network/ifcfg-eth0")" \
+    "$(printf "BOOTPROTO=dhcp\nSTARTMODE='auto'\nNAME='VMXNET3 Ethernet'")" "wicked ifcfg-eth0"
+[ ! -e "$T/g4/etc/sysconfig/network/ifcfg-ens192" ] || fail "wicked: ifcfg-ens192 still there"
+[ -f "$T/g4/etc/sysconfig/network/ifcfg-ens192.vdisk.orig" ] || fail "wicked: original not kept"
+assert_eq "$(cat "$T/g4/etc/sysconfig/network/ifcfg-lo")" "$(printf "BOOTPROTO='static'\nIPADDR='127.0.0.1/8'")" \
+    "wicked: ifcfg-lo untouched"
+"$VDISK" fixup --root "$T/g4" --disk "$T/disk.raw" > "$T/g4b.out"
+grep -qxF "nothing to change" "$T/g4b.out" || fail "wicked second run: $(cat "$T/g4b.out")"
+
 # --- a vdiskfs view folder resolves the same devices
 if [ -e /dev/fuse ]; then
     cp "$T/fstab.good" "$G/etc/fstab"
