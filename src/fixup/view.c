@@ -442,6 +442,7 @@ int vd_fixup_view(const char *view, const struct vd_fixup_devmap *m,
      * is remembered for the message). */
     struct view_fs root = {0}, boot = {0};
     const struct view_dev *rootdev = NULL, *unseen = NULL;
+    struct vd_error first = {0}; /* why a filesystem with etc/fstab could not be opened */
     for (size_t i = 0; i < n && !rootdev; i++) {
         if (!view_is_ext(v[i].type) && !view_is_kernel_fs(v[i].type))
             continue;
@@ -454,10 +455,14 @@ int vd_fixup_view(const char *view, const struct vd_fixup_devmap *m,
         if (r > 0) {
             rootdev = &v[i];
             view_close(&root, &e2);
+        } else if (r < 0 && !first.code && r != -ENOTSUP) {
+            first = e2;
         }
     }
     if (!rootdev) {
-        if (unseen)
+        if (first.code)
+            rc = vd_err(err, first.code, "%s", first.msg);
+        else if (unseen)
             rc = vd_err(err, -EPERM,
                         "fixup: %s: no ext2/3/4 filesystem with /etc/fstab in this view, and "
                         "%s holds %s, which is looked at through a kernel loop mount: run vdisk "

@@ -356,4 +356,17 @@ debugfs -R "ls -p /etc/udev/rules.d" "$P1" 2>/dev/null | awk -F/ 'NF > 5 {print 
 assert_eq "$(grep -v '^\.' "$T/got")" "70-persistent-net.rules.vdisk.orig" "view: rules.d after fixup"
 dd if="$T/vm.raw" of="$T/p1.after" bs=512 skip=2048 count=32768 status=none
 e2fsck -fn "$T/p1.after" > "$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; fail "e2fsck after the view fixup"; }
+
+# --- a journal that needs recovery: the filesystem is in use elsewhere (or
+# was not shut down); the message says so and does not send the user to
+# e2fsck first
+debugfs -w -R "feature needs_recovery" "$P1" > /dev/null 2>&1 || fail "debugfs could not set needs_recovery"
+vmount "$T/busy" -o rw "$T/vm.raw"
+set +e
+"$VDISK" fixup "$T/busy/vm" > /dev/null 2> "$T/busy.err"
+rc=$?
+set -e
+vumount "$T/busy"
+assert_eq "$rc" 1 "exit status on a journal in use"
+assert_eq "$(cat "$T/busy.err")" "vdisk: fixup: $T/busy/vm/disk-p1.raw: its journal holds changes not yet written: the filesystem is mounted elsewhere (a running guest, or a host mount of this view), or the guest was not shut down cleanly. Shut the guest down or unmount it; if it is in use nowhere, run e2fsck on the view file first" "journal in use message"
 echo PASS

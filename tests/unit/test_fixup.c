@@ -357,6 +357,27 @@ static void test_bls(void)
            "line 5: root=/dev/sda2 -> root=UUID=" U2 " (the ext4 on disk 1, partition 2)\n"
            "line 5: resume=/dev/sda5 -> resume=UUID=" U5 " (the swap on disk 1, partition 5)\n"
            "line 5: added net.ifnames=0 biosdevname=0 " IFN "\n");
+    /* Fedora 39 on btrfs (subvolume root), resume on a whole disk */
+    expect("bls fedora", vd_fixup_bls_entry, NULL,
+           "title Fedora Linux (6.5.6-300.fc39.x86_64) 39 (Server Edition)\n"
+           "version 6.5.6-300.fc39.x86_64\n"
+           "linux /vmlinuz-6.5.6-300.fc39.x86_64\n"
+           "initrd /initramfs-6.5.6-300.fc39.x86_64.img\n"
+           "options root=/dev/sda1 ro rootflags=subvol=root rhgb quiet\n"
+           "grub_users $grub_users\n"
+           "grub_arg --unrestricted\n"
+           "grub_class fedora\n",
+           1,
+           "title Fedora Linux (6.5.6-300.fc39.x86_64) 39 (Server Edition)\n"
+           "version 6.5.6-300.fc39.x86_64\n"
+           "linux /vmlinuz-6.5.6-300.fc39.x86_64\n"
+           "initrd /initramfs-6.5.6-300.fc39.x86_64.img\n"
+           "options root=UUID=" U1 " ro rootflags=subvol=root rhgb quiet net.ifnames=0 "
+           "biosdevname=0\n"
+           "grub_users $grub_users\n"
+           "grub_arg --unrestricted\n"
+           "grub_class fedora\n",
+           NULL);
     /* RHEL 8: options from grubenv's $kernelopts, already by LVM name */
     const char *r8 = "title Red Hat Enterprise Linux (4.18.0-513.5.1.el8_9.x86_64) 8.9 (Ootpa)\n"
                      "version 4.18.0-513.5.1.el8_9.x86_64\n"
