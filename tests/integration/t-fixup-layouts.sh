@@ -90,6 +90,21 @@ vumount "$T/ro"
 assert_eq "$(sha "$T/vm.raw")" "$before" "a dry run changed the disk"
 ! grep -q vdisk-fixup /proc/mounts || fail "a loop mount was left: $(grep vdisk-fixup /proc/mounts)"
 
+# --- a user other than root is told that XFS needs root (a loop mount)
+if command -v setpriv > /dev/null && id nobody > /dev/null 2>&1; then
+    chmod 644 "$T/vm.raw"
+    chmod 755 "$T"
+    vmount "$T/ro2" -o allow_other "$T/vm.raw"
+    set +e
+    setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups \
+        "$VDISK" fixup --dry-run "$T/ro2/vm" > /dev/null 2> "$T/nobody.err"
+    rc=$?
+    set -e
+    vumount "$T/ro2"
+    assert_eq "$rc" 1 "exit status for nobody"
+    assert_eq "$(cat "$T/nobody.err")" "vdisk: fixup: $T/ro2/vm: no ext2/3/4 filesystem with /etc/fstab in this view, and disk-p2.raw holds xfs, which is looked at through a kernel loop mount: run vdisk fixup as root, or mount the root yourself and use --root DIR" "message for nobody"
+fi
+
 # --- the real run on a writable view
 vmount "$T/rw" -o rw "$T/vm.raw"
 "$VDISK" fixup "$T/rw/vm" > "$T/run.out" || fail "fixup: $(cat "$T/run.out")"
