@@ -286,6 +286,58 @@ static void test_ext4(void)
     close(fd.fd);
 }
 
+/* FAT12, FAT16 and FAT32 images (the type follows the cluster count) */
+static void test_fat(void)
+{
+    if (!have("mkfs.vfat") || !have("mcopy") || !have("mdir")) {
+        fprintf(stderr, "SKIP fat: mkfs.vfat/mcopy missing (dosfstools, mtools)\n");
+        return;
+    }
+    static const struct {
+        const char *opts;
+        unsigned kb;
+    } v[] = {{"-F 12", 2048}, {"-F 16", 32768}, {"-F 32 -s 1", 66000}};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char img[128];
+        snprintf(img, sizeof(img), "%s/fat%zu.img", tmp, i);
+        CHECK(sh("mkfs.vfat -C %s %s %u >/dev/null && MTOOLS_NO_VFAT=0 mcopy -s -i %s "
+                 "%s/plain/* ::/",
+                 v[i].opts, img, v[i].kb, img, tmp) == 0,
+              "mkfs.vfat %s", v[i].opts);
+        struct file_dev fd;
+        struct vd_fs_dev dev;
+        struct vd_fs *fs = open_img(img, NULL, &fd, &dev);
+        if (!fs)
+            continue;
+        ran++;
+        CHECK(!strcmp(vd_fs_type(fs), "vfat"), "type %s", vd_fs_type(fs));
+        char plain[128];
+        snprintf(plain, sizeof(plain), "%s/plain", tmp);
+        compare_tree(fs, plain, "", false);
+        struct vd_fs_stat st;
+        struct vd_error err = {0};
+        CHECK(vd_fs_stat(fs, "/sub/DEEPER/MIXEDCASE.efi", true, &st, &err) == 0 && st.size == 5000,
+              "%s: case-insensitive lookup: %s", v[i].opts, err.msg);
+        CHECK(vd_fs_stat(fs, "/LONGFI~1.TXT", true, &st, &err) == 0 && st.size == 2,
+              "%s: short name of a long name", v[i].opts);
+        uint64_t total = 0, fr = 0;
+        CHECK(vd_fs_statfs(fs, &total, &fr, &err) == 0, "statfs");
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd),
+                 "mdir -i %s :: | awk '/bytes free/{gsub(/ /,\"\",$0); "
+                 "print $0+0}'",
+                 img);
+        FILE *p = popen(cmd, "r");
+        unsigned long long wf = 0;
+        CHECK(p && fscanf(p, "%llu", &wf) == 1, "mdir");
+        if (p)
+            pclose(p);
+        CHECK(fr == wf, "%s: free %" PRIu64 ", mdir says %llu", v[i].opts, fr, wf);
+        vd_fs_close(fs);
+        close(fd.fd);
+    }
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/vd-test-fs-XXXXXX");
@@ -296,6 +348,7 @@ int main(void)
         return 1;
     }
     test_ext4();
+    test_fat();
     if (!getenv("VD_TEST_KEEP"))
         sh("rm -rf %s", tmp);
     if (!ran && !failures) {
