@@ -392,6 +392,61 @@ static void test_xfs(void)
     close(fd.fd);
 }
 
+/* NTFS made by mkntfs and filled through the ntfs-3g FUSE driver (its
+ * symlinks are NTFS reparse points) */
+static void test_ntfs(const char *mopts)
+{
+    if (!have("mkntfs") || !have("ntfs-3g") || !have("ntfsinfo")) {
+        fprintf(stderr, "SKIP ntfs: mkntfs/ntfs-3g/ntfsinfo missing (ntfs-3g)\n");
+        return;
+    }
+    char img[128];
+    snprintf(img, sizeof(img), "%s/ntfs.img", tmp);
+    CHECK(sh("truncate -s 64M %s && mkntfs -F -Q -q %s >/dev/null 2>&1", img, img) == 0, "mkntfs");
+    if (sh("mkdir -p %s/nmnt && ntfs-3g %s %s %s/nmnt 2>/dev/null", tmp, mopts, img, tmp) < 0) {
+        fprintf(stderr, "SKIP ntfs: ntfs-3g mount failed (no /dev/fuse?)\n");
+        return;
+    }
+    int r = sh("cp -a %s/plain/. %s/full/. %s/nmnt/", tmp, tmp, tmp);
+    CHECK(sh("umount %s/nmnt", tmp) == 0, "umount");
+    CHECK(r == 0, "cp into ntfs");
+    /* the expected tree: both source trees merged, as cp made it */
+    CHECK(sh("rm -rf %s/merged && mkdir -p %s/merged && cp -a %s/plain/. %s/full/. %s/merged/", tmp,
+             tmp, tmp, tmp, tmp) == 0,
+          "merge");
+    struct file_dev fd;
+    struct vd_fs_dev dev;
+    struct vd_fs *fs = open_img(img, NULL, &fd, &dev);
+    if (!fs)
+        return;
+    ran++;
+    CHECK(!strcmp(vd_fs_type(fs), "ntfs"), "type %s", vd_fs_type(fs));
+    char merged[128];
+    snprintf(merged, sizeof(merged), "%s/merged", tmp);
+    compare_tree(fs, merged, "", true);
+    resolver_checks(fs);
+    struct vd_fs_stat st;
+    struct vd_error err = {0};
+    CHECK(vd_fs_stat(fs, "/sub/DEEPER/MIXEDCASE.efi", true, &st, &err) == 0 && st.size == 5000,
+          "ntfs: case-insensitive lookup: %s", err.msg);
+    uint64_t total = 0, fr = 0;
+    CHECK(vd_fs_statfs(fs, &total, &fr, &err) == 0, "statfs");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "ntfsinfo -m %s 2>/dev/null | awk -F: '/Cluster Size/{c=$2}/Volume Size in "
+             "Clusters/{n=$2}/Free Clusters/{f=$2+0}END{printf \"%%d %%d\", n*c, f*c}'",
+             img);
+    FILE *p = popen(cmd, "r");
+    unsigned long long wt = 0, wf = 0;
+    CHECK(p && fscanf(p, "%llu %llu", &wt, &wf) == 2, "ntfsinfo");
+    if (p)
+        pclose(p);
+    CHECK(total == wt && fr == wf && wt > 0, "statfs %" PRIu64 "/%" PRIu64 ", ntfsinfo %llu/%llu",
+          total, fr, wt, wf);
+    vd_fs_close(fs);
+    close(fd.fd);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/vd-test-fs-XXXXXX");
@@ -404,6 +459,8 @@ int main(void)
     test_ext4();
     test_fat();
     test_xfs();
+    test_ntfs("");                     /* symlinks as Interix files, ntfs-3g's default */
+    test_ntfs("-o special_files=wsl"); /* symlinks as WSL reparse points */
     if (!getenv("VD_TEST_KEEP"))
         sh("rm -rf %s", tmp);
     if (!ran && !failures) {
