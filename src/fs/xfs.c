@@ -53,6 +53,7 @@ struct xfs_name {
 
 struct xfs_dir {
     uint64_t ino;
+    libfsxfs_file_entry_t *fe; /* kept open: it holds the parsed entries */
     struct xfs_name *v;
     int n;
 };
@@ -66,6 +67,7 @@ static void xfs_dir_free(struct xfs_dir *d)
     free(d->v);
     d->v = NULL;
     d->n = 0;
+    libfsxfs_file_entry_free(&d->fe, NULL);
 }
 
 struct xfs_state {
@@ -298,7 +300,7 @@ static int xfs_dir_get(struct vd_fs *fs, uint64_t ino, struct xfs_dir **out, str
     if (r < 0)
         return r;
     libfsxfs_error_t *e = NULL;
-    struct xfs_dir d = {.ino = ino};
+    struct xfs_dir d = {.ino = ino, .fe = fe};
     int n = 0;
     if (libfsxfs_file_entry_get_number_of_sub_file_entries(fe, &n, &e) != 1 || n < 0) {
         r = xfs_fail(fs, e, "read directory", err);
@@ -331,16 +333,12 @@ static int xfs_dir_get(struct vd_fs *fs, uint64_t ino, struct xfs_dir **out, str
     if (d.n)
         qsort(d.v, (size_t)d.n, sizeof(*d.v), xfs_name_cmp);
     unsigned slot = s->ndirs < XFS_DIR_CACHE ? s->ndirs++ : s->next_dir++ % XFS_DIR_CACHE;
-    if (s->dirs[slot].v)
-        xfs_dir_free(&s->dirs[slot]);
+    xfs_dir_free(&s->dirs[slot]);
     s->dirs[slot] = d;
-    d.v = NULL;
     *out = &s->dirs[slot];
+    return 0;
 out:
-    if (d.v) {
-        xfs_dir_free(&d);
-    }
-    libfsxfs_file_entry_free(&fe, NULL);
+    xfs_dir_free(&d); /* frees fe too */
     if (r == -ENOMEM)
         vd_err(err, r, "fs: %s: xfs: out of memory reading a directory", fs->dev->name);
     return r;
@@ -364,15 +362,12 @@ static int xfs_lookup(struct vd_fs *fs, uint64_t dir, const char *name, uint64_t
         d->n ? bsearch(&key, d->v, (size_t)d->n, sizeof(*d->v), xfs_name_cmp) : NULL;
     if (!hit)
         return -ENOENT;
-    libfsxfs_file_entry_t *fe, *sub = NULL;
-    if ((r = xfs_entry(fs, dir, &fe, err)) < 0)
-        return r;
+    libfsxfs_file_entry_t *sub = NULL;
     libfsxfs_error_t *e = NULL;
-    if (libfsxfs_file_entry_get_sub_file_entry_by_index(fe, hit->idx, &sub, &e) != 1 ||
+    if (libfsxfs_file_entry_get_sub_file_entry_by_index(d->fe, hit->idx, &sub, &e) != 1 ||
         libfsxfs_file_entry_get_inode_number(sub, ino, &e) != 1)
         r = xfs_fail(fs, e, name, err);
     libfsxfs_file_entry_free(&sub, NULL);
-    libfsxfs_file_entry_free(&fe, NULL);
     return r;
 }
 
