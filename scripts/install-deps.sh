@@ -24,6 +24,10 @@ PKGS=(
   # tests: LVM test disks (pvcreate --restorefile, vgcfgrestore) and the two
   # independent readers of their mapping (lvs, vslvminfo); t-lvm*
   lvm2 libvslvm-utils
+  # guest filesystems and initramfs listing (src/fs/): libarchive decompresses
+  # initramfs archives, libfsxfs reads XFS through a libbfio callback handle;
+  # tests build XFS/FAT/NTFS images and initramfs archives with the real tools
+  libarchive-dev libfsxfs-dev libbfio-dev xfsprogs mtools cpio lz4 zstd bzip2
 )
 missing=()
 for p in "${PKGS[@]}"; do
