@@ -21,6 +21,10 @@ PKGS=(
   btrfs-progs
   # tests: the fixup boot oracle (t-fixup-boot) builds and boots a guest
   debootstrap qemu-system-x86
+  # tests: guest layouts for inspect/preflight (tests/integration/guests.sh:
+  # GRUB's BIOS boot.img, an ESP's grubx64.efi via mtools, XFS on LVM) and
+  # virt-inspector as the oracle of vdisk inspect (t-inspect-virt)
+  grub-pc-bin grub-efi-amd64-bin mtools xfsprogs lvm2 guestfs-tools
 )
 missing=()
 for p in "${PKGS[@]}"; do

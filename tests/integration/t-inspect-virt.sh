@@ -1,0 +1,67 @@
+#!/bin/bash
+# vdisk inspect against virt-inspector (libguestfs, which boots an
+# appliance and mounts the guest's filesystems with the kernel's own
+# drivers) on every guest layout of guests.sh: OS type, distribution,
+# major and minor version, root device and the resolved mount points must
+# agree, with device names mapped (/dev/sdaN -> disk-pN, /dev/VG/LV ->
+# lvm-VG-LV; see docs/inspect.md, "virt-inspector and vdisk inspect").
+#
+# Slow tier (VD_SLOW_TESTS=1): 25-30 s of appliance per guest.
+. "$VD_TEST_LIB"
+[ "${VD_SLOW_TESTS:-}" = 1 ] || skip "set VD_SLOW_TESTS=1 (virt-inspector boots an appliance per guest)"
+. "$(dirname "${BASH_SOURCE[0]}")/guests.sh"
+need virt-inspector python3
+export LIBGUESTFS_BACKEND=direct
+
+# Normalise both tools' answers to one line per OS:
+#   ROOT TYPE DISTRO MAJOR.MINOR MOUNTPOINT=DEV,...
+norm_virt() {
+    python3 - "$1" <<'PY'
+import re, sys, xml.etree.ElementTree as ET
+def dev(d):
+    m = re.fullmatch(r"/dev/[sv]d([a-z])(\d*)", d)
+    if m:
+        n = ord(m.group(1)) - ord("a") + 1
+        disk = "disk" if n == 1 else "disk%d" % n
+        return disk + ("-p" + m.group(2) if m.group(2) else "")
+    m = re.fullmatch(r"/dev/([^/]+)/([^/]+)", d)
+    if m and not d.startswith("/dev/disk/"):
+        return "lvm-%s-%s" % (m.group(1).replace("-", "--"), m.group(2).replace("-", "--"))
+    return d
+out = []
+for os_ in ET.parse(sys.argv[1]).getroot().findall("operatingsystem"):
+    g = lambda k: (os_.findtext(k) or "").strip()
+    mps = sorted("%s=%s" % (m.text, dev(m.get("dev"))) for m in os_.findall("mountpoints/mountpoint"))
+    out.append("%s %s %s %s.%s %s" % (dev(g("root")), g("name"), g("distro"), g("major_version") or 0,
+                                      g("minor_version") or 0, ",".join(mps)))
+print("\n".join(sorted(out)))
+PY
+}
+norm_vdisk() {
+    python3 - "$1" <<'PY'
+import json, sys
+out = []
+for o in json.load(open(sys.argv[1]))["operating_systems"]:
+    mps = sorted("%s=%s" % (m["mountpoint"], m["dev"]) for m in o.get("mounts", [])
+                 if m["dev"] and m["type"] != "swap" and m["mountpoint"].startswith("/"))
+    out.append("%s %s %s %d.%d %s" % (o["root_dev"], o["type"], o["distro"], o["major"], o["minor"],
+                                      ",".join(mps)))
+print("\n".join(sorted(out)))
+PY
+}
+
+for layout in ext4-mbr lvm-xfs gpt-esp gpt-bios i386 two-roots; do
+    guest_image "$layout" "$T/g.raw"
+    virt-inspector --format=raw -a "$T/g.raw" > "$T/$layout.xml" 2> "$T/virt.err" ||
+        fail "$layout: virt-inspector failed: $(tail -3 "$T/virt.err")"
+    "$VDISK" inspect --json "$T/g.raw" > "$T/$layout.json" || fail "$layout: vdisk inspect failed"
+    want=$(norm_virt "$T/$layout.xml")
+    got=$(norm_vdisk "$T/$layout.json")
+    [ -n "$want" ] || fail "$layout: virt-inspector found no OS: $(cat "$T/$layout.xml")"
+    [ "$got" = "$want" ] || fail "$layout: vdisk inspect and virt-inspector disagree
+  vdisk:          $got
+  virt-inspector: $want"
+    echo "$layout: $got"
+    rm -f "$T/g.raw"
+done
+echo PASS

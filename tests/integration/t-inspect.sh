@@ -1,0 +1,155 @@
+#!/bin/bash
+# vdisk inspect on the guest layouts of issue 10 (tests/integration/guests.sh,
+# built from one debootstrapped Debian tree): each field of --json checked
+# against what the builder put there, and against independent readers where
+# bytes count: dumpe2fs for free space, find over the source tree for the
+# module count, the tree's own os-release. Also: the same answer through a
+# vdiskfs view folder, the human-readable output, a UEFI guest whose
+# fallback loader is removed (mtools), and a BLS guest whose grubenv
+# saved_entry is changed (debugfs).
+#
+# Needs the Debian tree: VD_FIXUP_BOOT_ROOT=DIR (reused or created once), or
+# VD_SLOW_TESTS=1 to debootstrap one. Images are cached in the build dir.
+. "$VD_TEST_LIB"
+. "$(dirname "${BASH_SOURCE[0]}")/guests.sh"
+need jq dumpe2fs debugfs mdel
+need_fuse
+
+BASE=$(guest_base)
+KV=$(guest_kver "$BASE")
+NMOD=$(find "$BASE/lib/modules/$KV" -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' -o -name '*.ko.gz' | wc -l)
+. "$BASE/etc/os-release"
+BASE_VERSION=$VERSION_ID BASE_PRETTY=$PRETTY_NAME
+
+# inspect IMG: vdisk inspect --json into $T/IMG.json
+inspect() {
+    "$VDISK" inspect --json "$@" > "$T/out.json" 2> "$T/out.err" ||
+        fail "vdisk inspect $*: $(cat "$T/out.err")"
+}
+# q JQ-EXPR: the value, raw
+q() { jq -r "$1" "$T/out.json"; }
+# check JQ-EXPR WANT
+check() {
+    local got
+    got=$(q "$1")
+    [ "$got" = "$2" ] || fail "$LAYOUT: $1: got '$got', want '$2'"
+}
+# free bytes of the ext4 at sector offset OFF of IMG, as dumpe2fs says
+e2free() {
+    dumpe2fs -h "$1?offset=$(($2 * 512))" 2>/dev/null |
+        awk -F: '/^Free blocks/ {f=$2} /^Block size/ {b=$2} END {printf "%d", f*b}'
+}
+
+# ---- ext4 on an MBR partition, BIOS boot code, swap ----
+LAYOUT=ext4-mbr
+guest_image ext4-mbr "$T/a.raw"
+inspect "$T/a.raw"
+O='.operating_systems[0]'
+check '.operating_systems | length' 1
+check "$O.type" linux
+check "$O.distro" debian
+check "$O.version" "$BASE_VERSION"
+check "$O.product" "$BASE_PRETTY"
+check "$O.arch" x86_64
+check "$O.arch_from" /bin/sh
+check "$O.hostname" vd-ext4-mbr
+check "$O.root_dev" disk-p1
+check "$O.root_fstype" ext4
+check "$O.boot.mode" bios
+check "$O.boot.bootloader_disk" disk
+check "$O.boot.esp_dev" ""
+check "$O.boot.bootloader" grub2
+check "$O.boot.bootloader_cfg" /boot/grub/grub.cfg
+check "$O.boot.default_kernel" "$KV"
+check "$O.fstab_read" true
+check "[$O.mounts[] | .mountpoint + \"=\" + .dev] | join(\",\")" "/=disk-p1,none=disk-p2"
+check "$O.kernels | length" 1
+check "$O.kernels[0].version" "$KV"
+check "$O.kernels[0].path" "/boot/vmlinuz-$KV"
+check "$O.kernels[0].initrd" "/boot/initrd.img-$KV"
+check "$O.kernels[0].modules" "$NMOD"
+check "[$O.network[] | .stack + \" \" + .iface + \" \" + (.dhcp|tostring)] | join(\",\")" \
+    "ifupdown ens3 true"
+check "$O.dhcp_client" true
+check '.filesystems[0].dev + " " + .filesystems[0].type + " " + .filesystems[0].uuid' \
+    "disk-p1 ext4 $GUEST_ROOT_UUID"
+check '.filesystems[0].free' "$(e2free "$T/a.raw" 2048)"
+check "$O.root_free" "$(e2free "$T/a.raw" 2048)"
+check '.filesystems[1].type + " " + .filesystems[1].not_inspected' "swap swap space holds no files"
+cp "$T/out.json" "$T/a.json"
+
+# The same through a vdiskfs view folder (its disk.raw).
+vmount "$T/mnt" "$T/a.raw"
+"$VDISK" inspect --json "$T/mnt/a" > "$T/view.json" || fail "inspect of the view failed"
+vumount "$T/mnt"
+cmp -s "$T/a.json" "$T/view.json" || fail "view and image disagree: $(diff "$T/a.json" "$T/view.json")"
+# Text for a person: the OS line, the root and the mounts.
+"$VDISK" inspect "$T/a.raw" > "$T/a.txt"
+grep -q "^OS 1: $BASE_PRETTY (debian $BASE_VERSION, linux)$" "$T/a.txt" || fail "text: $(cat "$T/a.txt")"
+grep -q "^  root: *disk-p1 (ext4)" "$T/a.txt" || fail "text root: $(cat "$T/a.txt")"
+grep -q "^    / *ext4 *UUID=$GUEST_ROOT_UUID -> disk-p1$" "$T/a.txt" || fail "text mounts: $(cat "$T/a.txt")"
+# Without BIOS boot code the MBR says nothing of the boot mode.
+dd if=/dev/zero of="$T/a.raw" bs=440 count=1 conv=notrunc status=none
+inspect "$T/a.raw"
+check "$O.boot.mode" unknown
+rm -f "$T/a.raw"
+
+# ---- 32-bit-looking userland ----
+LAYOUT=i386
+guest_image i386 "$T/b.raw"
+inspect "$T/b.raw"
+check "$O.arch" i386
+check "$O.hostname" vd-i386
+rm -f "$T/b.raw"
+
+# ---- two roots on one disk ----
+LAYOUT=two-roots
+guest_image two-roots "$T/c.raw"
+inspect "$T/c.raw"
+check '.operating_systems | length' 2
+check '[.operating_systems[] | .root_dev + " " + .version + " " + .hostname] | join(",")' \
+    "disk-p1 $BASE_VERSION vd-two-a,disk-p2 11 vd-two-b"
+check '.operating_systems[1].product' "Debian GNU/Linux 11 (bullseye)"
+rm -f "$T/c.raw"
+
+# ---- GPT with an ESP: UEFI, PARTUUID= root, networkd by MAC ----
+LAYOUT=gpt-esp
+guest_image gpt-esp "$T/d.raw"
+inspect "$T/d.raw"
+check "$O.root_dev" disk-p2
+check "$O.boot.mode" uefi
+check "$O.boot.esp_dev" disk-p1
+check "$O.boot.uefi_fallback" true
+check "$O.boot.bootloader_disk" ""
+check "[$O.mounts[] | .mountpoint + \"=\" + .dev] | join(\",\")" "/=disk-p2,/boot/efi=disk-p1"
+check "[$O.network[] | .stack + \" \" + .mac + \" \" + (.dhcp|tostring)] | join(\",\")" \
+    "networkd $GUEST_MAC true"
+check '.filesystems[0].type + " " + .filesystems[0].uuid + " " + .filesystems[0].label' "vfat 1234-ABCD ESP"
+# Without the fallback loader it is still UEFI, and says so.
+mdel -i "$T/d.raw@@1M" ::/EFI/BOOT/BOOTX64.EFI
+inspect "$T/d.raw"
+check "$O.boot.mode" uefi
+check "$O.boot.uefi_fallback" false
+rm -f "$T/d.raw"
+
+# ---- GPT without an ESP: BIOS boot partition, BLS, kernel name in fstab ----
+LAYOUT=gpt-bios
+guest_image gpt-bios "$T/e.raw"
+inspect "$T/e.raw"
+check "$O.root_dev" disk-p2
+check "$O.boot.mode" bios
+check "$O.boot.bootloader" grub2-bls
+check "$O.boot.default_kernel" "$KV"
+check "[$O.mounts[] | .spec + \"=\" + .dev] | join(\",\")" "/dev/sda2=disk-p2"
+check "[$O.network[] | .stack + \" \" + .iface + \" \" + .mac + \" \" + (.static|tostring)] | join(\",\")" \
+    "networkmanager enp0s3 $GUEST_MAC true"
+# grubenv's saved_entry picks the older BLS entry now.
+{ printf '# GRUB Environment Block\nsaved_entry=debian-5.10.0-1-amd64\n'; head -c 980 /dev/zero | tr '\0' '#'; } |
+    head -c 1024 > "$T/grubenv"
+debugfs -w -R "rm /boot/grub/grubenv" "$T/e.raw?offset=$((4096 * 512))" > /dev/null 2>&1
+debugfs -w -R "write $T/grubenv /boot/grub/grubenv" "$T/e.raw?offset=$((4096 * 512))" > /dev/null 2>&1
+inspect "$T/e.raw"
+check "$O.boot.default_kernel" 5.10.0-1-amd64
+rm -f "$T/e.raw"
+
+echo PASS
