@@ -182,8 +182,11 @@ static int make_trees(void)
               "truncate -s 20M full/sparse; echo tail >> full/sparse; "
               "ln -s /a.txt full/abs; ln -s ../a.txt full/d1/rel; ln -s loop2 full/loop1; "
               "ln -s loop1 full/loop2; ln -s ../../../../a.txt full/d1/up; ln -s /d1 full/dlink; "
-              "ln -s /nowhere full/dangling; "
-              "ln -s \"/$(printf './%%.0s' $(seq 1 150))a.txt\" full/slowlink; "
+              "ln -s /nowhere full/dangling; mkdir full/many; "
+              "(cd full/many && for i in $(seq 1 3000); do : > entry_number_$i; done); "
+              "for i in $(seq 0 99); do dd if=/dev/urandom of=full/holey bs=4096 count=1 "
+              "seek=$((i*2)) conv=notrunc status=none; done; "
+              "ln -s \"/$(printf './%%.0s' $(seq 1 300))a.txt\" full/slowlink; "
               "printf 'ESP' > plain/README.TXT; head -c 70000 /dev/urandom > plain/Sub/big.bin; "
               "echo x > 'plain/Long File Name With Spaces.txt'; "
               "echo y > 'plain/\xc3\x84\xc3\x96-\xc3\xbcnicode.txt'; "
@@ -225,7 +228,7 @@ static void resolver_checks(struct vd_fs *fs)
     /* ../../../../a.txt from /d1: ".." stops at the root */
     CHECK(vd_fs_read(fs, "/d1/up", 100, &b, &n, &err) == 0 && n == 5, "link climbing out");
     free(b);
-    CHECK(vd_fs_read(fs, "/slowlink", 100, &b, &n, &err) == 0 && n == 5, "305-byte link: %s",
+    CHECK(vd_fs_read(fs, "/slowlink", 100, &b, &n, &err) == 0 && n == 5, "605-byte link: %s",
           err.msg);
     free(b);
     CHECK(vd_fs_read(fs, "/../../a.txt", 100, &b, &n, &err) == 0 && n == 5, ".. at root");
@@ -338,6 +341,112 @@ static void test_fat(void)
     }
 }
 
+/* XFS as mkfs.xfs 6.1 makes it (v5, crc, ftype, sparse inodes, reflink,
+ * bigtime), filled through a loop mount */
+static void test_xfs(void)
+{
+    if (!have("mkfs.xfs") || !have("xfs_db")) {
+        fprintf(stderr, "SKIP xfs: mkfs.xfs/xfs_db missing (xfsprogs)\n");
+        return;
+    }
+    char img[128];
+    snprintf(img, sizeof(img), "%s/xfs.img", tmp);
+    CHECK(sh("truncate -s 320M %s && mkfs.xfs -q %s", img, img) == 0, "mkfs.xfs");
+    if (sh("mkdir -p %s/mnt && mount -o loop %s %s/mnt 2>/dev/null", tmp, img, tmp) < 0) {
+        fprintf(stderr, "SKIP xfs: loop mount failed (not root, or no loop devices)\n");
+        return;
+    }
+    int r = sh("cp -a %s/full/. %s/mnt/ && xfs_bmap %s/mnt/holey | wc -l | "
+               "awk '{exit $1 < 30}'",
+               tmp, tmp, tmp);
+    CHECK(sh("umount %s/mnt", tmp) == 0, "umount");
+    CHECK(r == 0, "cp into xfs, or holey has too few extents for a btree fork");
+    struct file_dev fd;
+    struct vd_fs_dev dev;
+    struct vd_fs *fs = open_img(img, NULL, &fd, &dev);
+    if (!fs)
+        return;
+    ran++;
+    CHECK(!strcmp(vd_fs_type(fs), "xfs"), "type %s", vd_fs_type(fs));
+    char full[128];
+    snprintf(full, sizeof(full), "%s/full", tmp);
+    compare_tree(fs, full, "", true);
+    resolver_checks(fs);
+    uint64_t total = 0, fr = 0;
+    struct vd_error err = {0};
+    CHECK(vd_fs_statfs(fs, &total, &fr, &err) == 0, "statfs");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "xfs_db -r -c 'sb 0' -c 'p blocksize dblocks fdblocks' %s | "
+             "awk '{v[$1]=$3}END{printf \"%%d %%d\", v[\"dblocks\"]*v[\"blocksize\"], "
+             "v[\"fdblocks\"]*v[\"blocksize\"]}'",
+             img);
+    FILE *p = popen(cmd, "r");
+    unsigned long long wt = 0, wf = 0;
+    CHECK(p && fscanf(p, "%llu %llu", &wt, &wf) == 2, "xfs_db");
+    if (p)
+        pclose(p);
+    CHECK(total == wt && fr == wf && wt > 0, "statfs %" PRIu64 "/%" PRIu64 ", xfs_db %llu/%llu",
+          total, fr, wt, wf);
+    vd_fs_close(fs);
+    close(fd.fd);
+}
+
+/* NTFS made by mkntfs and filled through the ntfs-3g FUSE driver (its
+ * symlinks are NTFS reparse points) */
+static void test_ntfs(const char *mopts)
+{
+    if (!have("mkntfs") || !have("ntfs-3g") || !have("ntfsinfo")) {
+        fprintf(stderr, "SKIP ntfs: mkntfs/ntfs-3g/ntfsinfo missing (ntfs-3g)\n");
+        return;
+    }
+    char img[128];
+    snprintf(img, sizeof(img), "%s/ntfs.img", tmp);
+    CHECK(sh("truncate -s 64M %s && mkntfs -F -Q -q %s >/dev/null 2>&1", img, img) == 0, "mkntfs");
+    if (sh("mkdir -p %s/nmnt && ntfs-3g %s %s %s/nmnt 2>/dev/null", tmp, mopts, img, tmp) < 0) {
+        fprintf(stderr, "SKIP ntfs: ntfs-3g mount failed (no /dev/fuse?)\n");
+        return;
+    }
+    int r = sh("cp -a %s/plain/. %s/full/. %s/nmnt/", tmp, tmp, tmp);
+    CHECK(sh("umount %s/nmnt", tmp) == 0, "umount");
+    CHECK(r == 0, "cp into ntfs");
+    /* the expected tree: both source trees merged, as cp made it */
+    CHECK(sh("rm -rf %s/merged && mkdir -p %s/merged && cp -a %s/plain/. %s/full/. %s/merged/", tmp,
+             tmp, tmp, tmp, tmp) == 0,
+          "merge");
+    struct file_dev fd;
+    struct vd_fs_dev dev;
+    struct vd_fs *fs = open_img(img, NULL, &fd, &dev);
+    if (!fs)
+        return;
+    ran++;
+    CHECK(!strcmp(vd_fs_type(fs), "ntfs"), "type %s", vd_fs_type(fs));
+    char merged[128];
+    snprintf(merged, sizeof(merged), "%s/merged", tmp);
+    compare_tree(fs, merged, "", true);
+    resolver_checks(fs);
+    struct vd_fs_stat st;
+    struct vd_error err = {0};
+    CHECK(vd_fs_stat(fs, "/sub/DEEPER/MIXEDCASE.efi", true, &st, &err) == 0 && st.size == 5000,
+          "ntfs: case-insensitive lookup: %s", err.msg);
+    uint64_t total = 0, fr = 0;
+    CHECK(vd_fs_statfs(fs, &total, &fr, &err) == 0, "statfs");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "ntfsinfo -m %s 2>/dev/null | awk -F: '/Cluster Size/{c=$2}/Volume Size in "
+             "Clusters/{n=$2}/Free Clusters/{f=$2+0}END{printf \"%%d %%d\", n*c, f*c}'",
+             img);
+    FILE *p = popen(cmd, "r");
+    unsigned long long wt = 0, wf = 0;
+    CHECK(p && fscanf(p, "%llu %llu", &wt, &wf) == 2, "ntfsinfo");
+    if (p)
+        pclose(p);
+    CHECK(total == wt && fr == wf && wt > 0, "statfs %" PRIu64 "/%" PRIu64 ", ntfsinfo %llu/%llu",
+          total, fr, wt, wf);
+    vd_fs_close(fs);
+    close(fd.fd);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/vd-test-fs-XXXXXX");
@@ -349,6 +458,9 @@ int main(void)
     }
     test_ext4();
     test_fat();
+    test_xfs();
+    test_ntfs("");                     /* symlinks as Interix files, ntfs-3g's default */
+    test_ntfs("-o special_files=wsl"); /* symlinks as WSL reparse points */
     if (!getenv("VD_TEST_KEEP"))
         sh("rm -rf %s", tmp);
     if (!ran && !failures) {
