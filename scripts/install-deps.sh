@@ -29,6 +29,9 @@ PKGS=(
   # GRUB's BIOS boot.img, an ESP's grubx64.efi via mtools, XFS on LVM) and
   # virt-inspector as the oracle of vdisk inspect (t-inspect-virt)
   grub-pc-bin grub-efi-amd64-bin mtools xfsprogs lvm2 guestfs-tools
+  # tests: LVM test disks (pvcreate --restorefile, vgcfgrestore) and the two
+  # independent readers of their mapping (lvs, vslvminfo); t-lvm*
+  lvm2 libvslvm-utils
 )
 missing=()
 for p in "${PKGS[@]}"; do
