@@ -12,7 +12,7 @@
 # VD_SLOW_TESTS=1 to debootstrap one. Images are cached in the build dir.
 . "$VD_TEST_LIB"
 . "$(dirname "${BASH_SOURCE[0]}")/guests.sh"
-need jq dumpe2fs debugfs mdel
+need jq dumpe2fs debugfs mdel lsinitramfs
 need_fuse
 
 BASE=$(guest_base)
@@ -20,6 +20,13 @@ KV=$(guest_kver "$BASE")
 NMOD=$(find "$BASE/lib/modules/$KV" -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' -o -name '*.ko.gz' | wc -l)
 . "$BASE/etc/os-release"
 BASE_VERSION=$VERSION_ID BASE_PRETTY=$PRETTY_NAME
+# The storage and network drivers the initramfs holds, as lsinitramfs
+# (initramfs-tools) lists it, plus those built into the kernel.
+DRIVERS=$({ lsinitramfs "$BASE/boot/initrd.img-$KV"; cat "$BASE/lib/modules/$KV/modules.builtin"; } |
+    sed -n 's|.*/\([^/]*\)\.ko\(\.xz\|\.zst\|\.gz\)\{0,1\}$|\1|p' | tr _ - |
+    grep -xE 'nvme|nvme-core|ena|xen-blkfront|xen-netfront|virtio-blk|virtio-scsi|virtio-net|virtio-pci' |
+    sort -u | paste -sd, -)
+[ -n "$DRIVERS" ] || fail "lsinitramfs found none of the drivers in $BASE/boot/initrd.img-$KV"
 
 # inspect IMG: vdisk inspect --json into $T/IMG.json
 inspect() {
@@ -68,6 +75,8 @@ check "$O.kernels[0].version" "$KV"
 check "$O.kernels[0].path" "/boot/vmlinuz-$KV"
 check "$O.kernels[0].initrd" "/boot/initrd.img-$KV"
 check "$O.kernels[0].modules" "$NMOD"
+check "$O.kernels[0].initramfs_read" true
+check "[$O.kernels[0].drivers[] | gsub(\"_\"; \"-\")] | sort | join(\",\")" "$DRIVERS"
 check "[$O.network[] | .stack + \" \" + .iface + \" \" + (.dhcp|tostring)] | join(\",\")" \
     "ifupdown ens3 true"
 check "$O.dhcp_client" true
@@ -93,6 +102,27 @@ dd if=/dev/zero of="$T/a.raw" bs=440 count=1 conv=notrunc status=none
 inspect "$T/a.raw"
 check "$O.boot.mode" unknown
 rm -f "$T/a.raw"
+
+# ---- root XFS on LVM, separate ext4 /boot, swap LV, netplan static ----
+LAYOUT=lvm-xfs
+guest_image lvm-xfs "$T/f.raw"
+inspect "$T/f.raw"
+check '.operating_systems | length' 1
+check "$O.root_dev" lvm-vg0-root
+check "$O.root_fstype" xfs
+check "$O.hostname" vd-lvm-xfs
+check "[$O.mounts[] | .mountpoint + \"=\" + .dev] | join(\",\")" \
+    "/=lvm-vg0-root,/boot=disk-p1,none=lvm-vg0-swap"
+# kernels and grub.cfg come from the separate /boot
+check "$O.kernels[0].path + \" \" + $O.kernels[0].initrd" "/boot/vmlinuz-$KV /boot/initrd.img-$KV"
+check "$O.kernels[0].modules" "$NMOD"
+check "$O.boot.default_kernel" "$KV"
+check "[$O.network[] | .stack + \" \" + .iface + \" \" + (.static|tostring)] | join(\",\")" \
+    "netplan eth0 true"
+check '[.filesystems[] | .dev + ":" + .type] | join(",")' \
+    "disk-p1:ext4,disk-p2:LVM2_member,lvm-vg0-root:xfs,lvm-vg0-swap:swap"
+check '.filesystems[0].free' "$(e2free "$T/f.raw" 2048)"
+rm -f "$T/f.raw"
 
 # ---- 32-bit-looking userland ----
 LAYOUT=i386
