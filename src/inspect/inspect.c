@@ -930,6 +930,9 @@ int vd_inspect_guest(struct vd_guest *g, struct vd_inspect **out, struct vd_erro
         return vd_err(err, -ENOMEM, "inspect: out of memory");
     }
     c->ndevs = n;
+    /* What the device scan could not read (a missing PV...) comes first. */
+    for (size_t i = 0; i < vd_guest_nwarnings(g); i++)
+        vd_ins_warn(c, "%s", vd_guest_warning(g, i));
     for (size_t i = 0; i < n; i++) {
         struct ins_dev *d = &c->devs[i];
         d->b = c->bdevs[i] = vd_guest_dev(g, i);
