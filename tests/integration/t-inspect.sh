@@ -97,6 +97,25 @@ cmp -s "$T/a.json" "$T/view.json" || fail "view and image disagree: $(diff "$T/a
 grep -q "^OS 1: $BASE_PRETTY (debian $BASE_VERSION, linux)$" "$T/a.txt" || fail "text: $(cat "$T/a.txt")"
 grep -q "^  root: *disk-p1 (ext4)" "$T/a.txt" || fail "text root: $(cat "$T/a.txt")"
 grep -q "^    / *ext4 *UUID=$GUEST_ROOT_UUID -> disk-p1$" "$T/a.txt" || fail "text mounts: $(cat "$T/a.txt")"
+# Two SOURCEs are one guest's sda and sdb: fstab's /dev/sdb1 and LABEL=
+# of the second disk resolve to disk2-p1 (the first disk is disk1 then,
+# as a mount of several disks names them).
+truncate -s 64M "$T/data.raw" "$T/data.ext4"
+printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q "$T/data.raw"
+mkfs.ext4 -q -F -L data "$T/data.ext4" 48M
+guest_put "$T/data.ext4" "$T/data.raw" 2048
+printf 'UUID=%s / ext4 defaults 0 1\n/dev/sdb1 /data ext4 defaults 0 2\nLABEL=data /data2 ext4 defaults\n/dev/sdc1 /gone ext4 nofail\n' \
+    "$GUEST_ROOT_UUID" > "$T/fstab"
+debugfs -w -R "rm /etc/fstab" "$T/a.raw?offset=1048576" > /dev/null 2>&1
+debugfs -w -R "write $T/fstab /etc/fstab" "$T/a.raw?offset=1048576" > /dev/null 2>&1
+inspect "$T/a.raw" "$T/data.raw"
+check "[$O.mounts[] | .mountpoint + \"=\" + (.dev // \"null\")] | join(\",\")" \
+    "/=disk1-p1,/data=disk2-p1,/data2=disk2-p1,/gone=null"
+check '[.filesystems[] | .dev] | join(",")' "disk1-p1,disk1-p2,disk2-p1"
+# --disk 1 of a single-disk source is that disk; 2 is refused.
+"$VDISK" inspect --disk 2 "$T/a.raw" > /dev/null 2> "$T/err" && fail "--disk 2 of one disk"
+grep -q "no disk 2 (it has 1)" "$T/err" || fail "--disk 2: $(cat "$T/err")"
+
 # Without BIOS boot code the MBR says nothing of the boot mode.
 dd if=/dev/zero of="$T/a.raw" bs=440 count=1 conv=notrunc status=none
 inspect "$T/a.raw"
