@@ -447,6 +447,115 @@ static void test_ntfs(const char *mopts)
     close(fd.fd);
 }
 
+struct mem_dev {
+    uint8_t *data;
+    size_t size;
+};
+
+static int mem_pread(void *opaque, void *buf, size_t len, uint64_t off, struct vd_error *err)
+{
+    struct mem_dev *m = opaque;
+    memcpy(buf, m->data + off, len);
+    return 0;
+}
+
+/* Corrupt inputs: the exact message a user sees. */
+static void test_corrupt(void)
+{
+    char img[128];
+    snprintf(img, sizeof(img), "%s/fat0.img", tmp);
+    size_t len = 0;
+    uint8_t *d = (uint8_t *)slurp(img, &len);
+    if (!d) {
+        fprintf(stderr, "SKIP corrupt FAT: no FAT12 image from test_fat\n");
+    } else {
+        struct mem_dev m = {d, len};
+        struct vd_fs_dev dev = {.name = "mem", .size = len, .opaque = &m, .pread = mem_pread};
+        struct vd_fs *fs = NULL;
+        struct vd_error err = {0};
+        /* a directory's FAT chain that points at itself: reported, not
+         * followed forever (a file's chain is bounded by its size anyway) */
+        CHECK(vd_fs_open(&dev, "vfat", &fs, &err) == 0, "open: %s", err.msg);
+        struct vd_fs_stat st;
+        CHECK(vd_fs_stat(fs, "/Sub", false, &st, &err) == 0, "stat Sub");
+        uint32_t first = d[st.ino + 26] | (uint32_t)d[st.ino + 27] << 8;
+        vd_fs_close(fs);
+        uint32_t fat = (uint32_t)(d[14] | d[15] << 8) * (uint32_t)(d[11] | d[12] << 8);
+        uint8_t *e = d + fat + first + first / 2; /* FAT12 entry (fatgen103 section 4) */
+        if (first & 1) {
+            e[0] = (uint8_t)((e[0] & 0x0f) | (first & 0x0f) << 4);
+            e[1] = (uint8_t)(first >> 4);
+        } else {
+            e[0] = (uint8_t)first;
+            e[1] = (uint8_t)((e[1] & 0xf0) | (first >> 8));
+        }
+        CHECK(vd_fs_open(&dev, "vfat", &fs, &err) == 0, "open: %s", err.msg);
+        char **names = NULL;
+        size_t n = 0;
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "fs: mem: fat: directory cluster chain from %u is broken or loops", first);
+        vd_err_clear(&err);
+        CHECK(fs && vd_fs_readdir(fs, "/Sub", &names, &n, &err) == -EINVAL, "loop");
+        CHECK_MSG(err, want);
+        vd_fs_close(fs);
+        /* a sector size no formatter writes */
+        d[11] = 0x2c;
+        d[12] = 0x01;
+        vd_err_clear(&err);
+        CHECK(vd_fs_open(&dev, "vfat", &fs, &err) == -EINVAL, "bad BPB");
+        CHECK_MSG(err, "fs: mem: fat: BPB_BytsPerSec 300 is not 512, 1024, 2048 or 4096");
+        free(d);
+    }
+
+    /* an ext4 image cut in half: the device's bounds, named */
+    snprintf(img, sizeof(img), "%s/ext4.img", tmp);
+    d = (uint8_t *)slurp(img, &len);
+    if (d) {
+        struct mem_dev m = {d, 1 << 20};
+        struct vd_fs_dev dev = {.name = "mem", .size = 1 << 20, .opaque = &m, .pread = mem_pread};
+        struct vd_fs *fs = NULL;
+        struct vd_error err = {0};
+        int r = vd_fs_open(&dev, NULL, &fs, &err);
+        if (r == 0) {
+            char *b = NULL;
+            size_t n = 0;
+            r = vd_fs_read(fs, "/d1/big", 1 << 22, &b, &n, &err);
+            free(b);
+            vd_fs_close(fs);
+        }
+        CHECK(r == -EINVAL && strstr(err.msg, "fs: mem: ext2 read of block ") &&
+                  strstr(err.msg, "is past the end of the device (1048576 bytes)"),
+              "truncated ext4: %d %s", r, err.msg);
+        free(d);
+    }
+
+    /* btrfs and anything else: -ENOTSUP with the reason */
+    if (have("mkfs.btrfs")) {
+        snprintf(img, sizeof(img), "%s/btrfs.img", tmp);
+        CHECK(sh("truncate -s 128M %s && mkfs.btrfs -q %s >/dev/null 2>&1", img, img) == 0,
+              "mkfs.btrfs");
+        struct file_dev fd;
+        struct vd_fs_dev dev;
+        memset(&fd, 0, sizeof(fd));
+        fd.fd = open(img, O_RDONLY);
+        dev.name = "disk-p2";
+        dev.size = 128u << 20;
+        dev.opaque = &fd;
+        dev.pread = file_pread;
+        struct vd_fs *fs = NULL;
+        struct vd_error err = {0};
+        CHECK(vd_fs_open(&dev, NULL, &fs, &err) == -ENOTSUP, "btrfs");
+        CHECK_MSG(err, "fs: disk-p2: btrfs is not read: no Debian library reads btrfs without a "
+                       "kernel mount and vdisk has no btrfs reader (subvolumes, chunk tree, "
+                       "compression); mount the view's partition file read-only to look inside");
+        vd_err_clear(&err);
+        CHECK(vd_fs_open(&dev, "swap", &fs, &err) == -ENOTSUP, "swap");
+        CHECK_MSG(err, "fs: disk-p2: swap is not read: vdisk reads ext2/3/4, XFS, NTFS and FAT");
+        close(fd.fd);
+    }
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/vd-test-fs-XXXXXX");
@@ -459,6 +568,7 @@ int main(void)
     test_ext4();
     test_fat();
     test_xfs();
+    test_corrupt();
     test_ntfs("");                     /* symlinks as Interix files, ntfs-3g's default */
     test_ntfs("-o special_files=wsl"); /* symlinks as WSL reparse points */
     if (!getenv("VD_TEST_KEEP"))
