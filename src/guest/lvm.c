@@ -32,6 +32,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,22 +55,25 @@
 
 /* ---- CRC ---- */
 
+static uint32_t crc_tab[256];
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
+        crc_tab[i] = c;
+    }
+}
+
 uint32_t vd_lvm_crc(uint32_t crc, const void *buf, size_t len)
 {
-    static uint32_t tab[256];
-    static int ready; /* benign race: every thread computes the same table */
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
-            tab[i] = c;
-        }
-        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-    }
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc_init);
     const uint8_t *p = buf;
     for (size_t i = 0; i < len; i++)
-        crc = (crc >> 8) ^ tab[(crc ^ p[i]) & 0xff];
+        crc = (crc >> 8) ^ crc_tab[(crc ^ p[i]) & 0xff];
     return crc;
 }
 
@@ -727,7 +731,8 @@ static int lvm_parse_seg(struct lvm_build *b, struct vd_lvm_vg *vg, struct vd_lv
 /* Bounds of every area on its PV, and the LV's segments in order. */
 static void lvm_check_lv(struct lvm_build *b, struct vd_lvm_vg *vg, struct vd_lvm_lv *lv)
 {
-    qsort(lv->segs, lv->nsegs, sizeof(*lv->segs), seg_cmp);
+    if (lv->nsegs > 1)
+        qsort(lv->segs, lv->nsegs, sizeof(*lv->segs), seg_cmp);
     uint64_t next = 0;
     const char *t0 = lv->nsegs ? lv->segs[0].type : "";
     lv->segtype = t0[0] ? t0 : "unknown";
@@ -988,9 +993,6 @@ static int lvm_build_vg(struct lvm_build *b, const struct cfg_node *root, size_t
                     lv->segtype = "mixed";
         }
     }
-    for (size_t i = 0; i < vg->nlvs; i++)
-        if (vg->lvs[i].unsupported)
-            vg->lvs[i].size = 0;
     if (lvm_check_overlap(b, vg) < 0)
         return -ENOMEM;
     for (size_t i = 0; i < vg->nlvs; i++)

@@ -16,7 +16,11 @@ trap lvm_cleanup EXIT
 need_lvm() {
     need pvcreate vgcfgrestore lvs losetup python3 sfdisk
     [ "$(id -u)" -eq 0 ] || skip "loop devices need root"
-    pvcreate --help 2>&1 | grep -q -- --restorefile || skip "pvcreate has no --restorefile"
+    # Not `pvcreate --help | grep -q`: with pipefail, grep's early exit
+    # (SIGPIPE to pvcreate) would turn into a skip now and then.
+    local help
+    help=$(pvcreate --help 2>&1 || true)
+    [[ $help == *--restorefile* ]] || skip "pvcreate has no --restorefile"
 }
 
 # loop FILE OFFSET SIZE: a loop device over a window of FILE

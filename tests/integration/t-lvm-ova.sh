@@ -85,6 +85,23 @@ lv = json.load(open("one.json"))["volume_groups"][0]["logical_volumes"][0]
 want = "PV pv1 (uuid pvxpvx-0000-0000-0000-0000-0000-000002) of VG vgx is missing"
 assert lv["unsupported"] == want and lv["view"] is None, lv
 PY
+# disk2 cut to 4 MiB (a truncated copy): span's extents on it are past
+# its end; the LV is refused by name, the label's size is reported.
+truncate -s 4M d2.raw
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized d2.raw ova/d2.vmdk
+sed -i "s/ ovf:size=\"[0-9]*\"//" ova/vm.ovf
+tar --format=ustar -C ova -cf cut.ova vm.ovf d1.vmdk d2.vmdk
+"$VDISK" info --json cut.ova > cut.json
+python3 - <<'PY'
+import json
+j = json.load(open("cut.json"))
+lv = j["volume_groups"][0]["logical_volumes"][0]
+want = ("VG vgx, LV span: extents 0-3 of pv1 lie past the end of its device disk2 "
+        "(4194304 bytes; a truncated disk?)")
+assert lv["unsupported"] == want and lv["view"] is None, lv
+assert j["guest_warnings"] == ["lvm: disk2: the PV label says the device is 16777216 bytes "
+                               "but it has 4194304 (a truncated disk?)"], j["guest_warnings"]
+PY
 vmount m1 ova/d1.vmdk
 [ ! -e m1/d1/lvm-vgx-span.raw ] || fail "an LV with a missing PV has a file"
 vumount m1
