@@ -224,10 +224,14 @@ vg0 {
 }
 F
     loop=$(losetup -f --show -o $((526336 * 512)) "$out")
-    local cfg='devices { use_devicesfile = 0 filter = [ "a|.*|" ] }'
-    if ! pvcreate --config "$cfg" -ff -y --uuid "$GUEST_PVUUID" --restorefile "$w/vg0.meta" \
-            "$loop" > "$w/lvm.log" 2>&1 ||
-        ! vgcfgrestore --config "$cfg" -f "$w/vg0.meta" vg0 >> "$w/lvm.log" 2>&1; then
+    # Our own lvm.conf: no metadata backups or archives in the host's
+    # /etc/lvm, no devices file, every device visible.
+    mkdir -p "$w/lvmconf"
+    printf 'backup {\n backup = 0\n archive = 0\n}\ndevices {\n use_devicesfile = 0\n filter = [ "a|.*|" ]\n}\n' \
+        > "$w/lvmconf/lvm.conf"
+    if ! LVM_SYSTEM_DIR=$w/lvmconf pvcreate -ff -y --uuid "$GUEST_PVUUID" \
+            --restorefile "$w/vg0.meta" "$loop" > "$w/lvm.log" 2>&1 ||
+        ! LVM_SYSTEM_DIR=$w/lvmconf vgcfgrestore -f "$w/vg0.meta" vg0 >> "$w/lvm.log" 2>&1; then
         losetup -d "$loop"
         fail "LVM metadata could not be written: $(tail -3 "$w/lvm.log")"
     fi
