@@ -28,6 +28,10 @@ PKGS=(
   # initramfs archives, libfsxfs reads XFS through a libbfio callback handle;
   # tests build XFS/FAT/NTFS images and initramfs archives with the real tools
   libarchive-dev libfsxfs-dev libbfio-dev xfsprogs mtools cpio lz4 zstd bzip2
+  # tests: guest layouts for inspect/preflight (tests/integration/guests.sh:
+  # GRUB's BIOS boot.img, an ESP's grubx64.efi via mtools, XFS on LVM) and
+  # virt-inspector as the oracle of vdisk inspect (t-inspect-virt)
+  grub-pc-bin grub-efi-amd64-bin guestfs-tools
 )
 missing=()
 for p in "${PKGS[@]}"; do
