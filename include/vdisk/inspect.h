@@ -152,6 +152,9 @@ struct vd_preflight_opts {
     const char *target;    /* "aws" (the only one) */
     const char *route;     /* "import-image" (default) or "import-snapshot" */
     const char *data_file; /* the AWS support table (NULL: the installed one) */
+    /* Read every allocated byte (VMDK grains decompress to their length):
+     * the whole image, so off by default (over S3 it is the full download). */
+    bool deep;
 };
 /* Run every check on the sources (container and integrity checks) and the
  * guest inspection result. */
