@@ -62,7 +62,24 @@ int vd_guest_open(struct vd_source *src, struct vd_guest **out, struct vd_error 
 /* The same over several sources in order (disk numbers run on). */
 int vd_guest_open_sources(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest **out,
                           struct vd_error *err);
+/* The same over images already open (the mount's overlay views): disk
+ * n is imgs[n-1]; named "disk" when n == 1, else "diskN". The guest
+ * borrows the images. */
+int vd_guest_open_images(struct vd_image *const *imgs, size_t n, struct vd_guest **out,
+                         struct vd_error *err);
 void vd_guest_close(struct vd_guest *g);
+
+/* What the scan left out and why (a partition table that cannot be read,
+ * a damaged LVM label or metadata area, a VG found twice): one message
+ * each, for info.json, `vdisk info` and logs. */
+size_t vd_guest_nwarnings(const struct vd_guest *g);
+const char *vd_guest_warning(const struct vd_guest *g, size_t i);
+
+/* vd_source_info_json() with the block devices and VGs of g (opened over
+ * src's disks or views of them) instead of a new scan: the mount renders
+ * info.json often and keeps one guest per source. g may be NULL. */
+int vd_source_info_json_guest(struct vd_source *src, const struct vd_guest *g, char **out,
+                              struct vd_error *err);
 
 size_t vd_guest_ndevs(const struct vd_guest *g);
 const struct vd_bdev *vd_guest_dev(const struct vd_guest *g, size_t i);

@@ -16,6 +16,7 @@
 #include "common/json.h"
 #include "core/driver.h"
 #include "formats/ova.h"
+#include "guest/guest_int.h"
 
 struct vd_source {
     char *uri;
@@ -255,6 +256,20 @@ static void image_json(struct vd_image *img, struct vd_json *j)
 
 int vd_source_info_json(struct vd_source *src, char **out, struct vd_error *err)
 {
+    /* The guest's devices are part of the description; a scan that fails
+     * (out of memory) leaves them out rather than the whole JSON. */
+    struct vd_guest *g = NULL;
+    struct vd_error gerr = {0};
+    if (vd_guest_open(src, &g, &gerr) == -ENOMEM)
+        return vd_err(err, -ENOMEM, "%s", gerr.msg);
+    int r = vd_source_info_json_guest(src, g, out, err);
+    vd_guest_close(g);
+    return r;
+}
+
+int vd_source_info_json_guest(struct vd_source *src, const struct vd_guest *g, char **out,
+                              struct vd_error *err)
+{
     struct vd_json j;
     vd_json_init(&j);
     vd_json_obj_begin(&j, NULL);
@@ -315,6 +330,8 @@ int vd_source_info_json(struct vd_source *src, char **out, struct vd_error *err)
         vd_json_obj_end(&j);
     }
     vd_json_arr_end(&j);
+    if (g)
+        vd_guest_info_json(g, &j);
     if (src->io->ops->stats) {
         vd_json_obj_begin(&j, "io");
         src->io->ops->stats(src->io, &j);
