@@ -849,8 +849,15 @@ static int cmd_preflight(int argc, char **argv)
     for (size_t i = 0; i < npaths; i++)
         if (!(srcs[i] = open_source(paths[i], &co)))
             goto out;
-    if (vd_guest_open_sources(srcs, npaths, &g, &err) < 0 || vd_inspect_guest(g, &ins, &err) < 0 ||
-        vd_preflight(srcs, npaths, g, ins, &po, &p, &err) < 0) {
+    /* A guest that cannot be opened or inspected (a corrupt image) still
+     * gets the container checks: they say why AWS would refuse it. */
+    struct vd_error gerr = {0};
+    if (vd_guest_open_sources(srcs, npaths, &g, &gerr) < 0 ||
+        vd_inspect_guest(g, &ins, &gerr) < 0) {
+        vd_inspect_free(ins);
+        ins = NULL;
+    }
+    if (vd_preflight(srcs, npaths, vd_err_isset(&gerr) ? NULL : g, ins, &po, &p, &err) < 0) {
         fprintf(stderr, "%s: preflight: %s\n", prog, err.msg);
         goto out;
     }
@@ -866,6 +873,11 @@ static int cmd_preflight(int argc, char **argv)
         pf_print_text(p, ins, po.route);
     }
     rc = vd_preflight_status(p);
+    if (vd_err_isset(&gerr)) {
+        fprintf(stderr, "%s: preflight: the guest could not be inspected: %s\n", prog, gerr.msg);
+        if (rc != VD_PF_WOULD_FAIL)
+            rc = 1;
+    }
 out:
     vd_preflight_free(p);
     vd_inspect_free(ins);

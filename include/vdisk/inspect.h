@@ -157,7 +157,9 @@ struct vd_preflight_opts {
     bool deep;
 };
 /* Run every check on the sources (container and integrity checks) and the
- * guest inspection result. */
+ * guest inspection result. g and ins may be NULL when the guest could not
+ * be opened or inspected (a corrupt image): the container checks still
+ * run, and say why AWS would refuse it. */
 int vd_preflight(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest *g,
                  const struct vd_inspect *ins, const struct vd_preflight_opts *opts,
                  struct vd_preflight **out, struct vd_error *err);

@@ -805,7 +805,8 @@ int pf_run(const struct pf_facts *f, const struct vd_inspect *ins, const struct 
     check_container(&c);
     check_encrypted(&c);
     check_lvm(&c);
-    check_os(&c);
+    if (ins) /* NULL: the guest could not be inspected; the caller says why */
+        check_os(&c);
     if (c.err) {
         vd_preflight_free(c.p);
         return vd_err(err, c.err, "preflight: out of memory");

@@ -99,7 +99,8 @@ bool pf_kernel_match(const char *k, const char *pat);
 
 const char *vd_pf_severity_name(enum vd_pf_severity s); /* "would-fail", "risk", "note" */
 
-/* Run every check. route: "import-image" (NULL too) or "import-snapshot". */
+/* Run every check; ins NULL: only the container and device checks (the
+ * guest could not be inspected). route: "import-image" (NULL too) or "import-snapshot". */
 int pf_run(const struct pf_facts *f, const struct vd_inspect *ins, const struct pf_table *t,
            const char *route, struct vd_preflight **out, struct vd_error *err);
 

@@ -53,6 +53,34 @@ expect 0 - - "" -- --deep "$T/clean.vmdk"
 python3 -c 'import json,sys; assert "vmdk-grains" in json.load(open(sys.argv[1]))["passed"]' \
     "$T/out.json" || fail "--deep: vmdk-grains not passed"
 
+echo "== a garbled grain: found with --deep only"
+cp "$T/clean.vmdk" "$T/grain.vmdk"
+python3 - "$T/grain.vmdk" <<'EOP'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+# The last grain of the stream (file data, not the partition table): a
+# sector-aligned marker (u64 LBA, u32 compressed size) and a zlib stream.
+last = None
+for off in range(512, len(b) - 512, 512):
+    size = int.from_bytes(b[off + 8:off + 12], "little")
+    if 64 < size < 2 * 65536 and b[off + 12] == 0x78:
+        last = (off, size)
+if not last:
+    sys.exit("no grain marker found")
+off, size = last
+for i in range(off + 20, off + 12 + size - 8):
+    b[i] ^= 0x5A
+open(p, "wb").write(b)
+EOP
+rc=0
+"$VDISK" check "$T/grain.vmdk" >/dev/null || rc=$?
+[ $rc -eq 0 ] || fail "vdisk check reads no grain, yet says $rc"
+qemu-img convert -f vmdk -O raw "$T/grain.vmdk" "$T/grain.raw" 2>/dev/null &&
+    fail "qemu-img reads the garbled grain without error"
+rm -f "$T/grain.raw"
+expect 2 vmdk-grains would-fail "ClientError: Uncompressed data has invalid length" -- --deep "$T/grain.vmdk"
+
 echo "== monolithicSparse VMDK: a risk"
 qemu-img convert -f raw -O vmdk "$T/clean.raw" "$T/sparse.vmdk"
 expect 3 vmdk-stream-optimized risk "" -- "$T/sparse.vmdk"
@@ -139,6 +167,8 @@ printf '\x01' | dd of="$T/footer.vhd" bs=1 seek=100 conv=notrunc status=none
 rc=0
 "$VDISK" check "$T/footer.vhd" >"$T/check.txt" || rc=$?
 [ $rc -eq 2 ] || fail "vdisk check of the patched VHD: exit $rc: $(cat "$T/check.txt")"
+# qemu-img reads a dynamic VHD's footer copy first: it refuses the file too
+qemu-img info -f vpc "$T/footer.vhd" >/dev/null 2>&1 && fail "qemu-img opens the patched VHD"
 expect 2 vhd-footers would-fail "ClientError: Footers not identical" -- "$T/footer.vhd"
 
 echo "== import-snapshot: initramfs without ena"
