@@ -3,6 +3,7 @@
  * Thin by design: argument parsing, progress display and output formatting;
  * all work happens in the library.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -23,7 +24,6 @@
 #include "vdisk/fixup.h"
 #include "vdisk/guest.h"
 #include "vdisk/inspect.h"
-#include <dirent.h>
 
 static const char *prog = "vdisk";
 
@@ -43,6 +43,8 @@ static void usage(FILE *f)
             "                                        AWS VM Import's guest changes, offline:\n"
             "                                        Linux (fstab UUIDs, GRUB, DHCP), Windows\n"
             "                                        (SYSTEM hive: boot drivers, DHCP, clock)\n"
+            "  inspect [--json] SOURCE...|VIEW       the guest's OSes, kernels, boot mode,\n"
+            "                                        mounts, network, without booting it\n"
             "  preflight --target aws [--json] SOURCE...|VIEW\n"
             "                                        what AWS VM Import would refuse (exit 0\n"
             "                                        ready, 2 would fail, 3 risks, 1 could not)\n"
@@ -666,9 +668,248 @@ static int cmd_fixup(int argc, char **argv)
     return 0;
 }
 
+/* ---- inspect ---- */
+
+#define INSPECT_MAX_SRCS 32
+
+/* A vdiskfs view folder: its disk.raw / diskN.raw files (not -pN, not
+ * LVs), in disk order. */
+static int view_disks(const char *dir, char **paths, size_t cap, size_t *n)
+{
+    *n = 0;
+    for (unsigned d = 1; d <= cap; d++) {
+        char p[4096];
+        struct stat st;
+        if (d == 1) {
+            snprintf(p, sizeof(p), "%s/disk.raw", dir);
+            if (stat(p, &st) != 0)
+                snprintf(p, sizeof(p), "%s/disk1.raw", dir);
+        } else {
+            snprintf(p, sizeof(p), "%s/disk%u.raw", dir, d);
+        }
+        if (stat(p, &st) != 0 || !S_ISREG(st.st_mode))
+            break;
+        if (!(paths[(*n)++] = strdup(p)))
+            return -ENOMEM;
+    }
+    return *n ? 0 : -ENOENT;
+}
+
+static const char *or_dash(const char *s)
+{
+    return s && s[0] ? s : "-";
+}
+
+static void print_size(uint64_t v)
+{
+    if (v == VD_INSPECT_UNKNOWN)
+        printf("?");
+    else if (v >= (1ull << 30))
+        printf("%.1f GiB", (double)v / (1ull << 30));
+    else
+        printf("%.1f MiB", (double)v / (1ull << 20));
+}
+
+static void print_inspect(const struct vd_inspect *r)
+{
+    printf("filesystems:\n");
+    for (size_t i = 0; i < r->nfss; i++) {
+        const struct vd_inspect_fs *f = &r->fss[i];
+        printf("  %-16s %-8s uuid %s label %s size ", f->dev, or_dash(f->type), or_dash(f->uuid),
+               or_dash(f->label));
+        print_size(f->size);
+        printf(" free ");
+        print_size(f->free);
+        if (f->not_inspected)
+            printf("  (not inspected: %s)", f->not_inspected);
+        printf("\n");
+    }
+    if (!r->noss)
+        printf("no operating system found\n");
+    for (size_t i = 0; i < r->noss; i++) {
+        const struct vd_inspect_os *o = &r->oss[i];
+        printf("\nOS %zu: %s (%s %s, %s)\n", i + 1, or_dash(o->product), or_dash(o->distro),
+               or_dash(o->version), o->type);
+        printf("  root:         %s (%s), free ", o->root_dev, or_dash(o->root_fstype));
+        print_size(o->free_bytes);
+        printf("\n  architecture: %s (from %s)\n", or_dash(o->arch), or_dash(o->arch_from));
+        printf("  boot mode:    %s", vd_inspect_boot_mode_name(o->boot_mode));
+        if (o->bootloader_disk[0])
+            printf(", BIOS boot code on %s", o->bootloader_disk);
+        if (o->esp_dev[0])
+            printf(", ESP %s (EFI/BOOT/BOOTX64.EFI %s)", o->esp_dev,
+                   o->uefi_fallback ? "present" : "MISSING");
+        printf("\n");
+        if (!strcmp(o->type, "windows")) {
+            printf("  build:        %s, edition %s, %s\n", or_dash(o->win_build),
+                   or_dash(o->win_edition), or_dash(o->win_install));
+            printf("  language:     %s\n", or_dash(o->win_language));
+            printf("  boot drivers:");
+            for (size_t k = 0; k < o->nwin_boot_drivers; k++)
+                printf(" %s", o->win_boot_drivers[k]);
+            printf("%s\n  DHCP client:  %s\n", o->nwin_boot_drivers ? "" : " none",
+                   o->win_dhcp_enabled ? "enabled" : "disabled");
+            printf("  pagefile:     %s\n", or_dash(o->win_pagefile));
+            continue;
+        }
+        printf("  hostname:     %s\n", or_dash(o->hostname));
+        printf("  boot loader:  %s (%s), default kernel %s\n", or_dash(o->bootloader),
+               or_dash(o->bootloader_cfg), or_dash(o->default_kernel));
+        printf("  fstab:%s\n", o->fstab_read ? "" : "        not read");
+        for (size_t k = 0; k < o->nmounts; k++) {
+            const struct vd_inspect_mount *m = &o->mounts[k];
+            printf("    %-12s %-6s %s -> %s\n", m->mountpoint, or_dash(m->type), m->spec,
+                   m->dev ? m->dev : "NOT FOUND");
+        }
+        printf("  kernels:\n");
+        for (size_t k = 0; k < o->nkernels; k++) {
+            const struct vd_inspect_kernel *kn = &o->kernels[k];
+            printf("    %s%s  %zu modules  initrd %s\n", kn->version,
+                   !strcmp(kn->version, o->default_kernel) ? " (default)" : "", kn->nmodules,
+                   or_dash(kn->initrd));
+            printf("      drivers:");
+            for (size_t d = 0; d < kn->ninitramfs_drivers; d++)
+                printf(" %s", kn->initramfs_drivers[d]);
+            if (!kn->initramfs_read)
+                printf(" (initramfs not read: %s)", kn->initramfs_why);
+            printf("\n");
+        }
+        printf("  network:\n");
+        for (size_t k = 0; k < o->nnets; k++) {
+            const struct vd_inspect_net *e = &o->nets[k];
+            printf("    %-14s %-10s %s%s%s%s%s\n", e->stack, e->iface[0] ? e->iface : "(any)",
+                   e->dhcp ? "dhcp" : "", e->dhcp && e->static_addr ? "+" : "",
+                   e->static_addr ? "static" : "", e->mac[0] ? " mac " : "", e->mac);
+            printf("      in %s\n", e->file);
+        }
+        printf("  DHCP client:  %s\n", o->dhcp_client ? o->dhcp_client_name : "none found");
+    }
+    if (r->nwarnings)
+        printf("\nwarnings:\n");
+    for (size_t i = 0; i < r->nwarnings; i++)
+        printf("  %s\n", r->warnings[i]);
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"json", no_argument, NULL, 'j'},       {"format", required_argument, NULL, 'f'},
+        {"disk", required_argument, NULL, 'D'}, {"allow-path", required_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},       {0}};
+    struct common co = {0};
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "jf:h", lo, NULL)) != -1) {
+        if ((c = common_opt(c, &co)) <= 0) {
+            if (c < 0)
+                return 1;
+            continue;
+        }
+        if (c == 'j') {
+            json = true;
+        } else if (c == 'h') {
+            printf("usage: vdisk inspect [--json] [--disk N] [-f FORMAT] SOURCE... | VIEW\n"
+                   "Find the operating systems on a guest's disks and report what\n"
+                   "virt-inspector does, without booting or mounting anything: distribution,\n"
+                   "version, architecture, hostname, the root device and the fstab mounts\n"
+                   "resolved against the disks and LVM volumes, kernels and their modules,\n"
+                   "the default boot entry, boot mode (BIOS, UEFI, both), network configs,\n"
+                   "the initramfs's storage and network drivers, every filesystem's size and\n"
+                   "free space; for Windows the product, build, edition, language, boot-start\n"
+                   "storage drivers, DHCP client and pagefile from the registry.\n"
+                   "Several SOURCEs are the guest's disks in order (sda, sdb...). A VIEW (a\n"
+                   "vdiskfs mount's MNT/name folder) is read through its diskN.raw files.\n"
+                   "--disk N reads only disk N of a multi-disk source (an OVA).\n"
+                   "--json prints the JSON of docs/inspect.md.\n"
+                   "Exit status: 0 inspected (even if no OS was found), 1 the disks could not\n"
+                   "be read, 2 usage.\n");
+            return 0;
+        } else {
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "usage: vdisk inspect [--json] [--disk N] SOURCE... | VIEW\n");
+        return 2;
+    }
+    char *paths[INSPECT_MAX_SRCS] = {0};
+    struct vd_source *srcs[INSPECT_MAX_SRCS] = {0};
+    struct vd_image *imgs[INSPECT_MAX_SRCS];
+    size_t npaths = 0, nsrcs = 0, nimgs = 0;
+    int rc = 1;
+    struct stat st;
+    if (optind + 1 == argc && stat(argv[optind], &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (view_disks(argv[optind], paths, INSPECT_MAX_SRCS, &npaths) < 0) {
+            fprintf(stderr,
+                    "%s: inspect: %s: no disk.raw or disk1.raw in this folder; give a vdiskfs "
+                    "view (MNT/name) or an image\n",
+                    prog, argv[optind]);
+            goto out;
+        }
+        co.open.format = "raw";
+    } else {
+        for (int i = optind; i < argc; i++) {
+            if (npaths == INSPECT_MAX_SRCS) {
+                fprintf(stderr, "%s: inspect: at most %d sources\n", prog, INSPECT_MAX_SRCS);
+                rc = 2;
+                goto out;
+            }
+            paths[npaths++] = strdup(argv[i]);
+        }
+    }
+    for (size_t i = 0; i < npaths; i++) {
+        if (!paths[i] || !(srcs[nsrcs] = open_source(paths[i], &co)))
+            goto out;
+        struct vd_source *src = srcs[nsrcs++];
+        size_t nd = vd_source_ndisks(src);
+        if (co.disk && (size_t)co.disk > nd) {
+            fprintf(stderr, "%s: %s: no disk %ld (it has %zu)\n", prog, paths[i], co.disk, nd);
+            goto out;
+        }
+        for (size_t d = 0; d < nd; d++) {
+            if (co.disk && d + 1 != (size_t)co.disk)
+                continue;
+            if (nimgs == INSPECT_MAX_SRCS) {
+                fprintf(stderr, "%s: inspect: at most %d disks\n", prog, INSPECT_MAX_SRCS);
+                goto out;
+            }
+            imgs[nimgs++] = vd_source_disk(src, d);
+        }
+    }
+    struct vd_error err = {0};
+    struct vd_guest *g = NULL;
+    struct vd_inspect *r = NULL;
+    if (vd_guest_open_images(imgs, nimgs, &g, &err) < 0 || vd_inspect_guest(g, &r, &err) < 0) {
+        fprintf(stderr, "%s: inspect: %s\n", prog, err.msg);
+        vd_guest_close(g);
+        goto out;
+    }
+    rc = 0;
+    if (json) {
+        char *text;
+        if (vd_inspect_json(r, &text, &err) < 0) {
+            fprintf(stderr, "%s: inspect: %s\n", prog, err.msg);
+            rc = 1;
+        } else {
+            fputs(text, stdout);
+            free(text);
+        }
+    } else {
+        print_inspect(r);
+    }
+    vd_inspect_free(r);
+    vd_guest_close(g);
+out:
+    for (size_t i = 0; i < nsrcs; i++)
+        vd_source_close(srcs[i]);
+    for (size_t i = 0; i < npaths; i++)
+        free(paths[i]);
+    return rc;
+}
+
 /* ---- preflight ---- */
 
-static int name_cmp(const void *a, const void *b)
+static int pf_name_cmp(const void *a, const void *b)
 {
     return strverscmp(*(char *const *)a, *(char *const *)b);
 }
@@ -676,7 +917,7 @@ static int name_cmp(const void *a, const void *b)
 /* A vdiskfs view folder: its whole-disk files (disk.raw, disk1.raw...), in
  * disk order, as raw sources. Partition and LV files are left out: the
  * guest finds those again on the disks. */
-static int view_disks(const char *dir, char ***paths, size_t *n)
+static int pf_view_disks(const char *dir, char ***paths, size_t *n)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -699,7 +940,7 @@ static int view_disks(const char *dir, char ***paths, size_t *n)
         nv++;
     }
     closedir(d);
-    qsort(v, nv, sizeof(*v), name_cmp);
+    qsort(v, nv, sizeof(*v), pf_name_cmp);
     *paths = v;
     *n = nv;
     return 0;
@@ -827,7 +1068,7 @@ static int cmd_preflight(int argc, char **argv)
     size_t npaths = (size_t)(argc - optind);
     struct stat st;
     if (npaths == 1 && stat(paths[0], &st) == 0 && S_ISDIR(st.st_mode)) {
-        int r = view_disks(paths[0], &owned, &npaths);
+        int r = pf_view_disks(paths[0], &owned, &npaths);
         if (r < 0 || npaths == 0) {
             fprintf(stderr, "%s: preflight: %s: %s\n", prog, paths[0],
                     r < 0 ? strerror(-r) : "no disk*.raw in this folder: not a vdiskfs view");
@@ -919,6 +1160,8 @@ int main(int argc, char **argv)
         return cmd_convert(argc, argv);
     if (!strcmp(cmd, "fixup"))
         return cmd_fixup(argc, argv);
+    if (!strcmp(cmd, "inspect"))
+        return cmd_inspect(argc, argv);
     if (!strcmp(cmd, "preflight"))
         return cmd_preflight(argc, argv);
     fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);

@@ -124,6 +124,8 @@ int vd_inspect_guest(struct vd_guest *g, struct vd_inspect **out, struct vd_erro
 void vd_inspect_free(struct vd_inspect *r);
 /* JSON (docs/inspect.md). Caller frees. */
 int vd_inspect_json(const struct vd_inspect *r, char **out, struct vd_error *err);
+/* "bios", "uefi", "both", "unknown" (as in the JSON). */
+const char *vd_inspect_boot_mode_name(enum vd_boot_mode m);
 
 /* ---- pre-flight: what AWS VM Import would refuse ---- */
 

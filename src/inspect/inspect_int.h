@@ -128,4 +128,26 @@ extern const char *const vd_ins_drivers[];
  * -> "nvme-core"; '-' and '_' match each other, as modprobe does), or NULL. */
 const char *vd_ins_driver_of(const char *path);
 
+/* ---- inspect.c: the result under construction ---- */
+
+struct vd_fs;
+struct vd_ins_ctx;
+/* A copy of s owned by the result; "" when memory ran out (noted). */
+const char *vd_ins_str(struct vd_ins_ctx *c, const char *s);
+/* Append a copy of s to a string array owned by the result. */
+void vd_ins_push(struct vd_ins_ctx *c, const char ***arr, size_t *n, const char *s);
+/* One line for the user about something inspection could not read. */
+void vd_ins_warn(struct vd_ins_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- windows.c ---- */
+
+/* Whether fs holds a Windows system root (Windows/System32/config/SYSTEM
+ * or SOFTWARE). */
+bool vd_ins_is_windows(struct vd_fs *fs);
+/* Fill os from the SOFTWARE and SYSTEM hives of fs (hivex). What cannot be
+ * read becomes a warning. */
+void vd_ins_windows(struct vd_ins_ctx *c, struct vd_fs *fs, struct vd_inspect_os *os);
+/* A Windows LCID ("0409") as a language tag ("en-US"), or NULL. */
+const char *vd_ins_lcid_tag(unsigned lcid);
+
 #endif
