@@ -112,6 +112,7 @@ int vd_preflight(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest *g
     struct collect c = {0};
     c.f.container = nsrcs ? vd_source_format(srcs[0]) : "";
     c.f.deep = opts && opts->deep;
+    c.f.checked = true;
     size_t total = 0;
     for (size_t s = 0; s < nsrcs; s++)
         total += vd_source_ndisks(srcs[s]);
@@ -146,19 +147,33 @@ int vd_preflight(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest *g
             if (!c.f.deep && d->subformat && !strcmp(d->subformat, "streamOptimized"))
                 c.f.deep_skip += vd_image_allocated(img);
         }
-        /* The structural check: every disk of the source, metadata only. */
-        c.cur_file = c.f.ndisks > first ? c.f.disks[first].view : "source";
-        struct vd_error e = {0};
-        int cr = vd_source_check(srcs[s], check_cb, &c, &e);
-        if (cr < 0) {
-            r = vd_err(err, cr, "%s", e.msg);
-            goto out;
+        /* The structural check reads metadata only, except where the
+         * metadata is spread through the whole file: a stream-optimized
+         * VMDK's grain markers, an OVA's manifest digests. Those wait for
+         * --deep, or a preflight over S3 would be the whole download. */
+        bool whole = !strcmp(vd_source_format(srcs[s]), "ova");
+        uint64_t bytes = 0;
+        for (size_t i = first; i < c.f.ndisks; i++) {
+            const char *sub = c.f.disks[i].subformat;
+            whole |= sub && !strcmp(sub, "streamOptimized");
+            bytes += vd_image_allocated(vd_source_disk(srcs[s], i - first));
+        }
+        if (whole && !c.f.deep) {
+            c.f.checked = false;
+            c.f.check_skip += bytes;
+        } else {
+            c.cur_file = c.f.ndisks > first ? c.f.disks[first].view : "source";
+            struct vd_error e = {0};
+            int cr = vd_source_check(srcs[s], check_cb, &c, &e);
+            if (cr < 0) {
+                r = vd_err(err, cr, "%s", e.msg);
+                goto out;
+            }
         }
         for (size_t i = first; c.f.deep && i < c.f.ndisks; i++)
             if ((r = deep_read(&c, vd_source_disk(srcs[s], i - first), c.f.disks[i].view, err)) < 0)
                 goto out;
     }
-    c.f.checked = true;
     size_t nd = g ? vd_guest_ndevs(g) : 0;
     if (nd && !(c.f.devs = calloc(nd, sizeof(*c.f.devs)))) {
         r = vd_err(err, -ENOMEM, "preflight: out of memory");

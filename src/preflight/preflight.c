@@ -227,6 +227,13 @@ static void check_container(struct pf_ctx *c)
     if (f->checked) {
         ran(c, "container-integrity");
         ran(c, "vhd-footers");
+    } else if (f->check_skip) {
+        add(c, "container-integrity", VD_PF_NOTE, "",
+            "vdisk preflight --deep ... (or vdisk check SOURCE)",
+            "structural check not run: for a stream-optimized VMDK or an OVA it reads the whole "
+            "image (%" PRIu64 " bytes: every grain marker, the manifest's digests); run with "
+            "--deep",
+            f->check_skip);
     }
     if (f->deep && !vmdk_grain_issue)
         ran(c, "vmdk-grains");

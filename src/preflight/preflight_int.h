@@ -55,9 +55,11 @@ struct pf_facts {
     size_t ndevs;
     struct pf_problem *problems;
     size_t nproblems;
-    bool checked;       /* the container check ran */
-    bool deep;          /* every allocated byte was read (--deep) */
-    uint64_t deep_skip; /* not deep: compressed bytes a deep read would fetch */
+    bool checked;        /* the container check ran on every source */
+    uint64_t check_skip; /* not deep: bytes of the sources whose check reads
+                            them whole (stream-optimized VMDK, OVA) */
+    bool deep;           /* every allocated byte was read (--deep) */
+    uint64_t deep_skip;  /* not deep: compressed bytes a deep read would fetch */
 };
 
 /* ---- the AWS support table (table.c, data/aws-vmimport.txt) ---- */

@@ -64,7 +64,7 @@ EOR
 }
 
 pf_disk() {
-    local out=$1 dir=$2 mib=${3:-64}
+    local out=$1 dir=$2 mib=${3:-320}
     rm -f "$out"
     truncate -s "${mib}M" "$out"
     echo 'start=2048, type=83, bootable' | sfdisk -q "$out"

@@ -11,8 +11,8 @@ need sfdisk mke2fs cpio gzip python3
 s3_start
 
 pf_tree "$T/root"
-head -c 1000000000 /dev/urandom >"$T/root/var/lib/data.bin"
-pf_disk "$T/disk.raw" "$T/root" 1100
+head -c 1100000000 /dev/urandom >"$T/root/var/lib/data.bin"
+pf_disk "$T/disk.raw" "$T/root" 1500
 rm -rf "$T/root"
 "$VDISK" convert -q -O vmdk -o vmdk_type=streamOptimized,compress_level=1 "$T/disk.raw" "$T/g.vmdk"
 rm -f "$T/disk.raw"
