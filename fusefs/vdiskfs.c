@@ -7,13 +7,16 @@
  *   MNT/<name>/disk.raw        flat view of a single-disk source
  *   MNT/<name>/diskN.raw       one per disk of an OVA, DiskSection order
  *   MNT/<name>/disk-pN.raw     partition N (diskN-pM.raw for several disks)
+ *   MNT/<name>/lvm-VG-LV.raw   LVM2 logical volume LV of VG (docs/lvm.md)
  *   MNT/<name>/info.json       vd_source_info_json(), rendered per open
  *   MNT/<name>/<file>.ovf      OVA only: the descriptor as stored
  *   MNT/export/                with -o export=DEST (fusefs/export.c)
  *
  * The tree of sources is built once before mounting and never changes, so
- * lookups need no lock. Reads of disk views go straight to vd_image_pread,
- * which is thread-safe; the FUSE loop is multithreaded.
+ * lookups need no lock. Disks, partitions and LVs are the source's guest
+ * block devices (vdisk/guest.h); reads map each range with vd_bdev_map
+ * and go straight to vd_image_pread, which is thread-safe; the FUSE loop
+ * is multithreaded.
  */
 #define FUSE_USE_VERSION 35
 #include <errno.h>
@@ -32,6 +35,7 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
+#include "vdisk/guest.h"
 #include "vdisk/overlay.h"
 #include "vdisk/vdisk.h"
 #include "export.h"
@@ -39,14 +43,13 @@
 
 #define VD_MAX_ALLOW 16 /* allow_path= directories */
 
-enum node_kind { NODE_DISK, NODE_PART, NODE_INFO, NODE_OVF };
+enum node_kind { NODE_DEV, NODE_INFO, NODE_OVF };
 
 struct node {
-    char name[64];
+    char name[NAME_MAX + 1];
     enum node_kind kind;
-    struct vd_image *img; /* DISK, PART */
-    uint64_t offset;      /* PART: byte offset inside img */
-    uint64_t size;        /* DISK, PART, OVF */
+    const struct vd_bdev *dev; /* DEV: a disk, partition or LV */
+    uint64_t size;             /* DEV, OVF */
 };
 
 struct srcdir {
@@ -56,6 +59,7 @@ struct srcdir {
     struct node *nodes;
     size_t nviews;
     struct vd_image **views; /* overlay= views of the source's disks, owned */
+    struct vd_guest *guest;  /* block devices over the disks (or views) */
     struct viewperm perm;    /* owner and mode of this folder and its files */
 };
 
@@ -90,8 +94,8 @@ static void logmsg(const char *fmt, ...)
 
 /* ---- building the tree ---- */
 
-static int add_node(struct srcdir *d, const char *name, enum node_kind kind, struct vd_image *img,
-                    uint64_t off, uint64_t size)
+static int add_node(struct srcdir *d, const char *name, enum node_kind kind,
+                    const struct vd_bdev *dev, uint64_t size)
 {
     struct node *n = realloc(d->nodes, (d->nnodes + 1) * sizeof(*n));
     if (!n)
@@ -101,8 +105,7 @@ static int add_node(struct srcdir *d, const char *name, enum node_kind kind, str
     memset(n, 0, sizeof(*n));
     snprintf(n->name, sizeof(n->name), "%s", name);
     n->kind = kind;
-    n->img = img;
-    n->offset = off;
+    n->dev = dev;
     n->size = size;
     return 0;
 }
@@ -159,21 +162,25 @@ static int add_source(const char *uri)
                         &d->perm);
     g.nsrc++;
 
-    for (size_t i = 0; i < vd_source_ndisks(src); i++) {
+    size_t ndisks = vd_source_ndisks(src);
+    struct vd_image **imgs = calloc(ndisks ? ndisks : 1, sizeof(*imgs));
+    if (!imgs)
+        return -1;
+    for (size_t i = 0; i < ndisks; i++) {
         struct vd_image *img = vd_source_disk(src, i);
-        char view[32], name[64];
+        char view[32];
         vd_source_disk_view_name(src, i, view, sizeof(view));
         if (g.overlay) {
             /* Writes go to the overlay; the source stays read-only. */
             struct vd_image **views = realloc(d->views, (d->nviews + 1) * sizeof(*views));
             char key[NAME_MAX + 40];
             if (!views)
-                return -1;
+                goto fail;
             d->views = views;
             snprintf(key, sizeof(key), "%s/%s", d->name, view);
             if (vd_overlay_attach(g.overlay, img, key, &img, &err) < 0) {
                 fprintf(stderr, "vdiskfs: %s\n", err.msg);
-                return -1;
+                goto fail;
             }
             d->views[d->nviews++] = img;
         }
@@ -184,36 +191,40 @@ static int add_source(const char *uri)
                     "copy (vdisk convert -O vhd) and mount that rw\n",
                     uri, vd_image_format(img), vd_image_subformat(img) ? " " : "",
                     vd_image_subformat(img) ? vd_image_subformat(img) : "");
-            return -1;
+            goto fail;
         }
-        snprintf(name, sizeof(name), "%s.raw", view);
-        if (add_node(d, name, NODE_DISK, img, 0, vd_image_size(img)) < 0)
-            return -1;
-        struct vd_partition_table pt;
-        if (vd_image_partitions(img, &pt, &err) < 0) {
-            /* Not fatal: the disk is still readable; say why there are no
-             * partition files. */
-            fprintf(stderr, "vdiskfs: warning: %s (no partition files)\n", err.msg);
-            vd_err_clear(&err);
+        imgs[i] = img;
+    }
+    /* Disks, partitions and LVs: the guest names them as the files are
+     * named (disk, disk2-p1, lvm-VG-LV). An LV that is not exposed is
+     * only listed in info.json, with the reason. */
+    if (vd_guest_open_images(imgs, ndisks, &d->guest, &err) < 0) {
+        fprintf(stderr, "vdiskfs: %s: %s\n", uri, err.msg);
+        goto fail;
+    }
+    free(imgs);
+    for (size_t i = 0; i < vd_guest_nwarnings(d->guest); i++)
+        fprintf(stderr, "vdiskfs: warning: %s: %s\n", uri, vd_guest_warning(d->guest, i));
+    for (size_t i = 0; i < vd_guest_ndevs(d->guest); i++) {
+        const struct vd_bdev *b = vd_guest_dev(d->guest, i);
+        char name[NAME_MAX + 1];
+        if (b->unsupported || strlen(b->name) + 4 > NAME_MAX)
             continue;
-        }
-        for (size_t k = 0; k < pt.n; k++) {
-            snprintf(name, sizeof(name), "%s-p%u.raw", view, pt.parts[k].number);
-            if (add_node(d, name, NODE_PART, img, pt.parts[k].offset, pt.parts[k].size) < 0) {
-                vd_partition_table_free(&pt);
-                return -1;
-            }
-        }
-        vd_partition_table_free(&pt);
+        snprintf(name, sizeof(name), "%s.raw", b->name);
+        if (add_node(d, name, NODE_DEV, b, b->size) < 0)
+            return -1;
     }
     size_t ovf_len;
     if (vd_source_ovf_text(src, &ovf_len)) {
         const char *ovf = vd_source_ovf_name(src);
         const char *base = strrchr(ovf, '/');
-        if (add_node(d, base ? base + 1 : ovf, NODE_OVF, NULL, 0, ovf_len) < 0)
+        if (add_node(d, base ? base + 1 : ovf, NODE_OVF, NULL, ovf_len) < 0)
             return -1;
     }
-    return add_node(d, "info.json", NODE_INFO, NULL, 0, 0);
+    return add_node(d, "info.json", NODE_INFO, NULL, 0);
+fail:
+    free(imgs);
+    return -1;
 }
 
 /* ---- path resolution ---- */
@@ -259,7 +270,7 @@ static char *render_info(struct srcdir *d, size_t *len)
 {
     char *json = NULL;
     struct vd_error err = {0};
-    if (vd_source_info_json(d->src, &json, &err) < 0) {
+    if (vd_source_info_json_guest(d->src, d->guest, &json, &err) < 0) {
         logmsg("%s: info.json: %s", d->name, err.msg);
         return NULL;
     }
@@ -307,7 +318,7 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     struct node *n = find_node(path, NULL);
     if (!n)
         return -ENOENT;
-    bool disk = n->kind == NODE_DISK || n->kind == NODE_PART;
+    bool disk = n->kind == NODE_DEV;
     set_view_attr(st, S_IFREG, disk ? &d->perm.disk : &d->perm.data);
     st->st_nlink = 1;
     st->st_size = (off_t)n->size;
@@ -363,7 +374,7 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
         return -ENOENT;
     int acc = fi->flags & O_ACCMODE;
     if (acc != O_RDONLY) {
-        if (!g.writable || (n->kind != NODE_DISK && n->kind != NODE_PART))
+        if (!g.writable || n->kind != NODE_DEV)
             return -EROFS;
     }
     fi->fh = 0;
@@ -425,7 +436,7 @@ static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct 
         return (int)size;
     }
     struct vd_error err = {0};
-    if (vd_image_pread(n->img, buf, size, n->offset + (uint64_t)off, &err) < 0) {
+    if (vd_bdev_pread(n->dev, buf, size, (uint64_t)off, &err) < 0) {
         logmsg("%s/%s: read of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
                err.msg);
         return err.code == -ENOMEM ? -ENOMEM : -EIO;
@@ -467,7 +478,7 @@ static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size
     struct vd_error err = {0};
     struct fuse_bufvec *bv;
     *bufp = NULL;
-    if (!n || (n->kind != NODE_DISK && n->kind != NODE_PART) || off < 0) {
+    if (!n || n->kind != NODE_DEV || off < 0) {
         bv = bufvec_new(1);
         void *mem = malloc(size ? size : 1);
         if (!bv || !mem) {
@@ -493,18 +504,24 @@ static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size
         size = 0;
     else if (size > n->size - (uint64_t)off)
         size = (size_t)(n->size - (uint64_t)off);
-    uint64_t pos = n->offset + (uint64_t)off;
+    uint64_t pos = (uint64_t)off;
     size_t left = size;
     if (size == 0)
         bv->count = 1; /* one empty memory segment */
     while (left > 0) {
         struct fuse_buf *b = &bv->buf[bv->count];
-        uint64_t run = left, fd_off = 0;
+        uint64_t run, fd_off = 0, img_off;
+        struct vd_image *img;
         int fd = -1, m = 0;
+        /* An LV's segment or stripe chunk ends a run. */
+        if (vd_bdev_map(n->dev, pos, left, &img, &img_off, &run, &err) < 0)
+            goto fail;
         if (bv->count < READ_SEGS - 1) {
-            m = vd_image_map(n->img, pos, left, &run, &fd, &fd_off, &err);
+            m = vd_image_map(img, img_off, run, &run, &fd, &fd_off, &err);
             if (m < 0)
                 goto fail;
+        } else {
+            run = left; /* the rest in one memory segment */
         }
         if (m == 1) {
             b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -516,7 +533,7 @@ static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size
                 return -ENOMEM;
             }
             bv->count++; /* freed with the vector from here on */
-            if (vd_image_pread(n->img, b->mem, (size_t)run, pos, &err) < 0)
+            if (vd_bdev_pread(n->dev, b->mem, (size_t)run, pos, &err) < 0)
                 goto fail;
             bv->count--;
         }
@@ -552,19 +569,39 @@ static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
     struct node *n = find_node(path, &d);
     if (!n || off < 0)
         return -ENOENT;
-    if (!g.writable || (n->kind != NODE_DISK && n->kind != NODE_PART))
+    if (!g.writable || n->kind != NODE_DEV)
         return -EROFS;
     if ((uint64_t)off >= n->size)
         return -ENOSPC;
     if (size > n->size - (uint64_t)off)
         size = (size_t)(n->size - (uint64_t)off);
     struct vd_error err = {0};
-    if (vd_image_pwrite(n->img, buf, size, n->offset + (uint64_t)off, &err) < 0) {
+    if (vd_bdev_pwrite(n->dev, buf, size, (uint64_t)off, &err) < 0) {
         logmsg("%s/%s: write of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
                err.msg);
         return write_errno(err.code);
     }
     return (int)size;
+}
+
+/* Flush the disks under a device view: its own disk, or every disk of
+ * the source for an LV (its PVs may lie on several). */
+static int flush_node(const char *path, const char *what)
+{
+    struct srcdir *d;
+    struct node *n = find_node(path, &d);
+    if (!n || n->kind != NODE_DEV)
+        return 0;
+    for (unsigned k = 1; vd_guest_disk(d->guest, k); k++) {
+        struct vd_error err = {0};
+        if (n->dev->kind != VD_BDEV_LV && k != n->dev->disk)
+            continue;
+        if (vd_image_flush(vd_guest_disk(d->guest, k), &err) < 0) {
+            logmsg("%s: %s: %s", path, what, err.msg);
+            return write_errno(err.code);
+        }
+    }
+    return 0;
 }
 
 static int vfs_flush(const char *path, struct fuse_file_info *fi)
@@ -576,15 +613,7 @@ static int vfs_flush(const char *path, struct fuse_file_info *fi)
      * new mappings reach its file here (see src/formats/overlay.c). */
     if (!g.writable || (fi->flags & O_ACCMODE) == O_RDONLY)
         return 0;
-    struct node *n = find_node(path, NULL);
-    if (!n || !n->img)
-        return 0;
-    struct vd_error err = {0};
-    if (vd_image_flush(n->img, &err) < 0) {
-        logmsg("%s: flush: %s", path, err.msg);
-        return write_errno(err.code);
-    }
-    return 0;
+    return flush_node(path, "flush");
 }
 
 static int vfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -592,15 +621,9 @@ static int vfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     const char *rest;
     if (is_export(path, &rest))
         return export_fsync(rest, fi);
-    struct node *n = find_node(path, NULL);
-    if (!n || !n->img || !g.writable)
+    if (!g.writable)
         return 0;
-    struct vd_error err = {0};
-    if (vd_image_flush(n->img, &err) < 0) {
-        logmsg("%s: fsync: %s", path, err.msg);
-        return write_errno(err.code);
-    }
-    return 0;
+    return flush_node(path, "fsync");
 }
 
 static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -621,7 +644,7 @@ static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
         return -ENOENT;
     /* A disk's size is fixed; truncating to its own size is a no-op (cp
      * and dd conv=notrunc may do that). */
-    if (g.writable && n->img && (uint64_t)size == n->size)
+    if (g.writable && n->kind == NODE_DEV && (uint64_t)size == n->size)
         return 0;
     return g.writable ? -EPERM : -EROFS;
 }
@@ -684,13 +707,16 @@ static off_t vfs_lseek(const char *path, off_t off, int whence, struct fuse_file
         return -EINVAL;
     if (off < 0 || (uint64_t)off >= n->size)
         return -ENXIO;
-    if (!n->img)
+    if (n->kind != NODE_DEV)
         return whence == SEEK_DATA ? off : (off_t)n->size;
     uint64_t pos = (uint64_t)off;
     while (pos < n->size) {
-        uint64_t len;
+        uint64_t len, img_off, run;
+        struct vd_image *img;
         struct vd_error err = {0};
-        int st = vd_image_block_status(n->img, n->offset + pos, n->size - pos, &len, &err);
+        int st = vd_bdev_map(n->dev, pos, n->size - pos, &img, &img_off, &run, &err);
+        if (st == 0)
+            st = vd_image_block_status(img, img_off, run, &len, &err);
         if (st < 0) {
             logmsg("%s: lseek: %s", path, err.msg);
             return -EIO;
@@ -1034,6 +1060,8 @@ int main(int argc, char **argv)
     r = fuse_main(fargc, fargv, &vfs_ops, NULL);
 out:
     for (size_t i = 0; i < g.nsrc; i++) {
+        vd_guest_close(g.srcs[i].guest); /* it borrows the views */
+        g.srcs[i].guest = NULL;
         for (size_t k = 0; k < g.srcs[i].nviews; k++)
             vd_overlay_detach(g.srcs[i].views[k]);
         free(g.srcs[i].views);

@@ -21,6 +21,17 @@ PKGS=(
   btrfs-progs
   # tests: the fixup boot oracle (t-fixup-boot) builds and boots a guest
   debootstrap qemu-system-x86
+  # guest filesystems and initramfs listing (src/fs/): libarchive decompresses
+  # initramfs archives, libfsxfs reads XFS through a libbfio callback handle;
+  # tests build XFS/FAT/NTFS images and initramfs archives with the real tools
+  libarchive-dev libfsxfs-dev libbfio-dev xfsprogs mtools cpio lz4 zstd bzip2
+  # tests: guest layouts for inspect/preflight (tests/integration/guests.sh:
+  # GRUB's BIOS boot.img, an ESP's grubx64.efi via mtools, XFS on LVM) and
+  # virt-inspector as the oracle of vdisk inspect (t-inspect-virt)
+  grub-pc-bin grub-efi-amd64-bin mtools xfsprogs lvm2 guestfs-tools
+  # tests: LVM test disks (pvcreate --restorefile, vgcfgrestore) and the two
+  # independent readers of their mapping (lvs, vslvminfo); t-lvm*
+  lvm2 libvslvm-utils
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vdisk/overlay.h"
+#include "vdisk/guest.h"
 #include "vdisk/vdisk.h"
 #if __has_include("vdisk/export.h")
 #include "vdisk/export.h"
@@ -178,6 +179,36 @@ static void common_close(struct common *c)
 
 /* ---- info ---- */
 
+/* LVM2 logical volumes (docs/lvm.md): each exposed one with its view
+ * file, the others with the reason; then what the scan left out. */
+static void print_guest_lvm(struct vd_source *src)
+{
+    struct vd_guest *g;
+    struct vd_error err = {0};
+    if (vd_guest_open(src, &g, &err) < 0) {
+        printf("block devices: %s\n", err.msg);
+        return;
+    }
+    bool any = false;
+    for (size_t i = 0; i < vd_guest_ndevs(g); i++) {
+        const struct vd_bdev *b = vd_guest_dev(g, i);
+        if (b->kind != VD_BDEV_LV)
+            continue;
+        if (!any)
+            printf("logical volumes (LVM2):\n");
+        any = true;
+        if (b->unsupported)
+            printf("  VG %s LV %s  %s  not exposed: %s\n", b->vg, b->lv, b->segtype,
+                   b->unsupported);
+        else
+            printf("  %s.raw  VG %s LV %s  size %" PRIu64 "  %s%s%s\n", b->name, b->vg, b->lv,
+                   b->size, b->segtype, b->fstype[0] ? "  " : "", b->fstype);
+    }
+    for (size_t i = 0; i < vd_guest_nwarnings(g); i++)
+        printf("warning: %s\n", vd_guest_warning(g, i));
+    vd_guest_close(g);
+}
+
 static void print_human(struct vd_source *src)
 {
     printf("format: %s\n", vd_source_format(src));
@@ -209,6 +240,7 @@ static void print_human(struct vd_source *src)
             printf("  partitions: %s\n", err.msg);
         }
     }
+    print_guest_lvm(src);
 }
 
 /* Parse the options every command shares; returns the getopt result for

@@ -57,7 +57,7 @@ struct vd_bdev {
 /* The block devices of all disks of src (OVA: every disk, so a VG spanning
  * several disks of one OVA is assembled). The guest borrows src: close the
  * guest first. Scanning reads only partition tables, LVM labels and
- * metadata, and the first bytes of each device for libblkid. */
+ * metadata, and the first MiB and last 64 KiB of each device for libblkid. */
 int vd_guest_open(struct vd_source *src, struct vd_guest **out, struct vd_error *err);
 /* The same over several sources in order (disk numbers run on). */
 int vd_guest_open_sources(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest **out,

@@ -254,21 +254,32 @@ static void image_json(struct vd_image *img, struct vd_json *j)
         img->ops->info(img, j);
 }
 
+static int source_info_json(struct vd_source *src, const struct vd_guest *g,
+                            const char *guest_error, char **out, struct vd_error *err);
+
 int vd_source_info_json(struct vd_source *src, char **out, struct vd_error *err)
 {
     /* The guest's devices are part of the description; a scan that fails
      * (out of memory) leaves them out rather than the whole JSON. */
     struct vd_guest *g = NULL;
     struct vd_error gerr = {0};
-    if (vd_guest_open(src, &g, &gerr) == -ENOMEM)
+    int r = vd_guest_open(src, &g, &gerr);
+    if (r == -ENOMEM)
         return vd_err(err, -ENOMEM, "%s", gerr.msg);
-    int r = vd_source_info_json_guest(src, g, out, err);
+    r = source_info_json(src, g, r < 0 ? gerr.msg : NULL, out, err);
     vd_guest_close(g);
     return r;
 }
 
 int vd_source_info_json_guest(struct vd_source *src, const struct vd_guest *g, char **out,
                               struct vd_error *err)
+{
+    return source_info_json(src, g, NULL, out, err);
+}
+
+/* guest_error: why the block devices could not be scanned, or NULL. */
+static int source_info_json(struct vd_source *src, const struct vd_guest *g,
+                            const char *guest_error, char **out, struct vd_error *err)
 {
     struct vd_json j;
     vd_json_init(&j);
@@ -332,6 +343,8 @@ int vd_source_info_json_guest(struct vd_source *src, const struct vd_guest *g, c
     vd_json_arr_end(&j);
     if (g)
         vd_guest_info_json(g, &j);
+    else if (guest_error)
+        vd_json_str(&j, "guest_error", guest_error);
     if (src->io->ops->stats) {
         vd_json_obj_begin(&j, "io");
         src->io->ops->stats(src->io, &j);

@@ -14,8 +14,9 @@
  * A file's "ino" is the device offset of its 32-byte short directory entry
  * (unique and stable); the root is FAT_ROOT_INO. Names match without
  * regard to ASCII case, as FAT does; a long name and the short name both
- * match. Cluster chains are bounded by the cluster count, so a loop in the
- * FAT is reported, not followed forever. Not read: timestamps, the second
+ * match. A directory's cluster chain that loops (longer than the volume) is
+ * reported, not followed forever; a file's chain is walked only as far as
+ * its size, so a cross-linked file reads wrong bytes but ends. Not read: timestamps, the second
  * FAT, exFAT (a different filesystem).
  */
 #include <errno.h>
@@ -221,8 +222,9 @@ static int fat_walk(struct vd_fs *fs, uint32_t first, uint64_t off, uint64_t len
                           "(the file is shorter than its size says or the FAT is corrupt)",
                           fs->dev->name, first, c);
         if (++steps > s->clusters)
-            return vd_err(err, -EINVAL, "fs: %s: fat: cluster chain from %u loops", fs->dev->name,
-                          first);
+            return vd_err(err, -EINVAL,
+                          "fs: %s: fat: cluster chain from %u is longer than the volume (it loops)",
+                          fs->dev->name, first);
         if (pos + cb_bytes > off) {
             uint64_t in = off > pos ? off - pos : 0;
             uint64_t n = cb_bytes - in < len ? cb_bytes - in : len;

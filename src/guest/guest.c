@@ -265,6 +265,14 @@ static int guest_scan_lvm(struct vd_guest *g, struct vd_error *err)
             continue;
         if (g->pvs[g->npv].meta_error && guest_warn(g, "%s", g->pvs[g->npv].meta_error) < 0)
             return vd_err(err, -ENOMEM, "out of memory");
+        /* The label's own idea of the PV's size: larger means the disk was
+         * cut short (LVs on the missing part are refused by lvm.c). */
+        if (g->pvs[g->npv].hdr_size > d->pub.size &&
+            guest_warn(g,
+                       "lvm: %s: the PV label says the device is %" PRIu64
+                       " bytes but it has %" PRIu64 " (a truncated disk?)",
+                       d->name, g->pvs[g->npv].hdr_size, d->pub.size) < 0)
+            return vd_err(err, -ENOMEM, "out of memory");
         g->pvdev[g->npv++] = d;
     }
     int r = vd_lvm_assemble(g->pvs, g->npv, &g->lvm, err);
@@ -432,6 +440,8 @@ int vd_bdev_map(const struct vd_bdev *b, uint64_t off, uint64_t len, struct vd_i
 {
     struct guest_dev *d = gdev(b);
     uint64_t end;
+    if (b->unsupported) /* before the size check: its size is 0 */
+        return vd_err(err, -ENOTSUP, "guest: %s: not readable: %s", d->name, b->unsupported);
     if (len == 0 || ck_add(off, len, &end) || end > b->size)
         return vd_err(err, -EINVAL,
                       "guest: %s: range of %" PRIu64 " bytes at %" PRIu64
@@ -443,8 +453,6 @@ int vd_bdev_map(const struct vd_bdev *b, uint64_t off, uint64_t len, struct vd_i
         *run = len;
         return 0;
     }
-    if (b->unsupported)
-        return vd_err(err, -ENOTSUP, "guest: %s: not readable: %s", d->name, b->unsupported);
     size_t dev;
     uint64_t dev_off;
     int r = vd_lvm_map(d->lv, off, len, &dev, &dev_off, run, err);

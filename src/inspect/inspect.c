@@ -204,7 +204,8 @@ static size_t ins_readdir(struct ins_os *os, const char *path, char ***names)
     *names = NULL;
     if (vd_fs_readdir(fs, sub, names, &n, &err) < 0)
         return 0;
-    qsort(*names, n, sizeof(**names), ins_cmp_str);
+    if (n > 1)
+        qsort(*names, n, sizeof(**names), ins_cmp_str);
     return n;
 }
 
@@ -829,11 +830,9 @@ static void ins_boot_mode(struct vd_ins_ctx *c, struct ins_boot *bm)
         if (b->kind != VD_BDEV_PART || !b->part_type)
             continue;
         if (!strcasecmp(b->part_type, BIOS_BOOT_GUID)) {
-            if (!bios) {
-                char disk[16];
-                snprintf(disk, sizeof(disk), b->disk == 1 ? "disk" : "disk%u", b->disk);
-                bm->bootloader_disk = vd_ins_str(c, disk);
-            }
+            for (size_t k = 0; k < c->ndevs && !bios; k++)
+                if (c->devs[k].b->kind == VD_BDEV_DISK && c->devs[k].b->disk == b->disk)
+                    bm->bootloader_disk = vd_ins_str(c, c->devs[k].b->name);
             bios = true;
         }
         bool esp = !strcasecmp(b->part_type, ESP_GUID) || !strcasecmp(b->part_type, "0xef");
@@ -930,6 +929,9 @@ int vd_inspect_guest(struct vd_guest *g, struct vd_inspect **out, struct vd_erro
         return vd_err(err, -ENOMEM, "inspect: out of memory");
     }
     c->ndevs = n;
+    /* What the device scan could not read (a missing PV...) comes first. */
+    for (size_t i = 0; i < vd_guest_nwarnings(g); i++)
+        vd_ins_warn(c, "%s", vd_guest_warning(g, i));
     for (size_t i = 0; i < n; i++) {
         struct ins_dev *d = &c->devs[i];
         d->b = c->bdevs[i] = vd_guest_dev(g, i);

@@ -74,7 +74,7 @@ static bool lx_keyval(const struct vd_fx_line *l, const char *key, char *out, si
 
 bool vd_ins_os_release(const char *buf, size_t len, struct vd_ins_release *r)
 {
-    char name[VD_INS_STR] = "", version[VD_INS_STR] = "", pretty[VD_INS_STR] = "";
+    char name[128] = "", version[120] = "", pretty[VD_INS_STR] = "";
     struct vd_fx_line l;
     size_t pos = 0;
     memset(r, 0, sizeof(*r));

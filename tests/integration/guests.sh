@@ -107,7 +107,7 @@ guest_interfaces() {
 }
 
 # dd a filesystem image into a disk at a sector offset.
-guest_put() { dd if="$1" of="$2" bs=512 seek="$3" conv=notrunc,sparse status=none; }
+guest_put() { dd if="$1" of="$2" bs=4M oflag=seek_bytes seek=$(($3 * 512)) conv=notrunc,sparse status=none; }
 
 guest_build_ext4_mbr() {
     local out=$1 w=$2 sh=${3:-}

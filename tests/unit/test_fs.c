@@ -182,8 +182,11 @@ static int make_trees(void)
               "truncate -s 20M full/sparse; echo tail >> full/sparse; "
               "ln -s /a.txt full/abs; ln -s ../a.txt full/d1/rel; ln -s loop2 full/loop1; "
               "ln -s loop1 full/loop2; ln -s ../../../../a.txt full/d1/up; ln -s /d1 full/dlink; "
-              "ln -s /nowhere full/dangling; "
-              "ln -s \"/$(printf './%%.0s' $(seq 1 150))a.txt\" full/slowlink; "
+              "ln -s /nowhere full/dangling; mkdir full/many; "
+              "(cd full/many && for i in $(seq 1 3000); do : > entry_number_$i; done); "
+              "for i in $(seq 0 99); do dd if=/dev/urandom of=full/holey bs=4096 count=1 "
+              "seek=$((i*2)) conv=notrunc status=none; done; "
+              "ln -s \"/$(printf './%%.0s' $(seq 1 300))a.txt\" full/slowlink; "
               "printf 'ESP' > plain/README.TXT; head -c 70000 /dev/urandom > plain/Sub/big.bin; "
               "echo x > 'plain/Long File Name With Spaces.txt'; "
               "echo y > 'plain/\xc3\x84\xc3\x96-\xc3\xbcnicode.txt'; "
@@ -225,7 +228,7 @@ static void resolver_checks(struct vd_fs *fs)
     /* ../../../../a.txt from /d1: ".." stops at the root */
     CHECK(vd_fs_read(fs, "/d1/up", 100, &b, &n, &err) == 0 && n == 5, "link climbing out");
     free(b);
-    CHECK(vd_fs_read(fs, "/slowlink", 100, &b, &n, &err) == 0 && n == 5, "305-byte link: %s",
+    CHECK(vd_fs_read(fs, "/slowlink", 100, &b, &n, &err) == 0 && n == 5, "605-byte link: %s",
           err.msg);
     free(b);
     CHECK(vd_fs_read(fs, "/../../a.txt", 100, &b, &n, &err) == 0 && n == 5, ".. at root");
@@ -338,6 +341,221 @@ static void test_fat(void)
     }
 }
 
+/* XFS as mkfs.xfs 6.1 makes it (v5, crc, ftype, sparse inodes, reflink,
+ * bigtime), filled through a loop mount */
+static void test_xfs(void)
+{
+    if (!have("mkfs.xfs") || !have("xfs_db")) {
+        fprintf(stderr, "SKIP xfs: mkfs.xfs/xfs_db missing (xfsprogs)\n");
+        return;
+    }
+    char img[128];
+    snprintf(img, sizeof(img), "%s/xfs.img", tmp);
+    CHECK(sh("truncate -s 320M %s && mkfs.xfs -q %s", img, img) == 0, "mkfs.xfs");
+    if (sh("mkdir -p %s/mnt && mount -o loop %s %s/mnt 2>/dev/null", tmp, img, tmp) < 0) {
+        fprintf(stderr, "SKIP xfs: loop mount failed (not root, or no loop devices)\n");
+        return;
+    }
+    int r = sh("cp -a %s/full/. %s/mnt/ && xfs_bmap %s/mnt/holey | wc -l | "
+               "awk '{exit $1 < 30}'",
+               tmp, tmp, tmp);
+    CHECK(sh("umount %s/mnt", tmp) == 0, "umount");
+    CHECK(r == 0, "cp into xfs, or holey has too few extents for a btree fork");
+    struct file_dev fd;
+    struct vd_fs_dev dev;
+    struct vd_fs *fs = open_img(img, NULL, &fd, &dev);
+    if (!fs)
+        return;
+    ran++;
+    CHECK(!strcmp(vd_fs_type(fs), "xfs"), "type %s", vd_fs_type(fs));
+    char full[128];
+    snprintf(full, sizeof(full), "%s/full", tmp);
+    compare_tree(fs, full, "", true);
+    resolver_checks(fs);
+    uint64_t total = 0, fr = 0;
+    struct vd_error err = {0};
+    CHECK(vd_fs_statfs(fs, &total, &fr, &err) == 0, "statfs");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "xfs_db -r -c 'sb 0' -c 'p blocksize dblocks fdblocks' %s | "
+             "awk '{v[$1]=$3}END{printf \"%%d %%d\", v[\"dblocks\"]*v[\"blocksize\"], "
+             "v[\"fdblocks\"]*v[\"blocksize\"]}'",
+             img);
+    FILE *p = popen(cmd, "r");
+    unsigned long long wt = 0, wf = 0;
+    CHECK(p && fscanf(p, "%llu %llu", &wt, &wf) == 2, "xfs_db");
+    if (p)
+        pclose(p);
+    CHECK(total == wt && fr == wf && wt > 0, "statfs %" PRIu64 "/%" PRIu64 ", xfs_db %llu/%llu",
+          total, fr, wt, wf);
+    vd_fs_close(fs);
+    close(fd.fd);
+}
+
+/* NTFS made by mkntfs and filled through the ntfs-3g FUSE driver (its
+ * symlinks are NTFS reparse points) */
+static void test_ntfs(const char *mopts)
+{
+    if (!have("mkntfs") || !have("ntfs-3g") || !have("ntfsinfo")) {
+        fprintf(stderr, "SKIP ntfs: mkntfs/ntfs-3g/ntfsinfo missing (ntfs-3g)\n");
+        return;
+    }
+    char img[128];
+    snprintf(img, sizeof(img), "%s/ntfs.img", tmp);
+    CHECK(sh("truncate -s 64M %s && mkntfs -F -Q -q %s >/dev/null 2>&1", img, img) == 0, "mkntfs");
+    if (sh("mkdir -p %s/nmnt && ntfs-3g %s %s %s/nmnt 2>/dev/null", tmp, mopts, img, tmp) < 0) {
+        fprintf(stderr, "SKIP ntfs: ntfs-3g mount failed (no /dev/fuse?)\n");
+        return;
+    }
+    int r = sh("cp -a %s/plain/. %s/full/. %s/nmnt/", tmp, tmp, tmp);
+    CHECK(sh("umount %s/nmnt", tmp) == 0, "umount");
+    CHECK(r == 0, "cp into ntfs");
+    /* the expected tree: both source trees merged, as cp made it */
+    CHECK(sh("rm -rf %s/merged && mkdir -p %s/merged && cp -a %s/plain/. %s/full/. %s/merged/", tmp,
+             tmp, tmp, tmp, tmp) == 0,
+          "merge");
+    struct file_dev fd;
+    struct vd_fs_dev dev;
+    struct vd_fs *fs = open_img(img, NULL, &fd, &dev);
+    if (!fs)
+        return;
+    ran++;
+    CHECK(!strcmp(vd_fs_type(fs), "ntfs"), "type %s", vd_fs_type(fs));
+    char merged[128];
+    snprintf(merged, sizeof(merged), "%s/merged", tmp);
+    compare_tree(fs, merged, "", true);
+    resolver_checks(fs);
+    struct vd_fs_stat st;
+    struct vd_error err = {0};
+    CHECK(vd_fs_stat(fs, "/sub/DEEPER/MIXEDCASE.efi", true, &st, &err) == 0 && st.size == 5000,
+          "ntfs: case-insensitive lookup: %s", err.msg);
+    uint64_t total = 0, fr = 0;
+    CHECK(vd_fs_statfs(fs, &total, &fr, &err) == 0, "statfs");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "ntfsinfo -m %s 2>/dev/null | awk -F: '/Cluster Size/{c=$2}/Volume Size in "
+             "Clusters/{n=$2}/Free Clusters/{f=$2+0}END{printf \"%%d %%d\", n*c, f*c}'",
+             img);
+    FILE *p = popen(cmd, "r");
+    unsigned long long wt = 0, wf = 0;
+    CHECK(p && fscanf(p, "%llu %llu", &wt, &wf) == 2, "ntfsinfo");
+    if (p)
+        pclose(p);
+    CHECK(total == wt && fr == wf && wt > 0, "statfs %" PRIu64 "/%" PRIu64 ", ntfsinfo %llu/%llu",
+          total, fr, wt, wf);
+    vd_fs_close(fs);
+    close(fd.fd);
+}
+
+struct mem_dev {
+    uint8_t *data;
+    size_t size;
+};
+
+static int mem_pread(void *opaque, void *buf, size_t len, uint64_t off, struct vd_error *err)
+{
+    struct mem_dev *m = opaque;
+    memcpy(buf, m->data + off, len);
+    return 0;
+}
+
+/* Corrupt inputs: the exact message a user sees. */
+static void test_corrupt(void)
+{
+    char img[128];
+    snprintf(img, sizeof(img), "%s/fat0.img", tmp);
+    size_t len = 0;
+    uint8_t *d = (uint8_t *)slurp(img, &len);
+    if (!d) {
+        fprintf(stderr, "SKIP corrupt FAT: no FAT12 image from test_fat\n");
+    } else {
+        struct mem_dev m = {d, len};
+        struct vd_fs_dev dev = {.name = "mem", .size = len, .opaque = &m, .pread = mem_pread};
+        struct vd_fs *fs = NULL;
+        struct vd_error err = {0};
+        /* a directory's FAT chain that points at itself: reported, not
+         * followed forever (a file's chain is bounded by its size anyway) */
+        CHECK(vd_fs_open(&dev, "vfat", &fs, &err) == 0, "open: %s", err.msg);
+        struct vd_fs_stat st;
+        CHECK(vd_fs_stat(fs, "/Sub", false, &st, &err) == 0, "stat Sub");
+        uint32_t first = d[st.ino + 26] | (uint32_t)d[st.ino + 27] << 8;
+        vd_fs_close(fs);
+        uint32_t fat = (uint32_t)(d[14] | d[15] << 8) * (uint32_t)(d[11] | d[12] << 8);
+        uint8_t *e = d + fat + first + first / 2; /* FAT12 entry (fatgen103 section 4) */
+        if (first & 1) {
+            e[0] = (uint8_t)((e[0] & 0x0f) | (first & 0x0f) << 4);
+            e[1] = (uint8_t)(first >> 4);
+        } else {
+            e[0] = (uint8_t)first;
+            e[1] = (uint8_t)((e[1] & 0xf0) | (first >> 8));
+        }
+        CHECK(vd_fs_open(&dev, "vfat", &fs, &err) == 0, "open: %s", err.msg);
+        char **names = NULL;
+        size_t n = 0;
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "fs: mem: fat: directory cluster chain from %u is broken or loops", first);
+        vd_err_clear(&err);
+        CHECK(fs && vd_fs_readdir(fs, "/Sub", &names, &n, &err) == -EINVAL, "loop");
+        CHECK_MSG(err, want);
+        vd_fs_close(fs);
+        /* a sector size no formatter writes */
+        d[11] = 0x2c;
+        d[12] = 0x01;
+        vd_err_clear(&err);
+        CHECK(vd_fs_open(&dev, "vfat", &fs, &err) == -EINVAL, "bad BPB");
+        CHECK_MSG(err, "fs: mem: fat: BPB_BytsPerSec 300 is not 512, 1024, 2048 or 4096");
+        free(d);
+    }
+
+    /* an ext4 image cut in half: the device's bounds, named */
+    snprintf(img, sizeof(img), "%s/ext4.img", tmp);
+    d = (uint8_t *)slurp(img, &len);
+    if (d) {
+        struct mem_dev m = {d, 1 << 20};
+        struct vd_fs_dev dev = {.name = "mem", .size = 1 << 20, .opaque = &m, .pread = mem_pread};
+        struct vd_fs *fs = NULL;
+        struct vd_error err = {0};
+        int r = vd_fs_open(&dev, NULL, &fs, &err);
+        if (r == 0) {
+            char *b = NULL;
+            size_t n = 0;
+            r = vd_fs_read(fs, "/d1/big", 1 << 22, &b, &n, &err);
+            free(b);
+            vd_fs_close(fs);
+        }
+        CHECK(r == -EINVAL && strstr(err.msg, "fs: mem: ext2 read of block ") &&
+                  strstr(err.msg, "is past the end of the device (1048576 bytes)"),
+              "truncated ext4: %d %s", r, err.msg);
+        free(d);
+    }
+
+    /* btrfs and anything else: -ENOTSUP with the reason */
+    if (have("mkfs.btrfs")) {
+        snprintf(img, sizeof(img), "%s/btrfs.img", tmp);
+        CHECK(sh("truncate -s 128M %s && mkfs.btrfs -q %s >/dev/null 2>&1", img, img) == 0,
+              "mkfs.btrfs");
+        struct file_dev fd;
+        struct vd_fs_dev dev;
+        memset(&fd, 0, sizeof(fd));
+        fd.fd = open(img, O_RDONLY);
+        dev.name = "disk-p2";
+        dev.size = 128u << 20;
+        dev.opaque = &fd;
+        dev.pread = file_pread;
+        struct vd_fs *fs = NULL;
+        struct vd_error err = {0};
+        CHECK(vd_fs_open(&dev, NULL, &fs, &err) == -ENOTSUP, "btrfs");
+        CHECK_MSG(err, "fs: disk-p2: btrfs is not read: no Debian library reads btrfs without a "
+                       "kernel mount and vdisk has no btrfs reader (subvolumes, chunk tree, "
+                       "compression); mount the view's partition file read-only to look inside");
+        vd_err_clear(&err);
+        CHECK(vd_fs_open(&dev, "swap", &fs, &err) == -ENOTSUP, "swap");
+        CHECK_MSG(err, "fs: disk-p2: swap is not read: vdisk reads ext2/3/4, XFS, NTFS and FAT");
+        close(fd.fd);
+    }
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/vd-test-fs-XXXXXX");
@@ -349,6 +567,10 @@ int main(void)
     }
     test_ext4();
     test_fat();
+    test_xfs();
+    test_corrupt();
+    test_ntfs("");                     /* symlinks as Interix files, ntfs-3g's default */
+    test_ntfs("-o special_files=wsl"); /* symlinks as WSL reparse points */
     if (!getenv("VD_TEST_KEEP"))
         sh("rm -rf %s", tmp);
     if (!ran && !failures) {
