@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # vdisk preflight on the debootstrapped Debian 12 guests of the shared
 # builder (tests/integration/guests.sh; needs its Debian tree, see there):
-# the plain ext4/MBR/BIOS guest is ready, and each other layout gives the
-# finding its layout calls for.
+# the plain ext4/MBR/BIOS guest is ready (also for import-snapshot: its
+# initramfs holds nvme and ena), and each other layout gives the finding
+# its layout calls for.
 . "$VD_TEST_LIB"
 . "$(dirname "$0")/guests.sh"
 [ "$(id -u)" -eq 0 ] || skip "guests.sh needs root (loop devices)"
@@ -37,8 +38,13 @@ expect 2 arch-64bit would-fail "$T/i386.raw"
 echo "== two-roots"
 guest_image two-roots "$T/two.raw"
 expect 2 os-count would-fail "$T/two.raw"
-# lvm-xfs (root XFS on LVM) is left out until the guest filesystems read
-# XFS: inspection finds no OS on it yet (h-inspect at 7d076da).
+echo "== lvm-xfs: root XFS on LVM, netplan static address"
+guest_image lvm-xfs "$T/lvm.raw"
+expect 3 network-static risk "$T/lvm.raw"
+echo "== import-snapshot: Debian's initramfs holds nvme and ena"
+"$VDISK" preflight --target aws --route import-snapshot --json "$T/ext4.raw" >"$T/snap.json" || true
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "initramfs-drivers" in d["passed"], d' \
+    "$T/snap.json" || fail "initramfs-drivers did not pass on Debian 12: $(cat "$T/snap.json")"
 echo "== gpt-esp: UEFI with the fallback loader, networkd bound to a MAC"
 guest_image gpt-esp "$T/esp.raw"
 expect 3 network-bound risk "$T/esp.raw"
