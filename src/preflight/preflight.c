@@ -166,6 +166,14 @@ static double tib(uint64_t b)
 
 /* ---- container: format, integrity, size, count ---- */
 
+static bool any_format(const struct pf_facts *f, const char *fmt)
+{
+    for (size_t i = 0; i < f->ndisks; i++)
+        if (f->disks[i].format && !strcmp(f->disks[i].format, fmt))
+            return true;
+    return false;
+}
+
 static void check_container(struct pf_ctx *c)
 {
     const struct pf_facts *f = c->f;
@@ -199,7 +207,8 @@ static void check_container(struct pf_ctx *c)
                 d->view, d->file, s_or(sub, "(unknown)"));
     }
     ran(c, "container-format");
-    ran(c, "vmdk-stream-optimized");
+    if (any_format(f, "vmdk"))
+        ran(c, "vmdk-stream-optimized");
 
     bool vmdk_grain_issue = false;
     for (size_t i = 0; i < f->nproblems; i++) {
@@ -226,7 +235,8 @@ static void check_container(struct pf_ctx *c)
     }
     if (f->checked) {
         ran(c, "container-integrity");
-        ran(c, "vhd-footers");
+        if (any_format(f, "vhd"))
+            ran(c, "vhd-footers");
     } else if (f->check_skip) {
         add(c, "container-integrity", VD_PF_NOTE, "",
             "vdisk preflight --deep ... (or vdisk check SOURCE)",
