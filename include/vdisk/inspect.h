@@ -40,7 +40,7 @@ struct vd_inspect_kernel {
     const char *version; /* "6.1.0-13-amd64" */
     const char *path;    /* "/boot/vmlinuz-6.1.0-13-amd64" */
     const char *initrd;  /* "/boot/initrd.img-..." or "" */
-    size_t nmodules;     /* .ko files under /lib/modules/VERSION */
+    size_t nmodules;     /* modules in /lib/modules/VERSION (modules.dep, else .ko* files) */
     /* Storage and network drivers present in the initramfs, by module
      * name ("nvme", "ena", "xen-blkfront", "virtio_blk", "virtio_scsi",
      * "virtio_net"...), as modules or built in (modules.builtin). */
@@ -81,7 +81,7 @@ struct vd_inspect_os {
     struct vd_inspect_kernel *kernels;
     size_t nkernels;
     const char *default_kernel; /* version of the default boot entry, "" if unknown */
-    const char *bootloader;     /* "grub2", "grub2-bls", "grub-legacy", "" */
+    const char *bootloader;     /* "grub2", "grub2-bls", "bls", "grub-legacy", "" */
     const char *bootloader_cfg; /* "/boot/grub/grub.cfg" */
     struct vd_inspect_net *nets;
     size_t nnets;
@@ -89,6 +89,9 @@ struct vd_inspect_os {
     const char *dhcp_client_name;
 
     /* Both */
+    /* BIOS: boot code in a disk's MBR or a BIOS boot partition; UEFI: an
+     * ESP with /EFI (uefi_fallback says whether BOOTX64.EFI is there).
+     * The same for every OS of the guest. docs/inspect.md, "Boot mode". */
     enum vd_boot_mode boot_mode;
     const char *esp_dev;         /* ESP holding EFI/BOOT/BOOTX64.EFI, or "" */
     bool uefi_fallback;          /* EFI/BOOT/BOOTX64.EFI present */

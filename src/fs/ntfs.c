@@ -259,9 +259,19 @@ static int nt_lookup(struct vd_fs *fs, uint64_t dir, const char *name, uint64_t 
     int r = nt_inode(fs, dir, &dni, err);
     if (r < 0)
         return r;
+    /* ntfs_inode_lookup_by_mbsname() leaks its UTF-16 copy of the name
+     * (libntfs-3g 2022.10.3, found by LeakSanitizer): convert it here */
+    ntfschar *uname = NULL;
+    int ulen = ntfs_mbstoucs(name, &uname);
+    if (ulen <= 0) {
+        free(uname);
+        ntfs_inode_close(dni);
+        return -ENOENT; /* not valid UTF-8: no NTFS name can match it */
+    }
     errno = 0;
-    u64 m = ntfs_inode_lookup_by_mbsname(dni, name);
+    u64 m = ntfs_inode_lookup_by_name(dni, uname, ulen);
     int e = errno;
+    free(uname);
     ntfs_inode_close(dni);
     if (m == (u64)-1)
         return e == ENOENT || e == 0 ? -ENOENT : nt_fail(fs, e, name, err);

@@ -7,16 +7,19 @@
  *
  * Checked against what mkfs.xfs 6.1 makes (v5, crc, ftype, sparse inodes,
  * reflink, bigtime): superblock, shortform/block/leaf/node directories
- * (20000 entries), extent- and btree-format data forks, sparse files and
- * local symlinks read correctly (tests/unit/test_fs.c). One gap, worked
- * around here: for a remote symlink (a target longer than the inode's
- * literal area, extents-format) on a v5 filesystem libfsxfs returns the
- * block's 56-byte "XSLM" header instead of the target, so we read those
- * ourselves: XFS Algorithms & Data Structures (3rd ed.), 14.1 superblock,
- * 15.1 inode core (di_format at 5, di_size at 56, di_nextents at 76, the
- * v3 core is 176 bytes), 16.1 extent records (the 128-bit packed bmbt
- * record), 20.2 remote symlinks (struct xfs_dsymlink_hdr, 56 bytes).
- * libfsxfs's timestamps are wrong with bigtime; we report none.
+ * (3000 entries in the test, 20000 by hand), extent- and btree-format
+ * data forks, sparse files and local symlinks read correctly
+ * (tests/unit/test_fs.c). Two gaps, worked around here. Its lookup by name
+ * fails and its lookup by path leaks on a miss, so lookups go through our
+ * own sorted name cache (xfs_lookup). For a remote symlink (a target
+ * longer than the inode's literal area, extents-format) on a v5
+ * filesystem it returns the block's 56-byte "XSLM" header instead of the
+ * target, so we read those ourselves: XFS Algorithms & Data Structures
+ * (3rd ed.), 14.1 superblock, 15.1 inode core (di_format at 5, di_size
+ * at 56, di_nextents at 76, the v3 core is 176 bytes), 16.1 extent
+ * records (the 128-bit packed bmbt record), 20.2 remote symlinks (struct
+ * xfs_dsymlink_hdr, 56 bytes). libfsxfs's timestamps are wrong with
+ * bigtime; we report none.
  *
  * statfs: sb_dblocks and sb_fdblocks times sb_blocksize from superblock 0
  * (what xfs_db prints; with lazy-count the free count is exact only after a
@@ -42,15 +45,34 @@ struct xfs_io {
     struct vd_error err; /* the device's message for the last failed read */
 };
 
-/* inode number -> a path that reaches it (see xfs_lookup) */
-struct xfs_path {
-    uint64_t ino;
-    char *path;
+/* A directory's names, sorted, with their index in libfsxfs's order. */
+struct xfs_name {
+    char *name;
+    int idx;
 };
 
+struct xfs_dir {
+    uint64_t ino;
+    libfsxfs_file_entry_t *fe; /* kept open: it holds the parsed entries */
+    struct xfs_name *v;
+    int n;
+};
+
+#define XFS_DIR_CACHE 64
+
+static void xfs_dir_free(struct xfs_dir *d)
+{
+    for (int i = 0; i < d->n; i++)
+        free(d->v[i].name);
+    free(d->v);
+    d->v = NULL;
+    d->n = 0;
+    libfsxfs_file_entry_free(&d->fe, NULL);
+}
+
 struct xfs_state {
-    struct xfs_path *paths; /* open addressing, npaths_cap a power of two */
-    size_t npaths, npaths_cap;
+    struct xfs_dir dirs[XFS_DIR_CACHE]; /* see xfs_lookup; round-robin */
+    unsigned ndirs, next_dir;
     struct xfs_io *io;
     libbfio_handle_t *handle;
     libfsxfs_volume_t *vol;
@@ -228,9 +250,8 @@ static void xfs_close(struct vd_fs *fs)
     }
     if (s->handle)
         libbfio_handle_free(&s->handle, NULL);
-    for (size_t i = 0; i < s->npaths_cap; i++)
-        free(s->paths[i].path);
-    free(s->paths);
+    for (unsigned i = 0; i < s->ndirs; i++)
+        xfs_dir_free(&s->dirs[i]);
     free(s->io);
     free(s);
     fs->priv = NULL;
@@ -258,89 +279,95 @@ static int xfs_entry(struct vd_fs *fs, uint64_t ino, libfsxfs_file_entry_t **fe,
     return 0;
 }
 
-static size_t xfs_slot(const struct xfs_state *s, uint64_t ino)
+static int xfs_name_cmp(const void *a, const void *b)
 {
-    size_t mask = s->npaths_cap - 1;
-    size_t i = (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 17) & mask;
-    while (s->paths[i].path && s->paths[i].ino != ino)
-        i = (i + 1) & mask;
-    return i;
+    return strcmp(((const struct xfs_name *)a)->name, ((const struct xfs_name *)b)->name);
 }
 
-static const char *xfs_path_of(struct vd_fs *fs, uint64_t ino)
+/* The names of directory ino, from the cache or read now (by index: the
+ * only libfsxfs directory walk that neither fails nor leaks, see
+ * xfs_lookup). */
+static int xfs_dir_get(struct vd_fs *fs, uint64_t ino, struct xfs_dir **out, struct vd_error *err)
 {
     struct xfs_state *s = fs->priv;
-    if (ino == fs->root)
-        return "";
-    if (!s->npaths_cap)
-        return NULL;
-    return s->paths[xfs_slot(s, ino)].path;
-}
-
-static int xfs_path_add(struct xfs_state *s, uint64_t ino, const char *path)
-{
-    if ((s->npaths + 1) * 2 > s->npaths_cap) {
-        size_t cap = s->npaths_cap ? s->npaths_cap * 2 : 256;
-        struct xfs_path *old = s->paths;
-        size_t ocap = s->npaths_cap;
-        s->paths = calloc(cap, sizeof(*s->paths));
-        if (!s->paths) {
-            s->paths = old;
-            return -ENOMEM;
+    for (unsigned i = 0; i < s->ndirs; i++)
+        if (s->dirs[i].ino == ino) {
+            *out = &s->dirs[i];
+            return 0;
         }
-        s->npaths_cap = cap;
-        for (size_t i = 0; i < ocap; i++)
-            if (old[i].path)
-                s->paths[xfs_slot(s, old[i].ino)] = old[i];
-        free(old);
+    libfsxfs_file_entry_t *fe;
+    int r = xfs_entry(fs, ino, &fe, err);
+    if (r < 0)
+        return r;
+    libfsxfs_error_t *e = NULL;
+    struct xfs_dir d = {.ino = ino, .fe = fe};
+    int n = 0;
+    if (libfsxfs_file_entry_get_number_of_sub_file_entries(fe, &n, &e) != 1 || n < 0) {
+        r = xfs_fail(fs, e, "read directory", err);
+        goto out;
     }
-    size_t i = xfs_slot(s, ino);
-    if (s->paths[i].path)
-        return 0;
-    s->paths[i].path = strdup(path);
-    if (!s->paths[i].path)
-        return -ENOMEM;
-    s->paths[i].ino = ino;
-    s->npaths++;
+    d.v = calloc(n ? (size_t)n : 1, sizeof(*d.v));
+    if (!d.v) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        libfsxfs_file_entry_t *sub = NULL;
+        char name[1024];
+        if (libfsxfs_file_entry_get_sub_file_entry_by_index(fe, i, &sub, &e) != 1 ||
+            libfsxfs_file_entry_get_utf8_name(sub, (uint8_t *)name, sizeof(name), &e) != 1) {
+            libfsxfs_file_entry_free(&sub, NULL);
+            r = xfs_fail(fs, e, "read directory", err);
+            goto out;
+        }
+        libfsxfs_file_entry_free(&sub, NULL);
+        if (!name[0] || !strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/'))
+            continue;
+        d.v[d.n].name = strdup(name);
+        if (!d.v[d.n].name) {
+            r = -ENOMEM;
+            goto out;
+        }
+        d.v[d.n++].idx = i;
+    }
+    if (d.n)
+        qsort(d.v, (size_t)d.n, sizeof(*d.v), xfs_name_cmp);
+    unsigned slot = s->ndirs < XFS_DIR_CACHE ? s->ndirs++ : s->next_dir++ % XFS_DIR_CACHE;
+    xfs_dir_free(&s->dirs[slot]);
+    s->dirs[slot] = d;
+    *out = &s->dirs[slot];
     return 0;
+out:
+    xfs_dir_free(&d); /* frees fe too */
+    if (r == -ENOMEM)
+        vd_err(err, r, "fs: %s: xfs: out of memory reading a directory", fs->dev->name);
+    return r;
 }
 
 /* libfsxfs 20201117's get_sub_file_entry_by_utf8_name fails (-1, no error
- * set) on every directory, while its lookup by whole path works; so each
- * directory we reach remembers the path we reached it by, and a lookup is
- * a path lookup of parent path + "/" + name. The resolver in fs.c only
- * looks up in directories it reached through lookup() or the root. */
+ * set) on every directory, and its lookup by whole path leaks an inode
+ * (LeakSanitizer) whenever the name is absent, which inspection asks all
+ * the time. So a lookup finds the name in the directory's sorted name list
+ * (read once by index, cached for the last XFS_DIR_CACHE directories) and
+ * takes the entry at that index. */
 static int xfs_lookup(struct vd_fs *fs, uint64_t dir, const char *name, uint64_t *ino,
                       struct vd_error *err)
 {
-    struct xfs_state *s = fs->priv;
-    const char *dp = xfs_path_of(fs, dir);
-    if (!dp)
-        return vd_err(err, -EINVAL, "fs: %s: xfs: directory inode %" PRIu64 " reached unseen",
-                      fs->dev->name, dir);
-    size_t len = strlen(dp) + 1 + strlen(name);
-    char *path = malloc(len + 1);
-    if (!path)
-        return -ENOMEM;
-    snprintf(path, len + 1, "%s/%s", dp, name);
-    libfsxfs_file_entry_t *fe = NULL;
+    struct xfs_dir *d;
+    int r = xfs_dir_get(fs, dir, &d, err);
+    if (r < 0)
+        return r;
+    struct xfs_name key = {.name = (char *)name};
+    struct xfs_name *hit =
+        d->n ? bsearch(&key, d->v, (size_t)d->n, sizeof(*d->v), xfs_name_cmp) : NULL;
+    if (!hit)
+        return -ENOENT;
+    libfsxfs_file_entry_t *sub = NULL;
     libfsxfs_error_t *e = NULL;
-    int r = 0;
-    int found =
-        libfsxfs_volume_get_file_entry_by_utf8_path(s->vol, (const uint8_t *)path, len, &fe, &e);
-    if (found == 1) {
-        if (libfsxfs_file_entry_get_inode_number(fe, ino, &e) != 1)
-            r = xfs_fail(fs, e, path, err);
-        else
-            r = xfs_path_add(s, *ino, path);
-    } else if (found == 0) {
-        libfsxfs_error_free(&e);
-        r = -ENOENT;
-    } else {
-        r = xfs_fail(fs, e, path, err);
-    }
-    libfsxfs_file_entry_free(&fe, NULL);
-    free(path);
+    if (libfsxfs_file_entry_get_sub_file_entry_by_index(d->fe, hit->idx, &sub, &e) != 1 ||
+        libfsxfs_file_entry_get_inode_number(sub, ino, &e) != 1)
+        r = xfs_fail(fs, e, name, err);
+    libfsxfs_file_entry_free(&sub, NULL);
     return r;
 }
 
@@ -509,28 +536,15 @@ static int xfs_pread(struct vd_fs *fs, uint64_t ino, void *buf, size_t len, uint
 static int xfs_readdir(struct vd_fs *fs, uint64_t ino, vd_fs_fill fill, void *opaque,
                        struct vd_error *err)
 {
-    libfsxfs_file_entry_t *fe;
-    int r = xfs_entry(fs, ino, &fe, err);
+    struct xfs_dir *d;
+    int r = xfs_dir_get(fs, ino, &d, err);
     if (r < 0)
         return r;
-    libfsxfs_error_t *e = NULL;
-    int n = 0;
-    if (libfsxfs_file_entry_get_number_of_sub_file_entries(fe, &n, &e) != 1)
-        r = xfs_fail(fs, e, "read directory", err);
-    for (int i = 0; r == 0 && i < n; i++) {
-        libfsxfs_file_entry_t *sub = NULL;
-        uint8_t name[1024];
-        if (libfsxfs_file_entry_get_sub_file_entry_by_index(fe, i, &sub, &e) != 1 ||
-            libfsxfs_file_entry_get_utf8_name(sub, name, sizeof(name), &e) != 1) {
-            r = xfs_fail(fs, e, "read directory", err);
-        } else if (name[0] && strcmp((char *)name, ".") && strcmp((char *)name, "..") &&
-                   !strchr((char *)name, '/')) {
-            r = fill(opaque, (const char *)name);
-        }
-        libfsxfs_file_entry_free(&sub, NULL);
-    }
-    libfsxfs_file_entry_free(&fe, NULL);
-    return r;
+    /* fill may not touch the cache: it only collects names */
+    for (int i = 0; i < d->n; i++)
+        if ((r = fill(opaque, d->v[i].name)) != 0)
+            return r;
+    return 0;
 }
 
 const struct vd_fs_ops vd_fs_xfs_ops = {

@@ -214,9 +214,9 @@ int vd_ins_net_netplan(const char *buf, size_t len, vd_ins_net_cb cb, void *opaq
             continue;
         const char *k = s;
         size_t kn = (size_t)(colon - s);
-        nt_unquote(&k, &kn);
         const char *v = colon + 1;
-        size_t vn = n - kn - 1;
+        size_t vn = n - kn - 1; /* before kn is trimmed */
+        nt_unquote(&k, &kn);
         /* drop a trailing comment */
         for (size_t i = 0; i < vn; i++)
             if (v[i] == '#' && (i == 0 || v[i - 1] == ' ')) {

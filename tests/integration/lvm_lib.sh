@@ -5,6 +5,11 @@
 # (../shared/NOTES.md, "LVM without device-mapper"). The LV's bytes are then
 # written by the test itself at pe_start plus the extents.
 export LVM_SUPPRESS_FD_WARNINGS=1
+# Our own lvm.conf: no metadata backups or archives in the host's
+# /etc/lvm for the test VGs.
+mkdir -p "$T/lvmconf"
+printf 'backup {\n backup = 0\n archive = 0\n}\n' > "$T/lvmconf/lvm.conf"
+export LVM_SYSTEM_DIR=$T/lvmconf
 LOOPS=()
 lvm_cleanup() {
     local l
@@ -23,12 +28,14 @@ need_lvm() {
     [[ $help == *--restorefile* ]] || skip "pvcreate has no --restorefile"
 }
 
-# loop FILE OFFSET SIZE: a loop device over a window of FILE
+# loop VAR FILE OFFSET SIZE: a loop device over a window of FILE, its
+# name in VAR. Not `v=$(loop ...)`: in a command substitution the device
+# would not reach LOOPS, and the cleanup would leave it attached.
 loop() {
     local l
-    l=$(losetup -f --show -o "$2" --sizelimit "$3" "$1") || fail "losetup $1"
+    l=$(losetup -f --show -o "$3" --sizelimit "$4" "$2") || fail "losetup $2"
     LOOPS+=("$l")
-    echo "$l"
+    printf -v "$1" %s "$l"
 }
 
 # part_off IMG N / part_size IMG N: bytes, from sfdisk (not from us)

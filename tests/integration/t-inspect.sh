@@ -116,6 +116,12 @@ check '[.filesystems[] | .dev] | join(",")' "disk1-p1,disk1-p2,disk2-p1"
 "$VDISK" inspect --disk 2 "$T/a.raw" > /dev/null 2> "$T/err" && fail "--disk 2 of one disk"
 grep -q "no disk 2 (it has 1)" "$T/err" || fail "--disk 2: $(cat "$T/err")"
 
+# Without modules.dep (depmod's list, which inspect counts) the module
+# tree is walked, with the same count.
+debugfs -w -R "rm /usr/lib/modules/$KV/modules.dep" "$T/a.raw?offset=1048576" > /dev/null 2>&1
+inspect "$T/a.raw" "$T/data.raw"
+check "$O.kernels[0].modules" "$NMOD"
+
 # Without BIOS boot code the MBR says nothing of the boot mode.
 dd if=/dev/zero of="$T/a.raw" bs=440 count=1 conv=notrunc status=none
 inspect "$T/a.raw"

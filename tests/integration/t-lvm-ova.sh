@@ -20,8 +20,8 @@ truncate -s 18M d1.raw
 printf 'label: dos\n,16M,8e\n' | sfdisk -q d1.raw
 o1=$(part_off d1.raw 1)
 truncate -s 16M d2.raw
-l1=$(loop d1.raw "$o1" "$(part_size d1.raw 1)")
-l2=$(loop d2.raw 0 $((16 * MiB)))
+loop l1 d1.raw "$o1" "$(part_size d1.raw 1)"
+loop l2 d2.raw 0 $((16 * MiB))
 mkpv "$l1" pvxpvx-0000-0000-0000-0000-0000-000001 "$META/vgx.meta"
 mkpv "$l2" pvxpvx-0000-0000-0000-0000-0000-000002 "$META/vgx.meta"
 restore vgx "$META/vgx.meta" "$l1" "$l2"

@@ -25,9 +25,9 @@ cd "$T"
 truncate -s 72M a.raw
 printf 'label: dos\n,40M,8e\n,12M,8e\n,12M,8e\n' | sfdisk -q a.raw
 o1=$(part_off a.raw 1) o2=$(part_off a.raw 2) o3=$(part_off a.raw 3)
-l1=$(loop a.raw "$o1" "$(part_size a.raw 1)")
-l2=$(loop a.raw "$o2" "$(part_size a.raw 2)")
-l3=$(loop a.raw "$o3" "$(part_size a.raw 3)")
+loop l1 a.raw "$o1" "$(part_size a.raw 1)"
+loop l2 a.raw "$o2" "$(part_size a.raw 2)"
+loop l3 a.raw "$o3" "$(part_size a.raw 3)"
 mkpv "$l1" pvtpvt-0000-0000-0000-0000-0000-000001 "$META/vgt.meta"
 restore vgt "$META/vgt.meta" "$l1"
 mkpv "$l2" pvspvs-0000-0000-0000-0000-0000-000001 "$META/vgs.meta"
