@@ -3,6 +3,7 @@
  * Thin by design: argument parsing, progress display and output formatting;
  * all work happens in the library.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -45,6 +46,9 @@ static void usage(FILE *f)
             "                                        (SYSTEM hive: boot drivers, DHCP, clock)\n"
             "  inspect [--json] SOURCE...|VIEW       the guest's OSes, kernels, boot mode,\n"
             "                                        mounts, network, without booting it\n"
+            "  preflight --target aws [--json] SOURCE...|VIEW\n"
+            "                                        what AWS VM Import would refuse (exit 0\n"
+            "                                        ready, 2 would fail, 3 risks, 1 could not)\n"
             "\n"
             "SOURCE is a path, s3://bucket/key or http(s):// URL; DEST a path or s3:// URL.\n"
             "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1);\n"
@@ -941,6 +945,231 @@ out:
     return rc;
 }
 
+/* ---- preflight ---- */
+
+static int pf_name_cmp(const void *a, const void *b)
+{
+    return strverscmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A vdiskfs view folder: its whole-disk files (disk.raw, disk1.raw...), in
+ * disk order, as raw sources. Partition and LV files are left out: the
+ * guest finds those again on the disks. */
+static int pf_view_disks(const char *dir, char ***paths, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    char **v = NULL;
+    size_t nv = 0;
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        size_t l = strlen(nm);
+        if (strncmp(nm, "disk", 4) || l < 8 || strcmp(nm + l - 4, ".raw") || strchr(nm, '-'))
+            continue;
+        char **nv2 = realloc(v, (nv + 1) * sizeof(*v));
+        if (!nv2 || asprintf(&nv2[nv], "%s/%s", dir, nm) < 0) {
+            closedir(d);
+            free(nv2 ? nv2 : v);
+            return -ENOMEM;
+        }
+        v = nv2;
+        nv++;
+    }
+    closedir(d);
+    qsort(v, nv, sizeof(*v), pf_name_cmp);
+    *paths = v;
+    *n = nv;
+    return 0;
+}
+
+static void pf_print_text(const struct vd_preflight *p, const struct vd_inspect *ins,
+                          const char *route)
+{
+    static const char *const head[] = {"NOTES",
+                                       "RISKS (the import may pass; the instance may "
+                                       "not boot or be reachable)",
+                                       "WOULD FAIL (AWS refuses the import)"};
+    size_t cnt[3] = {0};
+    for (size_t i = 0; i < p->n; i++)
+        cnt[p->findings[i].severity]++;
+    printf("AWS VM Import pre-flight (%s): %zu would fail, %zu risk%s, %zu note%s\n", route,
+           cnt[VD_PF_FAIL], cnt[VD_PF_RISK], cnt[VD_PF_RISK] == 1 ? "" : "s", cnt[VD_PF_NOTE],
+           cnt[VD_PF_NOTE] == 1 ? "" : "s");
+    for (int sev = VD_PF_FAIL; sev >= VD_PF_NOTE; sev--) {
+        if (!cnt[sev])
+            continue;
+        printf("\n%s\n", head[sev]);
+        for (size_t i = 0; i < p->n; i++) {
+            const struct vd_pf_finding *x = &p->findings[i];
+            if ((int)x->severity != sev)
+                continue;
+            printf("  [%s] %s\n", x->check, x->message);
+            if (*x->aws_text)
+                printf("    AWS says: \"%s\"\n", x->aws_text);
+            if (*x->fix)
+                printf("    fix: %s\n", x->fix);
+        }
+    }
+    if (ins && ins->nwarnings) {
+        printf("\nNOT READ (inspection)\n");
+        for (size_t i = 0; i < ins->nwarnings; i++)
+            printf("  %s\n", ins->warnings[i]);
+    }
+    if (p->npassed) {
+        printf("\npassed:");
+        for (size_t i = 0; i < p->npassed; i++)
+            printf(" %s", p->passed[i]);
+        printf("\n");
+    }
+    int st = vd_preflight_status(p);
+    printf("\nresult: %s (exit %d)\n",
+           st == VD_PF_READY        ? "ready"
+           : st == VD_PF_WOULD_FAIL ? "would fail"
+                                    : "risks only",
+           st);
+}
+
+static int cmd_preflight(int argc, char **argv)
+{
+    static const struct option lo[] = {{"target", required_argument, NULL, 't'},
+                                       {"route", required_argument, NULL, 'r'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"deep", no_argument, NULL, 'd'},
+                                       {"data", required_argument, NULL, 'T'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {"allow-path", required_argument, NULL, 'A'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+    struct common co = {0};
+    struct vd_preflight_opts po = {.target = NULL, .route = "import-image"};
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
+        if ((c = common_opt(c, &co)) <= 0) {
+            if (c < 0)
+                return 1;
+            continue;
+        }
+        switch (c) {
+        case 't':
+            po.target = optarg;
+            break;
+        case 'r':
+            po.route = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'd':
+            po.deep = true;
+            break;
+        case 'T':
+            po.data_file = optarg;
+            break;
+        case 'h':
+            printf("usage: vdisk preflight --target aws [--route import-image|import-snapshot]\n"
+                   "                        [--deep] [--json] [--data FILE] SOURCE...|VIEW\n"
+                   "Check offline, before the upload, what AWS VM Import/Export would refuse or\n"
+                   "what would keep the instance from booting: container and integrity (VHD\n"
+                   "footers, VMDK subformat), disk size and count, one 64-bit Linux or Windows\n"
+                   "OS, the distribution and kernel against AWS's table, root file system,\n"
+                   "boot mode and UEFI fallback loader, fstab, LVM, DHCP and network configs,\n"
+                   "free space; with --route import-snapshot, nvme and ena in the initramfs.\n"
+                   "Each finding gives AWS's own error text where AWS has one, and the fix.\n"
+                   "SOURCE...: the VM's disks in order (or one OVA); VIEW: a vdiskfs view\n"
+                   "folder (MNT/name). --deep also reads every allocated byte, so that each\n"
+                   "compressed VMDK grain is inflated (the whole image: slow over S3).\n"
+                   "--data FILE: another AWS table than the installed aws-vmimport.txt.\n"
+                   "Exit status: 0 ready, 2 would fail, 3 risks only, 1 could not check.\n"
+                   "See docs/preflight.md.\n");
+            return 0;
+        default:
+            return 1;
+        }
+    }
+    if (!po.target || strcmp(po.target, "aws")) {
+        fprintf(stderr, "%s: preflight: --target aws is required (the only target)\n", prog);
+        return 1;
+    }
+    if (strcmp(po.route, "import-image") && strcmp(po.route, "import-snapshot")) {
+        fprintf(stderr, "%s: preflight: --route %s: use import-image or import-snapshot\n", prog,
+                po.route);
+        return 1;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "usage: vdisk preflight --target aws [--json] SOURCE...|VIEW\n");
+        return 1;
+    }
+    char **paths = argv + optind, **owned = NULL;
+    size_t npaths = (size_t)(argc - optind);
+    struct stat st;
+    if (npaths == 1 && stat(paths[0], &st) == 0 && S_ISDIR(st.st_mode)) {
+        int r = pf_view_disks(paths[0], &owned, &npaths);
+        if (r < 0 || npaths == 0) {
+            fprintf(stderr, "%s: preflight: %s: %s\n", prog, paths[0],
+                    r < 0 ? strerror(-r) : "no disk*.raw in this folder: not a vdiskfs view");
+            free(owned);
+            return 1;
+        }
+        paths = owned;
+        if (!co.open.format)
+            co.open.format = "raw";
+    }
+    struct vd_source **srcs = calloc(npaths, sizeof(*srcs));
+    struct vd_guest *g = NULL;
+    struct vd_inspect *ins = NULL;
+    struct vd_preflight *p = NULL;
+    struct vd_error err = {0};
+    int rc = 1;
+    if (!srcs)
+        goto out;
+    for (size_t i = 0; i < npaths; i++)
+        if (!(srcs[i] = open_source(paths[i], &co)))
+            goto out;
+    /* A guest that cannot be opened or inspected (a corrupt image) still
+     * gets the container checks: they say why AWS would refuse it. */
+    struct vd_error gerr = {0};
+    if (vd_guest_open_sources(srcs, npaths, &g, &gerr) < 0 ||
+        vd_inspect_guest(g, &ins, &gerr) < 0) {
+        vd_inspect_free(ins);
+        ins = NULL;
+    }
+    if (vd_preflight(srcs, npaths, vd_err_isset(&gerr) ? NULL : g, ins, &po, &p, &err) < 0) {
+        fprintf(stderr, "%s: preflight: %s\n", prog, err.msg);
+        goto out;
+    }
+    if (json) {
+        char *text = NULL;
+        if (vd_preflight_json(p, &text, &err) < 0) {
+            fprintf(stderr, "%s: preflight: %s\n", prog, err.msg);
+            goto out;
+        }
+        fputs(text, stdout);
+        free(text);
+    } else {
+        pf_print_text(p, ins, po.route);
+    }
+    rc = vd_preflight_status(p);
+    if (vd_err_isset(&gerr)) {
+        fprintf(stderr, "%s: preflight: the guest could not be inspected: %s\n", prog, gerr.msg);
+        if (rc != VD_PF_WOULD_FAIL)
+            rc = 1;
+    }
+out:
+    vd_preflight_free(p);
+    vd_inspect_free(ins);
+    vd_guest_close(g);
+    for (size_t i = 0; srcs && i < npaths; i++)
+        vd_source_close(srcs[i]);
+    free(srcs);
+    for (size_t i = 0; owned && i < npaths; i++)
+        free(owned[i]);
+    free(owned);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -971,6 +1200,8 @@ int main(int argc, char **argv)
         return cmd_fixup(argc, argv);
     if (!strcmp(cmd, "inspect"))
         return cmd_inspect(argc, argv);
+    if (!strcmp(cmd, "preflight"))
+        return cmd_preflight(argc, argv);
     fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
     usage(stderr);
     return 1;

@@ -157,9 +157,14 @@ struct vd_preflight_opts {
     const char *target;    /* "aws" (the only one) */
     const char *route;     /* "import-image" (default) or "import-snapshot" */
     const char *data_file; /* the AWS support table (NULL: the installed one) */
+    /* Read every allocated byte (VMDK grains decompress to their length):
+     * the whole image, so off by default (over S3 it is the full download). */
+    bool deep;
 };
 /* Run every check on the sources (container and integrity checks) and the
- * guest inspection result. */
+ * guest inspection result. g and ins may be NULL when the guest could not
+ * be opened or inspected (a corrupt image): the container checks still
+ * run, and say why AWS would refuse it. */
 int vd_preflight(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest *g,
                  const struct vd_inspect *ins, const struct vd_preflight_opts *opts,
                  struct vd_preflight **out, struct vd_error *err);
