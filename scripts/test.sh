@@ -51,6 +51,9 @@ run_suite() { # build-dir cmake-args...
 # twice would take the CI run past an hour.
 export VD_SLOW_TESTS=${VD_SLOW_TESTS:-1}
 export VD_FIXUP_BOOT_ROOT=${VD_FIXUP_BOOT_ROOT:-$ROOT/build-boot-root}
+# The guest images built from it (tests/integration/guests.sh), shared by
+# both suites: the ASan stage inspects the same guests without building them.
+export VD_GUEST_CACHE=${VD_GUEST_CACHE:-$ROOT/build-guests}
 
 if [ "${VD_SKIP_MATRIX:-0}" != 1 ]; then
     echo "== build matrix =="

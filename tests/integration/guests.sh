@@ -19,7 +19,7 @@
 #   two-roots  MBR: p1 ext4 / (vd-two-a), p2 ext4 / (vd-two-b, Debian 11 in
 #              its os-release)
 #
-# Images are cached under $VD_BUILD_DIR/guests/KEY/ (KEY: this script's
+# Images are cached under $VD_GUEST_CACHE (default $VD_BUILD_DIR/guests)/KEY/ (KEY: this script's
 # hash and the base tree's kernel), so tests share them; a lock makes
 # concurrent builders wait for each other. Needs root (loop devices for
 # XFS and LVM), sfdisk, mkfs.ext4/xfs/vfat, mcopy, lvm2.
@@ -35,21 +35,16 @@ GUEST_MAC=52:54:00:12:34:56
 GUEST_PVUUID=pvpvpv-1111-2222-3333-4444-5555-666666
 GUEST_VGUUID=vgvgvg-1111-2222-3333-4444-5555-666666
 
-# The base tree, debootstrapped once (needs the mirror: slow tier only).
+# The base tree: lib.sh's debian_base (one debootstrap, shared with the
+# boot tests). Without VD_SLOW_TESTS=1 an existing tree is used but none
+# is made.
 guest_base() {
-    local base=${VD_FIXUP_BOOT_ROOT:-${VD_BUILD_DIR:-${TMPDIR:-/tmp}}/guest-base}
-    if [ ! -x "$base/sbin/init" ]; then
-        [ "${VD_SLOW_TESTS:-}" = 1 ] ||
-            skip "no Debian tree at $base: set VD_FIXUP_BOOT_ROOT=DIR (or VD_SLOW_TESTS=1 to debootstrap one)"
-        need debootstrap
-        local mirror
-        mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-        debootstrap --variant=minbase --include=linux-image-amd64,systemd-sysv,udev,ifupdown \
-            bookworm "$base.tmp" "${mirror:-http://deb.debian.org/debian}" > "$T/debootstrap.log" 2>&1 ||
-            skip "debootstrap failed (no mirror?): $(tail -1 "$T/debootstrap.log")"
-        mv "$base.tmp" "$base"
+    if [ "${VD_SLOW_TESTS:-}" != 1 ] &&
+        [ "$(cat "${VD_FIXUP_BOOT_ROOT:-/nonexistent}/.vdisk-base" 2>/dev/null)" != "$DEBIAN_BASE_PKGS" ]; then
+        skip "no Debian tree: set VD_SLOW_TESTS=1 to debootstrap one (or VD_FIXUP_BOOT_ROOT=DIR to reuse one)"
     fi
-    echo "$base"
+    need debootstrap
+    debian_base
 }
 
 # A working copy of the base tree with the large, irrelevant parts left out.
@@ -327,7 +322,7 @@ guest_image() {
     need sfdisk mkfs.ext4 mkswap flock
     BASE=$(guest_base)
     key=$( { sha256sum "$GUESTS_SH"; ls "$BASE/boot"; } | sha256sum | cut -c1-16)
-    dir=${VD_BUILD_DIR:-${TMPDIR:-/tmp}}/guests/$key
+    dir=${VD_GUEST_CACHE:-${VD_BUILD_DIR:-${TMPDIR:-/tmp}}/guests}/$key
     mkdir -p "$dir"
     exec 9> "$dir/.lock"
     flock 9
