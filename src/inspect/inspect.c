@@ -576,7 +576,28 @@ static void ins_kernels(struct ins_os *os)
             }
         }
         k->nmodules = ins_modules(os, k->version);
-        ins_initramfs(os, k);
+    }
+}
+
+/* The default kernel's initramfs only (the one the guest boots; the
+ * others are tens of MB each, which over S3 would be most of what
+ * inspection reads); the newest kernel when the default is not known. */
+static void ins_initramfs_default(struct ins_os *os)
+{
+    struct vd_inspect_os *o = os->o;
+    struct vd_inspect_kernel *pick = NULL;
+    for (size_t i = 0; i < o->nkernels; i++)
+        if (o->default_kernel[0] && !strcmp(o->kernels[i].version, o->default_kernel))
+            pick = &o->kernels[i];
+    if (!pick)
+        for (size_t i = 0; i < o->nkernels; i++)
+            if (!pick || strverscmp(o->kernels[i].version, pick->version) > 0)
+                pick = &o->kernels[i];
+    for (size_t i = 0; i < o->nkernels; i++) {
+        if (&o->kernels[i] == pick)
+            ins_initramfs(os, pick);
+        else
+            o->kernels[i].initramfs_why = "not read: not the default kernel";
     }
 }
 
@@ -920,6 +941,7 @@ static void ins_linux(struct vd_ins_ctx *c, struct ins_dev *d)
     ins_fstab(&os);
     ins_kernels(&os);
     ins_bootloader(&os);
+    ins_initramfs_default(&os);
     ins_network(&os);
 }
 
