@@ -1131,8 +1131,11 @@ static int cmd_preflight(int argc, char **argv)
     /* A guest that cannot be opened or inspected (a corrupt image) still
      * gets the container checks: they say why AWS would refuse it. */
     struct vd_error gerr = {0};
+    /* ImportImage installs the drivers itself: only the snapshot route
+     * needs the initramfs listed (tens of MB, most of an S3 read). */
+    struct vd_inspect_opts io = {.no_initramfs = strcmp(po.route, "import-snapshot") != 0};
     if (vd_guest_open_sources(srcs, npaths, &g, &gerr) < 0 ||
-        vd_inspect_guest(g, &ins, &gerr) < 0) {
+        vd_inspect_guest_opts(g, &io, &ins, &gerr) < 0) {
         vd_inspect_free(ins);
         ins = NULL;
     }

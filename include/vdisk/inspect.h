@@ -124,6 +124,14 @@ struct vd_inspect {
  * result (fields empty, warnings), not as errors; -errno only when the
  * disks themselves cannot be read. */
 int vd_inspect_guest(struct vd_guest *g, struct vd_inspect **out, struct vd_error *err);
+/* The same with options. no_initramfs: do not list the default kernel's
+ * initramfs (tens of MB; preflight's import-image route does not need its
+ * drivers, and over S3 it would be most of the bytes fetched). */
+struct vd_inspect_opts {
+    bool no_initramfs;
+};
+int vd_inspect_guest_opts(struct vd_guest *g, const struct vd_inspect_opts *opts,
+                          struct vd_inspect **out, struct vd_error *err);
 void vd_inspect_free(struct vd_inspect *r);
 /* JSON (docs/inspect.md). Caller frees. */
 int vd_inspect_json(const struct vd_inspect *r, char **out, struct vd_error *err);

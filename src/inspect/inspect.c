@@ -52,6 +52,7 @@ struct vd_ins_ctx {
     size_t ndevs;
     const struct vd_bdev **bdevs; /* for vd_ins_resolve */
     bool oom;
+    bool no_initramfs; /* vd_inspect_opts */
 };
 
 /* ---- result ownership ---- */
@@ -594,7 +595,9 @@ static void ins_initramfs_default(struct ins_os *os)
             if (!pick || strverscmp(o->kernels[i].version, pick->version) > 0)
                 pick = &o->kernels[i];
     for (size_t i = 0; i < o->nkernels; i++) {
-        if (&o->kernels[i] == pick)
+        if (os->c->no_initramfs)
+            o->kernels[i].initramfs_why = "not read: not asked for";
+        else if (&o->kernels[i] == pick)
             ins_initramfs(os, pick);
         else
             o->kernels[i].initramfs_why = "not read: not the default kernel";
@@ -963,11 +966,18 @@ static const char *ins_skip_reason(const struct vd_bdev *b)
 
 int vd_inspect_guest(struct vd_guest *g, struct vd_inspect **out, struct vd_error *err)
 {
+    return vd_inspect_guest_opts(g, NULL, out, err);
+}
+
+int vd_inspect_guest_opts(struct vd_guest *g, const struct vd_inspect_opts *opts,
+                          struct vd_inspect **out, struct vd_error *err)
+{
     struct vd_ins_ctx *c = calloc(1, sizeof(*c));
     *out = NULL;
     if (!c)
         return vd_err(err, -ENOMEM, "inspect: out of memory");
     c->g = g;
+    c->no_initramfs = opts && opts->no_initramfs;
     size_t n = vd_guest_ndevs(g);
     c->devs = calloc(n ? n : 1, sizeof(*c->devs));
     c->bdevs = calloc(n ? n : 1, sizeof(*c->bdevs));
