@@ -987,10 +987,9 @@ static int pf_view_disks(const char *dir, char ***paths, size_t *n)
 static void pf_print_text(const struct vd_preflight *p, const struct vd_inspect *ins,
                           const char *route)
 {
-    static const char *const head[] = {"NOTES",
-                                       "RISKS (the import may pass; the instance may "
-                                       "not boot or be reachable)",
-                                       "WOULD FAIL (AWS refuses the import)"};
+    static const char *const head[] = {
+        "NOTES", ("RISKS (the import may pass; the instance may not boot or be reachable)"),
+        "WOULD FAIL (AWS refuses the import)"};
     size_t cnt[3] = {0};
     for (size_t i = 0; i < p->n; i++)
         cnt[p->findings[i].severity]++;

@@ -84,7 +84,7 @@ static uint64_t pad4(uint64_t x)
 /* A complete header and name: report the member, set up the data skip. */
 static int cpio_member(struct cpio_parser *p)
 {
-    uint32_t filesize;
+    uint32_t filesize = 0;
     cpio_hex(p->hdr + 54, &filesize);
     p->skip = filesize + pad4(filesize); /* data starts aligned after the name's pad */
     if (p->name[p->namesize - 1] != '\0')

@@ -296,9 +296,10 @@ static char *nt_link(ntfs_inode *ni)
     char *target = NULL;
     s64 size = na->data_size;
     if (size > 8 && size <= 8 + 2 * 4096 && !(size & 1)) {
-        char *raw = malloc((size_t)size);
+        /* ntfschar-aligned storage: the UTF-16 target starts 8 bytes in */
+        ntfschar *raw = malloc((size_t)size);
         if (raw && ntfs_attr_pread(na, 0, size, raw) == size && !memcmp(raw, "IntxLNK\1", 8) &&
-            ntfs_ucstombs((ntfschar *)(raw + 8), (int)((size - 8) / 2), &target, 0) < 0) {
+            ntfs_ucstombs(raw + 4, (int)((size - 8) / 2), &target, 0) < 0) {
             free(target);
             target = NULL;
         }

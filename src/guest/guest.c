@@ -476,8 +476,8 @@ int vd_bdev_pread(const struct vd_bdev *b, void *buf, size_t len, uint64_t off,
 {
     uint8_t *p = buf;
     while (len > 0) {
-        struct vd_image *img;
-        uint64_t img_off, run;
+        struct vd_image *img = NULL;
+        uint64_t img_off = 0, run = 0;
         int r = vd_bdev_map(b, off, len, &img, &img_off, &run, err);
         if (r < 0)
             return r;
@@ -496,8 +496,8 @@ int vd_bdev_pwrite(const struct vd_bdev *b, const void *buf, size_t len, uint64_
 {
     const uint8_t *p = buf;
     while (len > 0) {
-        struct vd_image *img;
-        uint64_t img_off, run;
+        struct vd_image *img = NULL;
+        uint64_t img_off = 0, run = 0;
         int r = vd_bdev_map(b, off, len, &img, &img_off, &run, err);
         if (r < 0)
             return r;

@@ -80,6 +80,7 @@ bool pf_kernel_match(const char *k, const char *pat)
 
 /* ---- findings ---- */
 
+static char *vfmt(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static char *vfmt(const char *fmt, va_list ap)
 {
     char *s = NULL;
