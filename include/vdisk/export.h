@@ -32,6 +32,12 @@ struct vd_export_opts {         /* zero-init = defaults */
     bool fsync;                 /* local DEST: fdatasync before the rename */
     unsigned mode;              /* local DEST: permission bits (07777 at most); 0 = what
                                  * open(2) with 0666 gives: 0666 less the process umask */
+    /* What the output must satisfy (issue 13), checked by the format's
+     * encoder at begin: "azure" (VHD: fixed, whole MiB), "vmware",
+     * "vmware-X.Y" / "esxi-X.Y" (OVA: hardware ceiling, manifest form),
+     * "virtualbox", "dmtf"; "" = the format's default. */
+    char target[32];
+    uint32_t sector_size; /* logical sector bytes of the output: 512 (0) or 4096 */
 };
 
 #define VD_EXPORT_DEFAULT_WINDOW (64ull << 20)
@@ -39,7 +45,7 @@ struct vd_export_opts {         /* zero-init = defaults */
 void vd_export_opts_init(struct vd_export_opts *o);
 /* Parse "key=value" export options (vmdk_type=, vhd_type=, vhdx_type=,
  * compress_level=, ova_manifest=, threads=, reorder_window=,
- * vhdx_block_size=, fsync=on|off; a bare "fsync" is on). Sizes accept K/M/G suffixes. Returns 1
+ * vhdx_block_size=, target=, sector_size=512|4096, fsync=on|off; a bare "fsync" is on). Sizes accept K/M/G suffixes. Returns 1
  * consumed, 0 unknown key, -EINVAL bad value (err says which). String values are stored as pointers
  * to static strings, so val need not outlive the call. */
 int vd_export_opt(struct vd_export_opts *o, const char *key, const char *val, struct vd_error *err);

@@ -74,6 +74,9 @@ const char *vd_image_name(const struct vd_image *img);      /* file name */
 const char *vd_image_format(const struct vd_image *img);    /* "vmdk" */
 const char *vd_image_subformat(const struct vd_image *img); /* "streamOptimized" */
 struct vd_image *vd_image_backing(const struct vd_image *img);
+/* Logical sector bytes: 512, or 4096 for a 4Kn disk (VHDX LogicalSectorSize,
+ * a VMDK descriptor's sector size). Partition tables are read with it. */
+uint32_t vd_image_sector_size(const struct vd_image *img);
 
 /* Read len bytes at off. Reads past the virtual size fail with -EINVAL;
  * unallocated ranges read as zeros (or from the backing chain). Thread-safe. */

@@ -796,6 +796,11 @@ struct vd_image *vd_image_backing(const struct vd_image *img)
     return img->backing;
 }
 
+uint32_t vd_image_sector_size(const struct vd_image *img)
+{
+    return img->sector_size;
+}
+
 uint64_t vd_image_allocated(struct vd_image *img)
 {
     return img->ops->allocated ? img->ops->allocated(img) : img->io->size;

@@ -187,6 +187,21 @@ int vd_export_opt(struct vd_export_opts *o, const char *key, const char *val, st
             o->fsync = false;
         else
             return vd_err(err, -EINVAL, "export: fsync=%s: expected on or off", val);
+    } else if (strcmp(key, "target") == 0) {
+        /* Which targets a format accepts is its encoder's business: an
+         * unknown one is refused at begin, naming the accepted ones. */
+        size_t n = strlen(val);
+        if (!n || n >= sizeof(o->target) ||
+            strspn(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != n)
+            return vd_err(err, -EINVAL,
+                          "export: target=%s: expected a name such as azure, vmware, esxi-7.0, "
+                          "virtualbox or dmtf",
+                          val);
+        memcpy(o->target, val, n + 1);
+    } else if (strcmp(key, "sector_size") == 0) {
+        if (export_parse_size(val, &v) < 0 || (v != 512 && v != 4096))
+            return vd_err(err, -EINVAL, "export: sector_size=%s: expected 512 or 4096", val);
+        o->sector_size = (uint32_t)v;
     } else if (strcmp(key, "vhdx_block_size") == 0) {
         if (export_parse_size(val, &v) < 0 || !is_pow2(v) || v < (1u << 20) || v > (256u << 20))
             return vd_err(err, -EINVAL,
@@ -310,6 +325,20 @@ static int export_fail(struct vd_export *e, int r, struct vd_error *err)
     return r;
 }
 
+/* Is target= (struct vd_export_opts.target) one this format's encoder
+ * honours? Each entry is a format and a target it knows; an encoder that
+ * learns a target adds it here, so no target is ever silently ignored. */
+static bool export_target_known(const char *format, const char *target)
+{
+    static const char *const known[][2] = {
+        {NULL, NULL},
+    };
+    for (size_t i = 0; known[i][0]; i++)
+        if (!strcmp(known[i][0], format) && !strcasecmp(known[i][1], target))
+            return true;
+    return false;
+}
+
 /* vd_export_begin, with an S3 target near DEST to reuse (or NULL). */
 static int export_begin(const char *dest, const struct vd_s3_target *near, const char *format,
                         const struct vd_export_opts *o, struct vd_export **out,
@@ -322,6 +351,12 @@ static int export_begin(const char *dest, const struct vd_s3_target *near, const
     if (!ops)
         return vd_err(err, -EINVAL, "export: %s: unknown format '%s' (vmdk, vhd, vhdx, ova, raw)",
                       dest, format ? format : "");
+    if (o && o->target[0] && !export_target_known(format, o->target))
+        return vd_err(err, -EINVAL, "export: %s: target=%s is not known for %s output", dest,
+                      o->target, format);
+    if (o && o->sector_size && o->sector_size != 512)
+        return vd_err(err, -EINVAL, "export: %s: sector_size=%u is not supported for %s output",
+                      dest, o->sector_size, format);
     e = calloc(1, sizeof(*e));
     if (!e)
         return vd_err(err, -ENOMEM, "export: out of memory");
