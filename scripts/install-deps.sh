@@ -32,6 +32,9 @@ PKGS=(
   # GRUB's BIOS boot.img, an ESP's grubx64.efi via mtools, XFS on LVM) and
   # virt-inspector as the oracle of vdisk inspect (t-inspect-virt)
   grub-pc-bin grub-efi-amd64-bin guestfs-tools
+  # the nbdkit plugin (nbdkit/vdisk.c) and its oracles: nbdcopy, nbdinfo and
+  # nbdsh (libnbd) as NBD clients, qemu's nbd driver for the boot test
+  nbdkit nbdkit-plugin-dev libnbd-bin python3-libnbd
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,5 +1,6 @@
 /*
- * vdisk: the command-line face of libvdisk (info, hash, check, convert).
+ * vdisk: the command-line face of libvdisk (info, hash, check, convert,
+ * fixup, inspect, preflight; serve runs nbdkit with our plugin).
  * Thin by design: argument parsing, progress display and output formatting;
  * all work happens in the library.
  */
@@ -11,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +52,8 @@ static void usage(FILE *f)
             "  preflight --target aws [--json] SOURCE...|VIEW\n"
             "                                        what AWS VM Import would refuse (exit 0\n"
             "                                        ready, 2 would fail, 3 risks, 1 could not)\n"
+            "  serve [--overlay FILE] [--tcp PORT] SOURCE\n"
+            "                                        serve the disks over NBD (nbdkit)\n"
             "\n"
             "SOURCE is a path, s3://bucket/key or http(s):// URL; DEST a path or s3:// URL.\n"
             "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1);\n"
@@ -146,20 +151,12 @@ static struct vd_image *pick_disk(struct vd_source *src, const char *uri, struct
      * mount's folder/disk name; a renamed source is found by fingerprint. */
     struct vd_error err = {0};
     struct stat st;
-    char key[128], view[32], stem[96];
+    char key[160];
     if (stat(c->overlay, &st) != 0) {
         fprintf(stderr, "%s: %s: no such overlay file\n", prog, c->overlay);
         return NULL;
     }
-    const char *base = strrchr(uri, '/');
-    snprintf(stem, sizeof(stem), "%s", base && base[1] ? base + 1 : uri);
-    char *cut = strchr(stem, '?');
-    if (cut)
-        *cut = '\0';
-    if ((cut = strrchr(stem, '.')) && cut != stem)
-        *cut = '\0';
-    vd_source_disk_view_name(src, idx, view, sizeof(view));
-    snprintf(key, sizeof(key), "%s/%s", stem, view);
+    vd_overlay_key(uri, src, idx, key, sizeof(key));
     if (vd_overlay_open(c->overlay, &c->ov, &err) < 0 ||
         vd_overlay_attach(c->ov, vd_source_disk(src, idx), key, &c->view, &err) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
@@ -1172,6 +1169,287 @@ out:
     return rc;
 }
 
+/* ---- serve: a thin wrapper that runs nbdkit with our plugin ---- */
+
+/* The plugin beside this binary in a build tree, else the installed one,
+ * else nbdkit's own search by name. VDISK_NBDKIT_PLUGIN overrides. */
+static const char *serve_plugin(char *buf, size_t len)
+{
+    const char *env = getenv("VDISK_NBDKIT_PLUGIN");
+    if (env && env[0])
+        return env;
+    ssize_t n = readlink("/proc/self/exe", buf, len - 32);
+    if (n > 0) {
+        buf[n] = '\0';
+        char *slash = strrchr(buf, '/');
+        if (slash) {
+            strcpy(slash + 1, "nbdkit-vdisk-plugin.so");
+            if (access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
+#ifdef VDISK_NBDKIT_PLUGIN
+    if (access(VDISK_NBDKIT_PLUGIN, R_OK) == 0)
+        return VDISK_NBDKIT_PLUGIN;
+#endif
+    return "vdisk";
+}
+
+/* nbdkit leaves a socket file it was given behind when it stops: remove
+ * one nobody listens on, refuse one that is live. */
+static int serve_stale_socket(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return 0;
+    if (!S_ISSOCK(st.st_mode)) {
+        fprintf(stderr, "%s: serve: %s exists and is not a socket; choose another --socket\n", prog,
+                path);
+        return -1;
+    }
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "%s: serve: %s: socket path too long\n", prog, path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    if (r == 0) {
+        fprintf(stderr,
+                "%s: serve: %s is in use by a running server; stop it, or choose another "
+                "--socket\n",
+                prog, path);
+        return -1;
+    }
+    unlink(path);
+    return 0;
+}
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: vdisk serve [OPTIONS] SOURCE [-- NBDKIT-OPTIONS...]\n"
+               "Serve SOURCE's disks, partitions and LVM volumes over NBD with nbdkit and\n"
+               "the vdisk plugin (nbdkit-vdisk-plugin(1), docs/nbd.md), in the foreground\n"
+               "until interrupted. Read-only unless --overlay is given.\n"
+               "  --socket PATH      listen on a Unix socket (default: vdisk-NAME.sock in\n"
+               "                     $XDG_RUNTIME_DIR, else /tmp)\n"
+               "  --tcp [ADDR:]PORT  listen on TCP instead (plain text unless --tls)\n"
+               "  --tls on|require   passed to nbdkit, with --tls-certificates DIR\n"
+               "  --disk N           default export: disk N of an OVA (others by name)\n"
+               "  --device NAME      default export by name: disk-p1, lvm-VG-LV\n"
+               "  --overlay FILE     writable: writes land in FILE (shared with vdiskfs)\n"
+               "  --run CMD          run CMD with $uri set, then stop (nbdkit --run)\n"
+               "  -f, --format FMT   skip probing;  --allow-path DIR  as for other commands\n"
+               "Exports are named as the mount's files without .raw (nbdinfo --list).\n"
+               "NBDKIT selects the nbdkit binary; VDISK_NBDKIT_PLUGIN the plugin.\n");
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const struct option lo[] = {{"socket", required_argument, NULL, 'S'},
+                                       {"tcp", required_argument, NULL, 'T'},
+                                       {"tls", required_argument, NULL, 'L'},
+                                       {"tls-certificates", required_argument, NULL, 'C'},
+                                       {"disk", required_argument, NULL, 'D'},
+                                       {"device", required_argument, NULL, 'N'},
+                                       {"overlay", required_argument, NULL, 'V'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {"allow-path", required_argument, NULL, 'A'},
+                                       {"run", required_argument, NULL, 'R'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+    struct common co = {0};
+    const char *sock = NULL, *tcp = NULL, *tls = NULL, *certs = NULL, *device = NULL, *run = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "+f:h", lo, NULL)) != -1) {
+        if ((c = common_opt(c, &co)) <= 0) {
+            if (c < 0)
+                return 2;
+            continue;
+        }
+        switch (c) {
+        case 'S':
+            sock = optarg;
+            break;
+        case 'T':
+            tcp = optarg;
+            break;
+        case 'L':
+            tls = optarg;
+            break;
+        case 'C':
+            certs = optarg;
+            break;
+        case 'N':
+            device = optarg;
+            break;
+        case 'R':
+            run = optarg;
+            break;
+        case 'h':
+            serve_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "%s: serve: see 'vdisk serve --help'\n", prog);
+            return 2;
+        }
+    }
+    if (optind >= argc || (optind + 1 < argc && strcmp(argv[optind + 1], "--") != 0)) {
+        fprintf(stderr, "%s: serve: expected one SOURCE; see 'vdisk serve --help'\n", prog);
+        return 2;
+    }
+    if (sock && tcp) {
+        fprintf(stderr, "%s: serve: give --socket or --tcp, not both\n", prog);
+        return 2;
+    }
+    if (co.disk && device) {
+        fprintf(stderr, "%s: serve: give --disk or --device, not both\n", prog);
+        return 2;
+    }
+    const char *source = argv[optind];
+    char **extra = optind + 1 < argc ? &argv[optind + 2] : &argv[argc];
+    int nextra = (int)(&argv[argc] - extra);
+
+    char plugin_buf[4096], sock_buf[4096], port_buf[64], addr_buf[256];
+    const char *plugin = serve_plugin(plugin_buf, sizeof(plugin_buf));
+    const char *nbdkit = getenv("NBDKIT");
+    if (!nbdkit || !nbdkit[0])
+        nbdkit = "nbdkit";
+
+    /* nbdkit goes to / before serving: hand it absolute paths. */
+    char *abs_src = NULL, *abs_ov = NULL;
+    if (!strstr(source, "://")) {
+        abs_src = realpath(source, NULL);
+        if (!abs_src) {
+            fprintf(stderr, "%s: serve: %s: %s\n", prog, source, strerror(errno));
+            return 1;
+        }
+        source = abs_src;
+    }
+    if (co.overlay) {
+        /* The overlay may not exist yet (nbdkit creates it): resolve its
+         * directory. */
+        char *dup = strdup(co.overlay), *slash = dup ? strrchr(dup, '/') : NULL;
+        const char *dir = slash ? (slash == dup ? "/" : (*slash = '\0', dup)) : ".";
+        char *rdir = dup ? realpath(dir, NULL) : NULL;
+        const char *base = strrchr(co.overlay, '/') ? strrchr(co.overlay, '/') + 1 : co.overlay;
+        if (!rdir || asprintf(&abs_ov, "%s/%s", rdir, base) < 0) {
+            fprintf(stderr, "%s: serve: --overlay %s: %s\n", prog, co.overlay, strerror(errno));
+            free(dup);
+            free(rdir);
+            free(abs_src);
+            return 1;
+        }
+        free(dup);
+        free(rdir);
+    }
+
+    char uri[4200];
+    if (!tcp && !sock && run) {
+        sock = "-"; /* nbdkit makes a private socket and sets $uri */
+    } else if (!tcp && !sock) {
+        const char *dir = getenv("XDG_RUNTIME_DIR");
+        char stem[96];
+        const char *b = strrchr(source, '/');
+        snprintf(stem, sizeof(stem), "%s", b && b[1] ? b + 1 : source);
+        char *cut = strchr(stem, '?');
+        if (cut)
+            *cut = '\0';
+        if ((cut = strrchr(stem, '.')) && cut != stem)
+            *cut = '\0';
+        snprintf(sock_buf, sizeof(sock_buf), "%s/vdisk-%s.sock", dir && dir[0] ? dir : "/tmp",
+                 stem);
+        sock = sock_buf;
+    }
+    if (sock && strcmp(sock, "-") != 0 && serve_stale_socket(sock) < 0) {
+        free(abs_src);
+        free(abs_ov);
+        return 1;
+    }
+    if (sock) {
+        snprintf(uri, sizeof(uri), "nbd%s+unix:///?socket=%s", tls ? "s" : "", sock);
+    } else {
+        const char *colon = strrchr(tcp, ':');
+        if (colon) {
+            snprintf(addr_buf, sizeof(addr_buf), "%.*s", (int)(colon - tcp), tcp);
+            snprintf(port_buf, sizeof(port_buf), "%s", colon + 1);
+        } else {
+            addr_buf[0] = '\0';
+            snprintf(port_buf, sizeof(port_buf), "%s", tcp);
+        }
+        snprintf(uri, sizeof(uri), "nbd%s://%s:%s/", tls ? "s" : "",
+                 addr_buf[0] ? addr_buf : "localhost", port_buf);
+        if (!tls)
+            fprintf(stderr,
+                    "%s: serve: warning: TCP without --tls: anyone who can reach port %s "
+                    "reads the disk%s\n",
+                    prog, port_buf, co.overlay ? " and writes to the overlay" : "");
+    }
+
+    const char *args[64 + 32];
+    int n = 0;
+    char disk_arg[64], *opt_args[8] = {0};
+    int nopt = 0;
+    args[n++] = nbdkit;
+    args[n++] = "--foreground";
+    if (!co.overlay)
+        args[n++] = "--readonly";
+    if (sock) {
+        args[n++] = "--unix";
+        args[n++] = sock;
+    } else {
+        if (addr_buf[0]) {
+            args[n++] = "--ipaddr";
+            args[n++] = addr_buf;
+        }
+        args[n++] = "--port";
+        args[n++] = port_buf;
+    }
+    if (tls && asprintf(&opt_args[nopt], "--tls=%s", tls) >= 0)
+        args[n++] = opt_args[nopt++];
+    if (certs && asprintf(&opt_args[nopt], "--tls-certificates=%s", certs) >= 0)
+        args[n++] = opt_args[nopt++];
+    if (run) {
+        args[n++] = "--run";
+        args[n++] = run;
+    }
+    for (int i = 0; i < nextra && n < 64; i++)
+        args[n++] = extra[i];
+    args[n++] = plugin;
+    if (asprintf(&opt_args[nopt], "source=%s", source) >= 0)
+        args[n++] = opt_args[nopt++];
+    if (co.disk) {
+        snprintf(disk_arg, sizeof(disk_arg), "disk=%ld", co.disk);
+        args[n++] = disk_arg;
+    }
+    if (device && asprintf(&opt_args[nopt], "device=%s", device) >= 0)
+        args[n++] = opt_args[nopt++];
+    if (abs_ov && asprintf(&opt_args[nopt], "overlay=%s", abs_ov) >= 0)
+        args[n++] = opt_args[nopt++];
+    if (co.open.format && asprintf(&opt_args[nopt], "format=%s", co.open.format) >= 0)
+        args[n++] = opt_args[nopt++];
+    for (size_t i = 0; i < co.nallow && n < 90; i++) {
+        char *a;
+        if (asprintf(&a, "allow-path=%s", co.allow[i]) >= 0)
+            args[n++] = a; /* lives until exec */
+    }
+    args[n] = NULL;
+    if (!run)
+        fprintf(stderr, "%s: serving %s%s at %s (Ctrl-C stops)\n", prog, source,
+                co.overlay ? " with writes to the overlay" : " read-only", uri);
+    fflush(NULL);
+    /* execvp's argv is char *const[] for historical reasons; it does not
+     * write to the strings (POSIX, exec "Rationale"). */
+    execvp(nbdkit, (char *const *)args);
+    fprintf(stderr, "%s: serve: cannot run %s: %s%s\n", prog, nbdkit, strerror(errno),
+            errno == ENOENT ? " (install nbdkit: apt install nbdkit)" : "");
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -1204,6 +1482,8 @@ int main(int argc, char **argv)
         return cmd_inspect(argc, argv);
     if (!strcmp(cmd, "preflight"))
         return cmd_preflight(argc, argv);
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc, argv);
     fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
     usage(stderr);
     return 1;

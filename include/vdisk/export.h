@@ -45,9 +45,9 @@ struct vd_export_opts {         /* zero-init = defaults */
 void vd_export_opts_init(struct vd_export_opts *o);
 /* Parse "key=value" export options (vmdk_type=, vhd_type=, vhdx_type=,
  * compress_level=, ova_manifest=, threads=, reorder_window=,
- * vhdx_block_size=, target=, sector_size=512|4096, fsync=on|off; a bare "fsync" is on). Sizes accept K/M/G suffixes. Returns 1
- * consumed, 0 unknown key, -EINVAL bad value (err says which). String values are stored as pointers
- * to static strings, so val need not outlive the call. */
+ * vhdx_block_size=, target=, sector_size=512|4096, fsync=on|off; a bare "fsync" is on). Sizes
+ * accept K/M/G suffixes. Returns 1 consumed, 0 unknown key, -EINVAL bad value (err says which).
+ * String values are stored as pointers to static strings, so val need not outlive the call. */
 int vd_export_opt(struct vd_export_opts *o, const char *key, const char *val, struct vd_error *err);
 /* Format from a file name's extension ("vmdk","vhd","vhdx","ova","raw",
  * also "img" -> "raw") or NULL. */

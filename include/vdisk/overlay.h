@@ -36,6 +36,12 @@ int vd_overlay_open(const char *path, struct vd_overlay **out, struct vd_error *
  * every disk attached before its first write. */
 int vd_overlay_attach(struct vd_overlay *ov, struct vd_image *base, const char *key,
                       struct vd_image **out, struct vd_error *err);
+/* The key a mount of the single source URI gives disk i of src in an
+ * overlay: "<folder>/<view>", the folder being the source's file name
+ * without its extension ("web01/disk1"). `vdisk --overlay` and the nbdkit
+ * plugin use it, so one overlay FILE moves between the three faces. */
+void vd_overlay_key(const char *uri, const struct vd_source *src, size_t i, char *buf, size_t len);
+
 /* Free a view (before closing the overlay and the base). */
 void vd_overlay_detach(struct vd_image *view);
 

@@ -1288,6 +1288,25 @@ static int ov_add_disk(struct vd_overlay *ov, const char *key, uint64_t size, co
     return 0;
 }
 
+void vd_overlay_key(const char *uri, const struct vd_source *src, size_t i, char *buf, size_t len)
+{
+    /* As the mount names a source's folder (fusefs/vdiskfs.c, dir_name_for)
+     * when it is the only one: the last path component, without a
+     * presigned URL's query and without its extension. */
+    const char *base = strrchr(uri, '/');
+    char stem[96], view[32];
+    snprintf(stem, sizeof(stem), "%s", base && base[1] ? base + 1 : uri);
+    char *cut = strchr(stem, '?');
+    if (cut)
+        *cut = '\0';
+    if ((cut = strrchr(stem, '.')) && cut != stem)
+        *cut = '\0';
+    if (!stem[0] || !strcmp(stem, "export") || !strcmp(stem, ".") || !strcmp(stem, ".."))
+        snprintf(stem, sizeof(stem), "source");
+    vd_source_disk_view_name(src, i, view, sizeof(view));
+    snprintf(buf, len, "%s/%s", stem, view);
+}
+
 int vd_overlay_attach(struct vd_overlay *ov, struct vd_image *base, const char *key,
                       struct vd_image **out, struct vd_error *err)
 {

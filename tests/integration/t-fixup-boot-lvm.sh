@@ -67,13 +67,11 @@ menuentry 'Debian GNU/Linux' {
 F
 cat > "$R/etc/systemd/system/vdisk-marker.service" <<'F'
 [Unit]
-Description=report the boot on ttyS0 and power off
+Description=report the boot on the console (kmsg) and power off
 After=local-fs.target systemd-networkd.service
 [Service]
 Type=oneshot
-StandardOutput=tty
-TTYPath=/dev/ttyS0
-ExecStart=/bin/sh -c 'for i in $(seq 90); do ip -4 -o addr show dev eth0 2>/dev/null | grep -q "inet 10[.]0[.]2[.]" && break; sleep 1; done; echo "VDISK-MARKER root=$(findmnt -n -o SOURCE /) boot=$(findmnt -n -o SOURCE /boot) failed=$(systemctl --failed --no-legend | wc -l) eth0=$(ip -4 -o addr show dev eth0 2>/dev/null | grep -o "10[.]0[.]2[.]" | head -1)"; systemctl --no-block poweroff'
+ExecStart=/bin/sh -c 'for i in $(seq 90); do ip -4 -o addr show dev eth0 2>/dev/null | grep -q "inet 10[.]0[.]2[.]" && break; sleep 1; done; echo "VDISK-MARKER root=$(findmnt -n -o SOURCE /) boot=$(findmnt -n -o SOURCE /boot) failed=$(systemctl --failed --no-legend | wc -l) eth0=$(ip -4 -o addr show dev eth0 2>/dev/null | grep -o "10[.]0[.]2[.]" | head -1)" > /dev/kmsg; systemctl --no-block poweroff'
 [Install]
 WantedBy=multi-user.target
 F
@@ -192,7 +190,7 @@ assert_eq "$(cmdline "$T/vm.raw")" \
 
 # After: root on the LV, /boot by UUID on vda1, a lease on eth0.
 boot "$T/vm.raw" "$T/after.log" "VDISK-MARKER"
-got=$(grep -a "VDISK-MARKER" "$T/after.log" | tr -d '\r' || true)
+got=$(grep -ao "VDISK-MARKER .*" "$T/after.log" | tr -d '\r' | head -1 || true)
 [ -n "$got" ] || fail "no marker from the guest after fixup: $(tail -c 800 "$T/after.log")"
 assert_eq "$got" "VDISK-MARKER root=/dev/mapper/vg0-root boot=/dev/vda1 failed=0 eth0=10.0.2." \
     "boot after fixup"
