@@ -152,6 +152,13 @@ static char *g_xdir; /* "<real mount point>/export/", as /proc/PID/fd links show
 static struct vd_export_opts g_opts;
 static bool g_opts_ready;
 static struct timespec g_start; /* export/'s times: the mount's start */
+/* -o export_vm=SOURCE.ova (docs/ova.md): every OVA exported here carries
+ * that OVA's VM, and expects its disks one after the other. Read once at
+ * export_init, immutable after. */
+static char *g_vm_path;
+static char *g_vm_ovf, *g_vm_name;
+static size_t g_vm_ovf_len, g_vm_ndisks;
+static uint64_t g_vm_sizes[64];
 
 static void export_opts_ready(void)
 {
@@ -174,6 +181,15 @@ int export_opt(const char *key, const char *val)
         g_dest = strdup(val);
         return 1;
     }
+    if (strcmp(key, "export_vm") == 0) {
+        if (!val || !*val) {
+            fprintf(stderr, "vdiskfs: export_vm= needs an OVA whose VM the OVA exports keep\n");
+            return -1;
+        }
+        free(g_vm_path);
+        g_vm_path = strdup(val);
+        return 1;
+    }
     int r = vd_export_opt(&g_opts, key, val ? val : "", &err);
     if (r < 0) {
         fprintf(stderr, "vdiskfs: %s\n", err.msg);
@@ -193,12 +209,54 @@ bool export_enabled(void)
     return g_dest != NULL;
 }
 
+/* Load -o export_vm=: the OVA's descriptor and its disks' sizes. */
+static int export_vm_load(void)
+{
+    struct vd_error err = {0};
+    struct vd_source *src = NULL;
+    size_t len = 0;
+    if (vd_source_open(g_vm_path, &g_opts.remote, &src, &err) < 0) {
+        fprintf(stderr, "vdiskfs: export_vm=%s: %s\n", g_vm_path, err.msg);
+        return -1;
+    }
+    const char *ovf = vd_source_ovf_text(src, &len);
+    g_vm_ndisks = vd_source_ndisks(src);
+    if (!ovf || g_vm_ndisks == 0 || g_vm_ndisks > 64) {
+        fprintf(stderr, "vdiskfs: export_vm=%s: %s\n", g_vm_path,
+                !ovf ? "not an OVA (no OVF descriptor): name the OVA whose VM to keep"
+                     : "an OVA of 1 to 64 disks is needed");
+        vd_source_close(src);
+        return -1;
+    }
+    for (size_t i = 0; i < g_vm_ndisks; i++)
+        g_vm_sizes[i] = vd_image_size(vd_source_disk(src, i));
+    const char *name = vd_source_ovf_name(src);
+    g_vm_ovf = malloc(len + 1);
+    g_vm_name = strdup(name ? name : g_vm_path);
+    if (g_vm_ovf)
+        memcpy(g_vm_ovf, ovf, len);
+    g_vm_ovf_len = len;
+    vd_source_close(src);
+    if (!g_vm_ovf || !g_vm_name) {
+        fprintf(stderr, "vdiskfs: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
 int export_init(const char *mountpoint)
 {
     export_opts_ready();
     clock_gettime(CLOCK_REALTIME, &g_start);
-    if (!g_dest)
+    if (!g_dest) {
+        if (g_vm_path) {
+            fprintf(stderr, "vdiskfs: export_vm= goes with export=DEST\n");
+            return -1;
+        }
         return 0;
+    }
+    if (g_vm_path && export_vm_load() < 0)
+        return -1;
     /* The kernel shows a descriptor's file as its path from the root:
      * the mount point with symlinks resolved. */
     char *mnt = realpath(mountpoint, NULL);
@@ -533,6 +591,13 @@ static int xstart_open(struct xfile *x, uint64_t size, struct fuse_file_info *fi
     x->refs++;
     o.mode = x->mode;
     const char *fmt = vd_export_format_for(x->name);
+    if (g_vm_ovf && fmt && !strcmp(fmt, "ova")) {
+        o.ova_source_ovf = g_vm_ovf;
+        o.ova_source_ovf_len = g_vm_ovf_len;
+        o.ova_source_name = g_vm_name;
+        o.ova_disk_sizes = g_vm_sizes;
+        o.ova_ndisks = g_vm_ndisks;
+    }
     pthread_mutex_unlock(&g_lock);
     r = vd_export_begin_in(g_dir, x->name, fmt, &o, &e, &err);
     if (r == 0 && size && (r = vd_export_truncate(e, size, &err)) < 0) {

@@ -11,6 +11,8 @@ PKGS=(
   # tests: independent oracles and guest-filesystem builders
   qemu-utils libvmdk-utils libvhdi-utils fdisk e2fsprogs dosfstools ntfs-3g
   libxml2-utils xz-utils gzip tar python3 util-linux
+  # tests: VMware's ova-compose (t-ova-compose, t-ova-vm) and the OVF comparisons
+  python3-yaml python3-lxml
   # tests: independent registry readers for fixup on Windows (hivexget, hivexregedit)
   libhivex-bin libwin-hivex-perl
   # bench

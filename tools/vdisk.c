@@ -120,6 +120,8 @@ struct common {
     const char *overlay; /* --overlay FILE: read the disk with the mount's edits */
     struct vd_overlay *ov;
     struct vd_image *view;
+    struct vd_image *views[64]; /* every view attached (convert of all disks) */
+    size_t nviews;
 };
 
 static struct vd_source *open_source(const char *uri, struct common *c)
@@ -157,18 +159,19 @@ static struct vd_image *pick_disk(struct vd_source *src, const char *uri, struct
         return NULL;
     }
     vd_overlay_key(uri, src, idx, key, sizeof(key));
-    if (vd_overlay_open(c->overlay, &c->ov, &err) < 0 ||
+    if ((!c->ov && vd_overlay_open(c->overlay, &c->ov, &err) < 0) || c->nviews == 64 ||
         vd_overlay_attach(c->ov, vd_source_disk(src, idx), key, &c->view, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        fprintf(stderr, "%s: %s\n", prog, c->nviews == 64 ? "too many disks" : err.msg);
         return NULL;
     }
-    return c->view;
+    return c->views[c->nviews++] = c->view;
 }
 
 /* Release what pick_disk opened for --overlay (before closing the source). */
 static void common_close(struct common *c)
 {
-    vd_overlay_detach(c->view);
+    while (c->nviews)
+        vd_overlay_detach(c->views[--c->nviews]);
     c->view = NULL;
     vd_overlay_close(c->ov, NULL);
     c->ov = NULL;
@@ -470,7 +473,12 @@ static int cmd_convert(int argc, char **argv)
     bool quiet = false;
     int c;
     vd_export_opts_init(&eo);
+    bool all = false; /* --disk all: every disk into one OVA */
     while ((c = getopt_long(argc, argv, "f:O:o:qh", lo, NULL)) != -1) {
+        if (c == 'D' && !strcmp(optarg, "all")) {
+            all = true;
+            continue;
+        }
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
                 return 1;
@@ -503,17 +511,22 @@ static int cmd_convert(int argc, char **argv)
             quiet = true;
             break;
         case 'h':
-            printf("usage: vdisk convert [-O FORMAT] [-o OPTS] [--disk N] [--overlay FILE] [-q] "
-                   "SOURCE DEST\n"
-                   "Encode SOURCE's raw content as FORMAT (vmdk, vhd, vhdx, ova, raw; default:\n"
-                   "from DEST's extension) into DEST, a path or s3://bucket/key. The same\n"
-                   "encoders as the mount's export/. Unallocated ranges are not read.\n"
-                   "OPTS: vmdk_type=streamOptimized|monolithicSparse, vhd_type=dynamic|fixed,\n"
-                   "      vhdx_type=dynamic|fixed, vhdx_block_size=BYTES, compress_level=N,\n"
-                   "      ova_manifest=sha256|sha1, threads=N, reorder_window=BYTES,\n"
-                   "      fsync=on|off (sync DEST before renaming it into place; default off)\n"
-                   "--overlay FILE: convert the disk with the edits a mount kept in FILE\n"
-                   "(vdiskfs -o overlay=FILE; unmount it first).\n");
+            printf(
+                "usage: vdisk convert [-O FORMAT] [-o OPTS] [--disk N] [--overlay FILE] [-q] "
+                "SOURCE DEST\n"
+                "Encode SOURCE's raw content as FORMAT (vmdk, vhd, vhdx, ova, raw; default:\n"
+                "from DEST's extension) into DEST, a path or s3://bucket/key. The same\n"
+                "encoders as the mount's export/. Unallocated ranges are not read.\n"
+                "OPTS: vmdk_type=streamOptimized|monolithicSparse, vhd_type=dynamic|fixed,\n"
+                "      vhdx_type=dynamic|fixed, vhdx_block_size=BYTES, compress_level=N,\n"
+                "      ova_manifest=sha256|sha1, threads=N, reorder_window=BYTES,\n"
+                "      fsync=on|off (sync DEST before renaming it into place; default off)\n"
+                "OVA: target=esxi-X.Y|vmware|virtualbox|dmtf, vm_name=, vm_cpus=, vm_memory=,\n"
+                "      vm_os=, vm_firmware=bios|efi, vm_disk_bus=scsi|pvscsi|sata|nvme|ide,\n"
+                "      vm_nic=vmxnet3|e1000|e1000e|none, vm_hw_version=N (docs/ova.md).\n"
+                "      An OVA source keeps its VM and all its disks (--disk N: one; --disk all).\n"
+                "--overlay FILE: convert the disk with the edits a mount kept in FILE\n"
+                "(vdiskfs -o overlay=FILE; unmount it first).\n");
             return 0;
         default:
             return 1;
@@ -535,16 +548,42 @@ static int cmd_convert(int argc, char **argv)
     struct vd_source *src = open_source(uri, &co);
     if (!src)
         return 1;
-    struct vd_image *img = pick_disk(src, uri, &co);
+    /* OVA to OVA keeps the source's VM (docs/ova.md) unless vm_* options
+     * describe a new one, and carries every disk unless --disk picks one. */
+    size_t n = vd_source_ndisks(src), ovf_len = 0, idx[64];
+    bool to_ova = !strcasecmp(fmt, "ova");
+    const char *ovf = to_ova ? vd_source_ovf_text(src, &ovf_len) : NULL;
+    bool new_vm = eo.vm_name[0] || eo.vm_cpus || eo.vm_memory || eo.vm_os[0] || eo.vm_firmware ||
+                  eo.vm_disk_bus || eo.vm_nic;
+    struct vd_image *imgs[64] = {NULL}, *img = NULL;
     int rc = 1;
-    if (img) {
-        struct progress p;
-        progress_init(&p, "converting", quiet);
-        if (vd_convert(img, dest, fmt, &eo, progress_cb, &p, &err) < 0)
-            fprintf(stderr, "%s: %s\n", prog, err.msg);
-        else
-            rc = 0;
+    if ((all && !to_ova) || n > 64) {
+        fprintf(stderr, "%s: %s: --disk all writes one OVA of up to 64 disks; use -O ova\n", prog,
+                dest);
+        goto done;
     }
+    all = all || (ovf && !co.disk && n > 1);
+    if (ovf && !new_vm) {
+        eo.ova_source_ovf = ovf;
+        eo.ova_source_ovf_len = ovf_len;
+        eo.ova_source_name = vd_source_ovf_name(src);
+        eo.ova_source_disk = idx;
+    }
+    for (size_t i = 0; i < (all ? n : 1); i++) {
+        if (all)
+            co.disk = (long)i + 1;
+        idx[i] = co.disk ? (size_t)co.disk - 1 : 0;
+        if (!(imgs[i] = img = pick_disk(src, uri, &co)))
+            goto done;
+    }
+    struct progress p;
+    progress_init(&p, "converting", quiet);
+    if ((all ? vd_convert_disks(imgs, n, dest, &eo, progress_cb, &p, &err)
+             : vd_convert(img, dest, fmt, &eo, progress_cb, &p, &err)) < 0)
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    else
+        rc = 0;
+done:
     common_close(&co);
     vd_source_close(src);
     return rc;

@@ -38,6 +38,30 @@ struct vd_export_opts {         /* zero-init = defaults */
      * "virtualbox", "dmtf"; "" = the format's default. */
     char target[32];
     uint32_t sector_size; /* logical sector bytes of the output: 512 (0) or 4096 */
+    /* OVA: the VM the OVF describes (docs/ova.md), when there is no source
+     * descriptor (ova_source_ovf). 0 / "" = the default of the target. */
+    char vm_name[64];        /* VirtualSystem name; default: the output's stem */
+    unsigned vm_cpus;        /* 1..768 */
+    uint64_t vm_memory;      /* bytes, a whole number of MiB */
+    char vm_os[64];          /* VMware guest id, e.g. "debian12_64Guest" */
+    const char *vm_firmware; /* "bios" | "efi" */
+    const char *vm_disk_bus; /* "scsi" (LSI Logic) | "pvscsi" | "sata" | "nvme" | "ide" */
+    const char *vm_nic;      /* "vmxnet3" | "e1000" | "e1000e" | "none" */
+    unsigned vm_hw_version;  /* vmx-N, 4..21; also overrides a source descriptor's */
+    /* OVA: a source OVF descriptor whose VirtualSystem the output keeps
+     * (vdisk convert of an OVA passes its own); not owned, must live until
+     * the export finishes. NULL: the VM comes from the vm_* fields. */
+    const char *ova_source_ovf;
+    size_t ova_source_ovf_len;
+    const char *ova_source_name; /* its name, for messages */
+    /* OVA: the source disk (index among its Disks with a file) each output
+     * disk stands for; NULL = disk i for output disk i. */
+    const size_t *ova_source_disk;
+    /* OVA with several disks: their virtual sizes. The raw stream written
+     * to the export is the disks one after the other, disk i starting at
+     * vd_export_ova_disk_offset(o, i) (64 KiB aligned). NULL/0: one disk. */
+    const uint64_t *ova_disk_sizes;
+    size_t ova_ndisks;
 };
 
 #define VD_EXPORT_DEFAULT_WINDOW (64ull << 20)
@@ -45,9 +69,11 @@ struct vd_export_opts {         /* zero-init = defaults */
 void vd_export_opts_init(struct vd_export_opts *o);
 /* Parse "key=value" export options (vmdk_type=, vhd_type=, vhdx_type=,
  * compress_level=, ova_manifest=, threads=, reorder_window=,
- * vhdx_block_size=, target=, sector_size=512|4096, fsync=on|off; a bare "fsync" is on). Sizes
- * accept K/M/G suffixes. Returns 1 consumed, 0 unknown key, -EINVAL bad value (err says which).
- * String values are stored as pointers to static strings, so val need not outlive the call. */
+ * vhdx_block_size=, target=, sector_size=512|4096, fsync=on|off; a bare "fsync" is on;
+ * OVA: vm_name=, vm_cpus=, vm_memory=, vm_os=, vm_firmware=, vm_disk_bus=, vm_nic=,
+ * vm_hw_version=). Sizes accept K/M/G suffixes. Returns 1
+ * consumed, 0 unknown key, -EINVAL bad value (err says which). String values are stored as pointers
+ * to static strings, so val need not outlive the call. */
 int vd_export_opt(struct vd_export_opts *o, const char *key, const char *val, struct vd_error *err);
 /* Format from a file name's extension ("vmdk","vhd","vhdx","ova","raw",
  * also "img" -> "raw") or NULL. */
@@ -122,5 +148,12 @@ void vd_export_abort(struct vd_export *e); /* frees e, leaves nothing at DEST */
 int vd_convert(struct vd_image *src, const char *dest, const char *format,
                const struct vd_export_opts *o, vd_progress_cb progress, void *opaque,
                struct vd_error *err);
+/* Offset of disk i in the raw stream of a multi-disk OVA export. */
+uint64_t vd_export_ova_disk_offset(const struct vd_export_opts *o, size_t i);
+/* vd_convert of n disks into one OVA (format "ova"): the disks in order,
+ * each a streamOptimized member, one OVF describing them all. */
+int vd_convert_disks(struct vd_image *const *srcs, size_t n, const char *dest,
+                     const struct vd_export_opts *o, vd_progress_cb progress, void *opaque,
+                     struct vd_error *err);
 
 #endif

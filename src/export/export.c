@@ -39,6 +39,7 @@
 #include "common/checked.h"
 #include "core/ioopts.h"
 #include "export/encoder.h"
+#include "export/ova.h"
 #include "io/s3req.h"
 #include "vdisk/export.h"
 
@@ -208,7 +209,7 @@ int vd_export_opt(struct vd_export_opts *o, const char *key, const char *val, st
                           "export: vhdx_block_size=%s: expected a power of two, 1M..256M", val);
         o->vhdx_block_size = (uint32_t)v;
     } else {
-        return 0;
+        return vd_export_ova_opt(o, key, val, err); /* vm_*, or 0: unknown */
     }
     return 1;
 }
@@ -333,6 +334,9 @@ static bool export_target_known(const char *format, const char *target)
     static const char *const known[][2] = {
         {NULL, NULL},
     };
+    /* OVA: esxi-X.Y / vmware[-X.Y] / vcenter-X.Y, virtualbox, dmtf (ova.c). */
+    if (!strcasecmp(format, "ova") && vd_export_ova_target_known(target))
+        return true;
     for (size_t i = 0; known[i][0]; i++)
         if (!strcmp(known[i][0], format) && !strcasecmp(known[i][1], target))
             return true;

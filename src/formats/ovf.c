@@ -642,3 +642,228 @@ const struct vd_ovf_file *vd_ovf_find_file(const struct vd_ovf *ovf, const char 
             return &ovf->files[i];
     return NULL;
 }
+
+/* ---- rebuilding a descriptor for an export (issue 13) ---- */
+
+/* Set attribute local on n: the existing one (in whatever namespace it
+ * has) is rewritten, else a new one is added in ns (NULL: no namespace). */
+static bool ovf_set_attr(xmlNode *n, xmlNs *ns, const char *local, const char *val)
+{
+    const xmlAttr *a = ovf_attr_node(n, local);
+    return xmlSetNsProp(n, a ? a->ns : ns, (const xmlChar *)local, (const xmlChar *)val) != NULL;
+}
+
+static void ovf_unset_attr(xmlNode *n, const char *local)
+{
+    const xmlAttr *a;
+    while ((a = ovf_attr_node(n, local)))
+        xmlRemoveProp((xmlAttr *)(uintptr_t)a);
+}
+
+/* The highest N of "vmx-N" in a VirtualSystemType list ("vmx-13 vmx-14"),
+ * 0 when there is none. */
+static unsigned ovf_vmx_max(const char *types)
+{
+    unsigned best = 0;
+    for (const char *p = types; (p = strstr(p, "vmx-"));) {
+        p += 4;
+        unsigned v = 0;
+        while (*p >= '0' && *p <= '9' && v < 1000)
+            v = v * 10 + (unsigned)(*p++ - '0');
+        if (v > best)
+            best = v;
+    }
+    return best;
+}
+
+/* Drop the Items of hw whose HostResource names what: "ovf:/disk/ID". */
+static void ovf_drop_items(xmlNode *hw, const char *what)
+{
+    for (xmlNode *c = hw ? hw->children : NULL, *next; c; c = next) {
+        next = c->next;
+        const xmlNode *h = ovf_is(c, "Item") ? ovf_child(c, "HostResource") : NULL;
+        bool oom = false;
+        char *t = h ? ovf_text(h, &oom) : NULL;
+        if (t && !strcmp(t, what)) {
+            xmlUnlinkNode(c);
+            xmlFreeNode(c);
+        }
+        free(t);
+    }
+}
+
+/* HostResource elements naming a file we do not carry ("ovf:/file/ID"):
+ * the device (a CD drive's ISO) stays, empty. */
+static void ovf_drop_file_refs(xmlNode *n, const char *const *keep, size_t nkeep)
+{
+    for (xmlNode *c = n ? n->children : NULL, *next; c; c = next) {
+        next = c->next;
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        if (ovf_is(c, "HostResource")) {
+            bool oom = false, kept = false;
+            char *t = ovf_text(c, &oom);
+            if (t && !strncmp(t, "ovf:/file/", 10)) {
+                for (size_t i = 0; i < nkeep; i++)
+                    kept |= !strcmp(t + 10, keep[i]);
+                if (!kept) {
+                    xmlUnlinkNode(c);
+                    xmlFreeNode(c);
+                }
+            }
+            free(t);
+            continue;
+        }
+        ovf_drop_file_refs(c, keep, nkeep);
+    }
+}
+
+int vd_ovf_rebuild(const char *buf, size_t len, const char *name,
+                   const struct vd_ovf_rebuild_opts *ro, char **out, size_t *out_len,
+                   struct vd_error *err)
+{
+    int r = 0;
+    xmlDocPtr doc = NULL;
+    xmlChar *mem = NULL;
+    char **ids = NULL;
+    *out = NULL;
+    pthread_once(&ovf_once, ovf_init);
+    if (len > INT32_MAX)
+        return vd_err(err, -EINVAL, "ovf: %s: descriptor too large", name);
+    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+    if (!ctxt)
+        return vd_err(err, -ENOMEM, "out of memory");
+    doc = xmlCtxtReadMemory(ctxt, buf, (int)len, name, NULL,
+                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlNode *env = doc ? xmlDocGetRootElement(doc) : NULL;
+    if (!doc || doc->intSubset || doc->extSubset || !ovf_is(env, "Envelope")) {
+        /* vd_ovf_parse has accepted it before we get here; say so anyway. */
+        r = vd_err(err, -EINVAL, "ovf: %s: not an OVF descriptor that can be rebuilt", name);
+        goto out;
+    }
+    xmlNs *ovfns = env->ns ? xmlSearchNsByHref(doc, env, env->ns->href) : NULL;
+    /* An attribute takes a namespace only through a prefix: a default
+     * namespace does not apply to attributes (XML Namespaces 1.0, 6.2). */
+    for (xmlNs *ns = env->nsDef; ovfns && !ovfns->prefix && ns; ns = ns->next)
+        if (ns->prefix && ns->href && env->ns && !xmlStrcmp(ns->href, env->ns->href))
+            ovfns = ns;
+    if (ovfns && !ovfns->prefix)
+        ovfns = NULL;
+    xmlNode *refs = (xmlNode *)(uintptr_t)ovf_child(env, "References");
+    xmlNode *dsec = (xmlNode *)(uintptr_t)ovf_section(env, "DiskSection");
+    xmlNode *vs = (xmlNode *)(uintptr_t)ovf_find_vs(env, 0);
+    xmlNode *hw = vs ? (xmlNode *)(uintptr_t)ovf_section(vs, "VirtualHardwareSection") : NULL;
+    if (!refs || !dsec) {
+        r = vd_err(err, -EINVAL, "ovf: %s: no %s to carry the exported disks", name,
+                   refs ? "DiskSection" : "References");
+        goto out;
+    }
+    /* The Disks that have a file, in document order: exported disk i
+     * replaces the bytes of source disk ro->src_disk[i]. */
+    size_t nfd = 0;
+    xmlNode *fdisks[VD_OVF_MAX_ITEMS];
+    for (xmlNode *c = dsec->children; c && nfd < VD_OVF_MAX_ITEMS; c = c->next)
+        if (ovf_is(c, "Disk") && ovf_attr_node(c, "fileRef"))
+            fdisks[nfd++] = c;
+    if (!(ids = calloc(ro->ndisks + 1, sizeof(*ids)))) {
+        r = vd_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ro->ndisks; i++)
+        if (ro->src_disk[i] >= nfd) {
+            r = vd_err(err, -EINVAL,
+                       "ovf: %s: the descriptor describes %zu disk(s) with a file, not a disk %zu",
+                       name, nfd, ro->src_disk[i] + 1);
+            goto out;
+        }
+    bool oom = false;
+    /* Disks we do not carry go, with the Items that attach them. */
+    for (size_t d = 0; d < nfd; d++) {
+        bool kept = false;
+        for (size_t i = 0; i < ro->ndisks; i++)
+            kept |= ro->src_disk[i] == d;
+        if (kept)
+            continue;
+        char *id = ovf_attr(fdisks[d], "diskId", &oom), path[300];
+        snprintf(path, sizeof(path), "ovf:/disk/%s", id ? id : "");
+        ovf_drop_items(hw, path);
+        free(id);
+        xmlUnlinkNode(fdisks[d]);
+        xmlFreeNode(fdisks[d]);
+        fdisks[d] = NULL;
+    }
+    /* References: only our files, in disk order. Their ids are kept from
+     * the source where it had one, so nothing else needs renaming. */
+    for (size_t i = 0; i < ro->ndisks; i++)
+        ids[i] = ovf_attr(fdisks[ro->src_disk[i]], "fileRef", &oom);
+    for (xmlNode *c = refs->children, *next; c; c = next) {
+        next = c->next;
+        if (ovf_is(c, "File") || xmlIsBlankNode(c)) {
+            xmlUnlinkNode(c);
+            xmlFreeNode(c);
+        }
+    }
+    for (size_t i = 0; i < ro->ndisks && !oom; i++) {
+        char tok[16];
+        /* Indented as the source's Files were, for people who read it. */
+        if (!xmlAddChild(refs, xmlNewText((const xmlChar *)"\n    ")))
+            oom = true;
+        xmlNode *f = xmlNewChild(refs, env->ns, (const xmlChar *)"File", NULL);
+        snprintf(tok, sizeof(tok), "#VD%03zu#", 2 * i);
+        if (!f || !ovf_set_attr(f, ovfns, "href", ro->hrefs[i]) ||
+            !ovf_set_attr(f, ovfns, "id", ids[i] ? ids[i] : "file") ||
+            !ovf_set_attr(f, ovfns, "size", tok))
+            oom = true;
+        xmlNode *d = fdisks[ro->src_disk[i]];
+        snprintf(tok, sizeof(tok), "#VD%03zu#", 2 * i + 1);
+        ovf_unset_attr(d, "populatedSize");
+        if (!ovf_set_attr(d, ovfns, "capacity", tok) ||
+            !ovf_set_attr(d, ovfns, "capacityAllocationUnits", "byte") ||
+            !ovf_set_attr(d, ovfns, "format", VD_OVF_STREAM_VMDK))
+            oom = true;
+    }
+    if (!xmlAddChild(refs, xmlNewText((const xmlChar *)"\n  ")))
+        oom = true;
+    ovf_drop_file_refs(vs, (const char *const *)ids, ro->ndisks);
+    if (oom) {
+        r = vd_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    /* The hardware version: a ceiling the target sets, or a new value. */
+    xmlNode *sys = hw ? (xmlNode *)(uintptr_t)ovf_child(hw, "System") : NULL;
+    xmlNode *vst = sys ? (xmlNode *)(uintptr_t)ovf_child(sys, "VirtualSystemType") : NULL;
+    char *types = vst ? ovf_text(vst, &oom) : NULL;
+    unsigned have = types ? ovf_vmx_max(types) : 0;
+    if (ro->hw_version && vst) {
+        char v[24];
+        snprintf(v, sizeof(v), "vmx-%02u", ro->hw_version);
+        xmlNodeSetContent(vst, (const xmlChar *)v);
+        have = ro->hw_version;
+    }
+    if (ro->hw_ceiling && have > ro->hw_ceiling)
+        r = vd_err(err, -EINVAL,
+                   "ova: %s: the VM needs virtual hardware vmx-%u (VirtualSystemType '%s'), but "
+                   "target %s accepts vmx-%u at most; pass vm_hw_version=%u to lower it, or a "
+                   "newer target",
+                   name, have, types ? types : "", ro->target, ro->hw_ceiling, ro->hw_ceiling);
+    free(types);
+    if (r < 0)
+        goto out;
+    int size = 0;
+    xmlDocDumpFormatMemoryEnc(doc, &mem, &size, "UTF-8", 0);
+    if (!mem || size <= 0 || !(*out = strndup((const char *)mem, (size_t)size))) {
+        r = vd_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    *out_len = (size_t)size;
+out:
+    if (ids)
+        for (size_t i = 0; i < ro->ndisks; i++)
+            free(ids[i]);
+    free(ids);
+    xmlFree(mem);
+    if (doc)
+        xmlFreeDoc(doc);
+    xmlFreeParserCtxt(ctxt);
+    return r;
+}

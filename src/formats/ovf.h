@@ -67,4 +67,32 @@ const struct vd_ovf_file *vd_ovf_find_file(const struct vd_ovf *ovf, const char 
  * "GigaBytes", "KB", "MB", "GB"). NULL or "" is 1. Returns 0 or -1. */
 int vd_ovf_units(const char *units, uint64_t *mult);
 
+#define VD_OVF_STREAM_VMDK                                                                         \
+    "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
+
+/* What an export changes in a source descriptor: everything else (the
+ * VirtualSystem above all: CPUs, memory, OS, firmware, NICs, controllers,
+ * product and property sections) is kept as the source wrote it. */
+struct vd_ovf_rebuild_opts {
+    size_t ndisks;            /* disks the export carries */
+    const size_t *src_disk;   /* [ndisks]: index among the source's Disks that have a file */
+    const char *const *hrefs; /* [ndisks]: member names of the new files */
+    unsigned hw_version;      /* 0, or the vmx-N to write as VirtualSystemType */
+    unsigned hw_ceiling;      /* 0, or the highest vmx-N the target accepts */
+    const char *target;       /* the target's name, for messages */
+};
+
+/* Rebuild a source descriptor for an export: References holds only the
+ * exported files (their ids kept), each carried Disk points at its file
+ * with ovf:capacity in bytes and the streamOptimized format, Disks not
+ * carried are removed with the Items that attach them, and HostResources
+ * naming files not carried (ISOs) are dropped. The new File ovf:size and
+ * Disk ovf:capacity values are the tokens "#VDnnn#" (nnn = 2i for disk i's
+ * file size, 2i+1 for its capacity) that the encoder fills in. *out is
+ * malloc'd (NUL-terminated, *out_len bytes). -EINVAL with err naming the
+ * problem (a missing DiskSection, a VM above the hardware ceiling). */
+int vd_ovf_rebuild(const char *buf, size_t len, const char *name,
+                   const struct vd_ovf_rebuild_opts *ro, char **out, size_t *out_len,
+                   struct vd_error *err);
+
 #endif
