@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -223,6 +224,8 @@ static void print_human(struct vd_source *src)
         printf("  virtual size: %" PRIu64 " bytes (%.2f GiB)\n", vd_image_size(img),
                (double)vd_image_size(img) / (1 << 30));
         printf("  allocated: %" PRIu64 " bytes\n", vd_image_allocated(img));
+        if (vd_image_sector_size(img) != 512)
+            printf("  logical sector size: %" PRIu32 " bytes\n", vd_image_sector_size(img));
         for (struct vd_image *b = vd_image_backing(img); b; b = vd_image_backing(b))
             printf("  backing: %s (%s%s%s, %" PRIu64 " bytes)\n", vd_image_name(b),
                    vd_image_format(b), vd_image_subformat(b) ? " " : "",
@@ -513,6 +516,7 @@ static int cmd_convert(int argc, char **argv)
                    "encoders as the mount's export/. Unallocated ranges are not read.\n"
                    "OPTS: vmdk_type=streamOptimized|monolithicSparse, vhd_type=dynamic|fixed,\n"
                    "      vhdx_type=dynamic|fixed, vhdx_block_size=BYTES, compress_level=N,\n"
+                   "      target=azure (VHD: fixed, whole MiB), sector_size=512|4096 (VHDX),\n"
                    "      ova_manifest=sha256|sha1, threads=N, reorder_window=BYTES,\n"
                    "      fsync=on|off (sync DEST before renaming it into place; default off)\n"
                    "--overlay FILE: convert the disk with the edits a mount kept in FILE\n"
@@ -542,11 +546,19 @@ static int cmd_convert(int argc, char **argv)
     int rc = 1;
     if (img) {
         struct progress p;
+        uint64_t vsize = vd_image_size(img);
         progress_init(&p, "converting", quiet);
         if (vd_convert(img, dest, fmt, &eo, progress_cb, &p, &err) < 0)
             fprintf(stderr, "%s: %s\n", prog, err.msg);
         else
             rc = 0;
+        /* Azure takes whole MiB only: the VHD encoder rounded up, say so. */
+        if (!rc && !strcasecmp(fmt, "vhd") && !strcasecmp(eo.target, "azure") &&
+            vsize % (1u << 20))
+            fprintf(stderr,
+                    "%s: warning: %s: target=azure: virtual size %" PRIu64
+                    " bytes rounded up to %" PRIu64 " (a whole MiB, as Azure requires)\n",
+                    prog, dest, vsize, (vsize | ((1u << 20) - 1)) + 1);
     }
     common_close(&co);
     vd_source_close(src);

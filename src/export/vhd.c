@@ -24,6 +24,22 @@
  * rounded up to 1 MiB (Azure wants that), CHS from the spec's algorithm.
  * Blocks never written, or all zeros, stay unallocated. The head (footer
  * copy, header, BAT) is patched at the end. Unsupported: differencing disks.
+ *
+ * target=azure (export.c makes it fixed and refuses vhd_type=dynamic) needs
+ * nothing else here, because every VHD we write already has what Azure
+ * checks (docs/vhd.md, "Azure"):
+ *  - fixed type (disk type 2): "The VHDX format isn't supported in Azure,
+ *    only fixed VHD" (learn.microsoft.com, azure/virtual-machines/windows/
+ *    prepare-for-upload-vhd-image);
+ *  - virtual size a whole MiB, and the file that size plus the 512-byte
+ *    footer: "Disks in Azure must have a virtual size aligned to 1 MiB ...
+ *    FileSize ... equal to Size plus 512 bytes for the VHD footer" (same
+ *    page); a managed-disk upload is refused unless "the upload size in
+ *    bytes - 512 bytes for the VHD footer" is a multiple of MiB, between
+ *    20 MiB and 32 TiB (DiskCreationData.UploadSizeBytes);
+ *  - cookie "conectix", features 2, version 1.0, data offset all ones,
+ *    current size = original size = the file's length less the footer
+ *    (the size Azure checks is the current size; CHS is for BIOSes).
  */
 #include <errno.h>
 #include <stdlib.h>
