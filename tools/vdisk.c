@@ -553,8 +553,7 @@ static int cmd_convert(int argc, char **argv)
         else
             rc = 0;
         /* Azure takes whole MiB only: the VHD encoder rounded up, say so. */
-        if (!rc && !strcasecmp(fmt, "vhd") && !strcasecmp(eo.target, "azure") &&
-            vsize % (1u << 20))
+        if (!rc && !strcasecmp(fmt, "vhd") && !strcasecmp(eo.target, "azure") && vsize % (1u << 20))
             fprintf(stderr,
                     "%s: warning: %s: target=azure: virtual size %" PRIu64
                     " bytes rounded up to %" PRIu64 " (a whole MiB, as Azure requires)\n",
@@ -999,14 +998,18 @@ static int pf_view_disks(const char *dir, char ***paths, size_t *n)
 static void pf_print_text(const struct vd_preflight *p, const struct vd_inspect *ins,
                           const char *route)
 {
-    static const char *const head[] = {
+    const char *head[] = {
         "NOTES", ("RISKS (the import may pass; the instance may not boot or be reachable)"),
         "WOULD FAIL (AWS refuses the import)"};
     size_t cnt[3] = {0};
+    bool az = p->target && !strcmp(p->target, "azure");
     for (size_t i = 0; i < p->n; i++)
         cnt[p->findings[i].severity]++;
-    printf("AWS VM Import pre-flight (%s): %zu would fail, %zu risk%s, %zu note%s\n", route,
-           cnt[VD_PF_FAIL], cnt[VD_PF_RISK], cnt[VD_PF_RISK] == 1 ? "" : "s", cnt[VD_PF_NOTE],
+    if (az)
+        head[VD_PF_FAIL] = "WOULD FAIL (Azure refuses the upload)";
+    printf("%s pre-flight (%s): %zu would fail, %zu risk%s, %zu note%s\n",
+           az ? "Azure VHD upload" : "AWS VM Import", az ? "fixed VHD" : route, cnt[VD_PF_FAIL],
+           cnt[VD_PF_RISK], cnt[VD_PF_RISK] == 1 ? "" : "s", cnt[VD_PF_NOTE],
            cnt[VD_PF_NOTE] == 1 ? "" : "s");
     for (int sev = VD_PF_FAIL; sev >= VD_PF_NOTE; sev--) {
         if (!cnt[sev])
@@ -1018,7 +1021,7 @@ static void pf_print_text(const struct vd_preflight *p, const struct vd_inspect 
                 continue;
             printf("  [%s] %s\n", x->check, x->message);
             if (*x->aws_text)
-                printf("    AWS says: \"%s\"\n", x->aws_text);
+                printf("    %s says: \"%s\"\n", az ? "Azure" : "AWS", x->aws_text);
             if (*x->fix)
                 printf("    fix: %s\n", x->fix);
         }
@@ -1080,28 +1083,31 @@ static int cmd_preflight(int argc, char **argv)
             po.data_file = optarg;
             break;
         case 'h':
-            printf("usage: vdisk preflight --target aws [--route import-image|import-snapshot]\n"
-                   "                        [--deep] [--json] [--data FILE] SOURCE...|VIEW\n"
-                   "Check offline, before the upload, what AWS VM Import/Export would refuse or\n"
-                   "what would keep the instance from booting: container and integrity (VHD\n"
-                   "footers, VMDK subformat), disk size and count, one 64-bit Linux or Windows\n"
-                   "OS, the distribution and kernel against AWS's table, root file system,\n"
-                   "boot mode and UEFI fallback loader, fstab, LVM, DHCP and network configs,\n"
-                   "free space; with --route import-snapshot, nvme and ena in the initramfs.\n"
-                   "Each finding gives AWS's own error text where AWS has one, and the fix.\n"
-                   "SOURCE...: the VM's disks in order (or one OVA); VIEW: a vdiskfs view\n"
-                   "folder (MNT/name). --deep also reads every allocated byte, so that each\n"
-                   "compressed VMDK grain is inflated (the whole image: slow over S3).\n"
-                   "--data FILE: another AWS table than the installed aws-vmimport.txt.\n"
-                   "Exit status: 0 ready, 2 would fail, 3 risks only, 1 could not check.\n"
-                   "See docs/preflight.md.\n");
+            printf(
+                "usage: vdisk preflight --target aws|azure [--route import-image|import-snapshot]\n"
+                "                        [--deep] [--json] [--data FILE] SOURCE...|VIEW\n"
+                "Check offline, before the upload, what AWS VM Import/Export would refuse or\n"
+                "what would keep the instance from booting: container and integrity (VHD\n"
+                "footers, VMDK subformat), disk size and count, one 64-bit Linux or Windows\n"
+                "OS, the distribution and kernel against AWS's table, root file system,\n"
+                "boot mode and UEFI fallback loader, fstab, LVM, DHCP and network configs,\n"
+                "free space; with --route import-snapshot, nvme and ena in the initramfs.\n"
+                "Each finding gives AWS's own error text where AWS has one, and the fix.\n"
+                "SOURCE...: the VM's disks in order (or one OVA); VIEW: a vdiskfs view\n"
+                "folder (MNT/name). --deep also reads every allocated byte, so that each\n"
+                "compressed VMDK grain is inflated (the whole image: slow over S3).\n"
+                "--data FILE: another AWS table than the installed aws-vmimport.txt.\n"
+                "--target azure: what Azure refuses in an uploaded disk (a fixed VHD of a\n"
+                "whole MiB, 20 MiB..32 TiB, its footer at the end); no guest checks.\n"
+                "Exit status: 0 ready, 2 would fail, 3 risks only, 1 could not check.\n"
+                "See docs/preflight.md.\n");
             return 0;
         default:
             return 1;
         }
     }
-    if (!po.target || strcmp(po.target, "aws")) {
-        fprintf(stderr, "%s: preflight: --target aws is required (the only target)\n", prog);
+    if (!po.target || (strcmp(po.target, "aws") && strcmp(po.target, "azure"))) {
+        fprintf(stderr, "%s: preflight: --target aws or --target azure is required\n", prog);
         return 1;
     }
     if (strcmp(po.route, "import-image") && strcmp(po.route, "import-snapshot")) {
@@ -1145,8 +1151,9 @@ static int cmd_preflight(int argc, char **argv)
     /* ImportImage installs the drivers itself: only the snapshot route
      * needs the initramfs listed (tens of MB, most of an S3 read). */
     struct vd_inspect_opts io = {.no_initramfs = strcmp(po.route, "import-snapshot") != 0};
-    if (vd_guest_open_sources(srcs, npaths, &g, &gerr) < 0 ||
-        vd_inspect_guest_opts(g, &io, &ins, &gerr) < 0) {
+    bool az = !strcmp(po.target, "azure"); /* container checks only: no guest */
+    if (!az && (vd_guest_open_sources(srcs, npaths, &g, &gerr) < 0 ||
+                vd_inspect_guest_opts(g, &io, &ins, &gerr) < 0)) {
         vd_inspect_free(ins);
         ins = NULL;
     }

@@ -357,8 +357,8 @@ static int export_begin(const char *dest, const struct vd_s3_target *near, const
                       o->target, format);
     if (o && o->sector_size && o->sector_size != 512 && strcasecmp(format, "vhdx"))
         return vd_err(err, -EINVAL,
-                      "export: %s: sector_size=%u is not supported for %s output (vhdx only)",
-                      dest, o->sector_size, format);
+                      "export: %s: sector_size=%u is not supported for %s output (vhdx only)", dest,
+                      o->sector_size, format);
     /* Azure takes fixed VHDs only (docs/vhd.md): target=azure makes the VHD
      * fixed, and refuses an explicit vhd_type=dynamic rather than drop it. */
     if (o && !strcasecmp(format, "vhd") && !strcasecmp(o->target, "azure") && o->vhd_type &&
