@@ -1083,24 +1083,24 @@ static int cmd_preflight(int argc, char **argv)
             po.data_file = optarg;
             break;
         case 'h':
-            printf(
-                "usage: vdisk preflight --target aws|azure [--route import-image|import-snapshot]\n"
-                "                        [--deep] [--json] [--data FILE] SOURCE...|VIEW\n"
-                "Check offline, before the upload, what AWS VM Import/Export would refuse or\n"
-                "what would keep the instance from booting: container and integrity (VHD\n"
-                "footers, VMDK subformat), disk size and count, one 64-bit Linux or Windows\n"
-                "OS, the distribution and kernel against AWS's table, root file system,\n"
-                "boot mode and UEFI fallback loader, fstab, LVM, DHCP and network configs,\n"
-                "free space; with --route import-snapshot, nvme and ena in the initramfs.\n"
-                "Each finding gives AWS's own error text where AWS has one, and the fix.\n"
-                "SOURCE...: the VM's disks in order (or one OVA); VIEW: a vdiskfs view\n"
-                "folder (MNT/name). --deep also reads every allocated byte, so that each\n"
-                "compressed VMDK grain is inflated (the whole image: slow over S3).\n"
-                "--data FILE: another AWS table than the installed aws-vmimport.txt.\n"
-                "--target azure: what Azure refuses in an uploaded disk (a fixed VHD of a\n"
-                "whole MiB, 20 MiB..32 TiB, its footer at the end); no guest checks.\n"
-                "Exit status: 0 ready, 2 would fail, 3 risks only, 1 could not check.\n"
-                "See docs/preflight.md.\n");
+            printf("usage: vdisk preflight --target aws [--route import-image|import-snapshot]\n"
+                   "                        [--deep] [--json] [--data FILE] SOURCE...|VIEW\n"
+                   "       vdisk preflight --target azure [--json] SOURCE...\n"
+                   "Check offline, before the upload, what AWS VM Import/Export would refuse or\n"
+                   "what would keep the instance from booting: container and integrity (VHD\n"
+                   "footers, VMDK subformat), disk size and count, one 64-bit Linux or Windows\n"
+                   "OS, the distribution and kernel against AWS's table, root file system,\n"
+                   "boot mode and UEFI fallback loader, fstab, LVM, DHCP and network configs,\n"
+                   "free space; with --route import-snapshot, nvme and ena in the initramfs.\n"
+                   "Each finding gives AWS's own error text where AWS has one, and the fix.\n"
+                   "SOURCE...: the VM's disks in order (or one OVA); VIEW: a vdiskfs view\n"
+                   "folder (MNT/name). --deep also reads every allocated byte, so that each\n"
+                   "compressed VMDK grain is inflated (the whole image: slow over S3).\n"
+                   "--data FILE: another AWS table than the installed aws-vmimport.txt.\n"
+                   "--target azure: what Azure refuses in an uploaded disk (a fixed VHD of a\n"
+                   "whole MiB, 20 MiB..32 TiB, its footer at the end); no guest checks.\n"
+                   "Exit status: 0 ready, 2 would fail, 3 risks only, 1 could not check.\n"
+                   "See docs/preflight.md.\n");
             return 0;
         default:
             return 1;
