@@ -45,7 +45,8 @@
  * (1..256 MiB, [MS-VHDX] 2.6.2.1). Measured on the bench disk (docs/vhdx.md,
  * "Block size"): 828 MB at 1 MiB against 910 MB at Hyper-V's 32 MiB and
  * 856 MB from qemu-img (8 MiB); on a sparser disk 366 MB, 508 MB, 411 MB.
- * Microsoft advises 1 MiB blocks for Linux guests on Hyper-V as well. */
+ * Microsoft advises 1 MiB for Linux guests too ("Best Practices for running
+ * Linux on Hyper-V", "Tuning Linux File Systems on Dynamic VHDX Files"). */
 #define VHDX_DEFAULT_BLOCK (1u << 20)
 
 struct vhdx_enc {
