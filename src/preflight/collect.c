@@ -91,8 +91,8 @@ static int deep_read(struct collect *c, struct vd_image *img, const char *view,
 }
 
 /* What Azure reads of an uploaded disk: the blob's length and its last 512
- * bytes as a VHD footer (Hard Disk Footer Format: cookie 0, data offset 16,
- * current size 48, disk type 60), not what our driver made of the file. */
+ * bytes as a VHD footer (Hard Disk Footer Format: cookie 0, current size 48,
+ * disk type 60), not what our driver made of the file. */
 static int azure_footer(struct vd_image *img, struct pf_disk *d, struct vd_error *err)
 {
     uint8_t f[512];
@@ -103,7 +103,6 @@ static int azure_footer(struct vd_image *img, struct pf_disk *d, struct vd_error
     if (r < 0)
         return r;
     d->footer_cookie = memcmp(f, "conectix", 8) == 0;
-    d->footer_offset = be64(f + 16);
     d->footer_size = be64(f + 48);
     d->footer_type = be32(f + 60);
     return 0;
@@ -167,7 +166,7 @@ int vd_preflight(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest *g
             d->size = vd_image_size(img);
             const struct vd_partition_table *pt = g ? vd_guest_partitions(g, n) : NULL;
             d->scheme = pt ? pt->scheme : "";
-            if (azure && (r = azure_footer(img, d, err)) < 0)
+            if (azure && !strcmp(d->format, "vhd") && (r = azure_footer(img, d, err)) < 0)
                 goto out;
             if (!c.f.deep && d->subformat && !strcmp(d->subformat, "streamOptimized"))
                 c.f.deep_skip += vd_image_allocated(img);

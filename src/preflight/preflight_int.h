@@ -29,10 +29,9 @@ struct pf_disk {
     /* What Azure reads (target azure): the file's length and its last 512
      * bytes taken as a VHD footer, whatever the driver made of them. */
     uint64_t file_size;
-    bool footer_cookie;     /* "conectix" at file_size - 512 */
-    uint32_t footer_type;   /* disk type there (2 fixed, 3 dynamic, 4 diff) */
-    uint64_t footer_size;   /* current size there */
-    uint64_t footer_offset; /* data offset there (all ones for fixed) */
+    bool footer_cookie;   /* "conectix" at file_size - 512 */
+    uint32_t footer_type; /* disk type there (2 fixed, 3 dynamic, 4 diff) */
+    uint64_t footer_size; /* current size there */
 };
 
 /* One block device of the guest (vdisk/guest.h, reduced to what checks use). */
