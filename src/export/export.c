@@ -388,6 +388,8 @@ static int export_begin(const char *dest, const struct vd_s3_target *near, const
         eo->ova_manifest = "sha256";
     if (ops == &vd_encoder_vmdk && strcasecmp(eo->vmdk_type, "monolithicSparse") == 0)
         ops = &vd_encoder_vmdk_sparse;
+    if (ops == &vd_encoder_vhd && !strcasecmp(eo->target, "azure"))
+        ops = &vd_encoder_vhd_azure;
     if (eo->compress_level <= 0)
         eo->compress_level = -1;
     if (!eo->threads) {

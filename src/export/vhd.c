@@ -50,10 +50,14 @@
 #include "common/checked.h"
 #include "export/encoder.h"
 
-#define VHD_BLOCK      (2u << 20)
-#define VHD_MAX_SIZE   (2040ull << 30)
-#define VHD_HEAD_FIXED 1536u /* footer copy + dynamic header */
-#define VHD_MIB        (1ull << 20)
+#define VHD_BLOCK    (2u << 20)
+#define VHD_MAX_SIZE (2040ull << 30)
+/* target=azure: fixed only, so no BAT limits it; Azure takes up to 32 TiB
+ * ("between 20972032 (20 MiB + 512 bytes for the VHD footer) and
+ * 35183298347520 bytes (32 TiB + 512 bytes ...)", UploadSizeBytes). */
+#define VHD_AZURE_MAX_SIZE (32ull << 40)
+#define VHD_HEAD_FIXED     1536u /* footer copy + dynamic header */
+#define VHD_MIB            (1ull << 20)
 
 struct vhd_enc {
     bool fixed;
@@ -267,6 +271,20 @@ const struct vd_encoder_ops vd_encoder_vhd = {
     .name = "vhd",
     .priv_size = sizeof(struct vhd_enc),
     .max_size = VHD_MAX_SIZE,
+    .patches_head = true,
+    .begin = vhd_begin,
+    .chunk = vhd_chunk,
+    .finish = vhd_finish,
+    .free = vhd_free,
+};
+
+/* target=azure: the same encoder (export.c makes it fixed) with Azure's
+ * ceiling instead of Hyper-V's 2040 GiB, which only the BAT of a dynamic
+ * disk imposes. */
+const struct vd_encoder_ops vd_encoder_vhd_azure = {
+    .name = "vhd",
+    .priv_size = sizeof(struct vhd_enc),
+    .max_size = VHD_AZURE_MAX_SIZE,
     .patches_head = true,
     .begin = vhd_begin,
     .chunk = vhd_chunk,

@@ -66,6 +66,23 @@ grep -q "target=azure needs a fixed VHD" "$T/err" || fail "refusal text: $(cat "
 # ... and target=azure for another format is refused, not ignored.
 "$VDISK" convert -q -o target=azure "$SRC" "$T/az.vhdx" 2> /dev/null && fail "target=azure for vhdx"
 
+# Past Hyper-V's 2040 GiB (a limit of the dynamic BAT) up to Azure's 32 TiB:
+# a fixed VHD of 3 TiB (sparse here), which preflight passes with a note.
+# qemu-img refuses every VHD over 2040 GiB, so the footer is read by hand.
+truncate -s 3T "$T/big.raw"
+head -c $MIB /dev/urandom | dd of="$T/big.raw" bs=1M seek=$((3 * 1024 * 1024 - 1)) conv=notrunc status=none
+"$VDISK" convert -q -o target=azure "$T/big.raw" "$T/big.vhd" || fail "3 TiB with target=azure"
+assert_eq "$(footer "$T/big.vhd")" "conectix 2 $((3 << 40)) $((3 << 40)) win  ffffffffffffffff" \
+    "big.vhd footer"
+cmp <(tail -c $((MIB + 512)) "$T/big.vhd" | head -c $MIB) <(tail -c $MIB "$T/big.raw") ||
+    fail "big.vhd: the last MiB"
+"$VDISK" preflight --target azure --json "$T/big.vhd" > "$T/pf.json" || fail "big.vhd not ready"
+grep -q '"severity": "note"' "$T/pf.json" || fail "no OS-disk note for 3 TiB"
+rm -f "$T/big.vhd"
+"$VDISK" convert -q -o vhd_type=fixed "$T/big.raw" "$T/big.vhd" 2> /dev/null &&
+    fail "a 3 TiB VHD without target=azure (Hyper-V's limit is 2040 GiB)"
+rm -f "$T/big.raw" "$T/big.vhd"
+
 # ---- the mount's export/ ----
 if [ -e /dev/fuse ] && [ "$(id -u)" -eq 0 ]; then
     OUT=$T/out M=$T/mnt
