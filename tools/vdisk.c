@@ -12,7 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+<<<<<<< HEAD
 #include <sys/socket.h>
+    =======
+#include <strings.h>
+    >>>>>>> h-azure
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -29,7 +33,7 @@
 #include "vdisk/guest.h"
 #include "vdisk/inspect.h"
 
-static const char *prog = "vdisk";
+    static const char *prog = "vdisk";
 
 static void usage(FILE *f)
 {
@@ -223,6 +227,8 @@ static void print_human(struct vd_source *src)
         printf("  virtual size: %" PRIu64 " bytes (%.2f GiB)\n", vd_image_size(img),
                (double)vd_image_size(img) / (1 << 30));
         printf("  allocated: %" PRIu64 " bytes\n", vd_image_allocated(img));
+        if (vd_image_sector_size(img) != 512)
+            printf("  logical sector size: %" PRIu32 " bytes\n", vd_image_sector_size(img));
         for (struct vd_image *b = vd_image_backing(img); b; b = vd_image_backing(b))
             printf("  backing: %s (%s%s%s, %" PRIu64 " bytes)\n", vd_image_name(b),
                    vd_image_format(b), vd_image_subformat(b) ? " " : "",
@@ -519,6 +525,7 @@ static int cmd_convert(int argc, char **argv)
                 "encoders as the mount's export/. Unallocated ranges are not read.\n"
                 "OPTS: vmdk_type=streamOptimized|monolithicSparse, vhd_type=dynamic|fixed,\n"
                 "      vhdx_type=dynamic|fixed, vhdx_block_size=BYTES, compress_level=N,\n"
+                "      target=azure (VHD: fixed, whole MiB), sector_size=512|4096 (VHDX),\n"
                 "      ova_manifest=sha256|sha1, threads=N, reorder_window=BYTES,\n"
                 "      fsync=on|off (sync DEST before renaming it into place; default off)\n"
                 "OVA: target=esxi-X.Y|vmware|virtualbox|dmtf, vm_name=, vm_cpus=, vm_memory=,\n"
@@ -583,6 +590,14 @@ static int cmd_convert(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", prog, err.msg);
     else
         rc = 0;
+    /* Azure takes whole MiB only: the VHD encoder rounded up, say so. */
+    uint64_t vsize = img ? vd_image_size(img) : 0;
+    if (!rc && !all && !strcasecmp(fmt, "vhd") && !strcasecmp(eo.target, "azure") &&
+        vsize % (1u << 20))
+        fprintf(stderr,
+                "%s: warning: %s: target=azure: virtual size %" PRIu64
+                " bytes rounded up to %" PRIu64 " (a whole MiB, as Azure requires)\n",
+                prog, dest, vsize, (vsize | ((1u << 20) - 1)) + 1);
 done:
     common_close(&co);
     vd_source_close(src);
@@ -1023,14 +1038,18 @@ static int pf_view_disks(const char *dir, char ***paths, size_t *n)
 static void pf_print_text(const struct vd_preflight *p, const struct vd_inspect *ins,
                           const char *route)
 {
-    static const char *const head[] = {
+    const char *head[] = {
         "NOTES", ("RISKS (the import may pass; the instance may not boot or be reachable)"),
         "WOULD FAIL (AWS refuses the import)"};
     size_t cnt[3] = {0};
+    bool az = p->target && !strcmp(p->target, "azure");
     for (size_t i = 0; i < p->n; i++)
         cnt[p->findings[i].severity]++;
-    printf("AWS VM Import pre-flight (%s): %zu would fail, %zu risk%s, %zu note%s\n", route,
-           cnt[VD_PF_FAIL], cnt[VD_PF_RISK], cnt[VD_PF_RISK] == 1 ? "" : "s", cnt[VD_PF_NOTE],
+    if (az)
+        head[VD_PF_FAIL] = "WOULD FAIL (Azure refuses the upload)";
+    printf("%s pre-flight (%s): %zu would fail, %zu risk%s, %zu note%s\n",
+           az ? "Azure VHD upload" : "AWS VM Import", az ? "fixed VHD" : route, cnt[VD_PF_FAIL],
+           cnt[VD_PF_RISK], cnt[VD_PF_RISK] == 1 ? "" : "s", cnt[VD_PF_NOTE],
            cnt[VD_PF_NOTE] == 1 ? "" : "s");
     for (int sev = VD_PF_FAIL; sev >= VD_PF_NOTE; sev--) {
         if (!cnt[sev])
@@ -1042,7 +1061,7 @@ static void pf_print_text(const struct vd_preflight *p, const struct vd_inspect 
                 continue;
             printf("  [%s] %s\n", x->check, x->message);
             if (*x->aws_text)
-                printf("    AWS says: \"%s\"\n", x->aws_text);
+                printf("    %s says: \"%s\"\n", az ? "Azure" : "AWS", x->aws_text);
             if (*x->fix)
                 printf("    fix: %s\n", x->fix);
         }
@@ -1106,6 +1125,7 @@ static int cmd_preflight(int argc, char **argv)
         case 'h':
             printf("usage: vdisk preflight --target aws [--route import-image|import-snapshot]\n"
                    "                        [--deep] [--json] [--data FILE] SOURCE...|VIEW\n"
+                   "       vdisk preflight --target azure [--json] SOURCE...\n"
                    "Check offline, before the upload, what AWS VM Import/Export would refuse or\n"
                    "what would keep the instance from booting: container and integrity (VHD\n"
                    "footers, VMDK subformat), disk size and count, one 64-bit Linux or Windows\n"
@@ -1117,6 +1137,8 @@ static int cmd_preflight(int argc, char **argv)
                    "folder (MNT/name). --deep also reads every allocated byte, so that each\n"
                    "compressed VMDK grain is inflated (the whole image: slow over S3).\n"
                    "--data FILE: another AWS table than the installed aws-vmimport.txt.\n"
+                   "--target azure: what Azure refuses in an uploaded disk (a fixed VHD of a\n"
+                   "whole MiB, 20 MiB..32 TiB, its footer at the end); no guest checks.\n"
                    "Exit status: 0 ready, 2 would fail, 3 risks only, 1 could not check.\n"
                    "See docs/preflight.md.\n");
             return 0;
@@ -1124,8 +1146,8 @@ static int cmd_preflight(int argc, char **argv)
             return 1;
         }
     }
-    if (!po.target || strcmp(po.target, "aws")) {
-        fprintf(stderr, "%s: preflight: --target aws is required (the only target)\n", prog);
+    if (!po.target || (strcmp(po.target, "aws") && strcmp(po.target, "azure"))) {
+        fprintf(stderr, "%s: preflight: --target aws or --target azure is required\n", prog);
         return 1;
     }
     if (strcmp(po.route, "import-image") && strcmp(po.route, "import-snapshot")) {
@@ -1169,8 +1191,9 @@ static int cmd_preflight(int argc, char **argv)
     /* ImportImage installs the drivers itself: only the snapshot route
      * needs the initramfs listed (tens of MB, most of an S3 read). */
     struct vd_inspect_opts io = {.no_initramfs = strcmp(po.route, "import-snapshot") != 0};
-    if (vd_guest_open_sources(srcs, npaths, &g, &gerr) < 0 ||
-        vd_inspect_guest_opts(g, &io, &ins, &gerr) < 0) {
+    bool az = !strcmp(po.target, "azure"); /* container checks only: no guest */
+    if (!az && (vd_guest_open_sources(srcs, npaths, &g, &gerr) < 0 ||
+                vd_inspect_guest_opts(g, &io, &ins, &gerr) < 0)) {
         vd_inspect_free(ins);
         ins = NULL;
     }

@@ -28,7 +28,7 @@ struct vd_export_opts {         /* zero-init = defaults */
     unsigned threads;           /* 0 = all cores */
     uint64_t reorder_window;    /* bytes; 0 = default (64 MiB) */
     struct vd_open_opts remote; /* S3 settings for s3:// DEST */
-    uint32_t vhdx_block_size;   /* bytes, power of two 1..256 MiB; 0 = 32 MiB */
+    uint32_t vhdx_block_size;   /* bytes, power of two 1..256 MiB; 0 = 1 MiB */
     bool fsync;                 /* local DEST: fdatasync before the rename */
     unsigned mode;              /* local DEST: permission bits (07777 at most); 0 = what
                                  * open(2) with 0666 gives: 0666 less the process umask */

@@ -149,7 +149,7 @@ struct vd_pf_finding {
     const char *check; /* stable id: "kernel-supported", "uefi-fallback"... */
     enum vd_pf_severity severity;
     const char *message;  /* what we found, naming file, device, field */
-    const char *aws_text; /* AWS's own wording of the error, or "" */
+    const char *aws_text; /* the target's (AWS's, Azure's) own wording, or "" */
     const char *fix;      /* what to do ("run vdisk fixup VIEW"...) */
 };
 struct vd_preflight {
@@ -157,12 +157,13 @@ struct vd_preflight {
     size_t n;
     const char **passed; /* ids of checks that ran and passed */
     size_t npassed;
+    const char *target; /* "aws" or "azure" (static) */
 };
 /* Exit codes of `vdisk preflight`. */
 enum { VD_PF_READY = 0, VD_PF_CANNOT_CHECK = 1, VD_PF_WOULD_FAIL = 2, VD_PF_RISKS = 3 };
 
 struct vd_preflight_opts {
-    const char *target;    /* "aws" (the only one) */
+    const char *target;    /* "aws" (default) or "azure" (VHD container checks only) */
     const char *route;     /* "import-image" (default) or "import-snapshot" */
     const char *data_file; /* the AWS support table (NULL: the installed one) */
     /* Read every allocated byte (VMDK grains decompress to their length):

@@ -58,6 +58,7 @@ struct vd_encoder_ops {
 extern const struct vd_encoder_ops vd_encoder_vmdk;
 extern const struct vd_encoder_ops vd_encoder_vmdk_sparse; /* vmdk_type=monolithicSparse */
 extern const struct vd_encoder_ops vd_encoder_vhd;
+extern const struct vd_encoder_ops vd_encoder_vhd_azure; /* target=azure: fixed, to 32 TiB */
 extern const struct vd_encoder_ops vd_encoder_vhdx;
 extern const struct vd_encoder_ops vd_encoder_ova;
 extern const struct vd_encoder_ops vd_encoder_raw;

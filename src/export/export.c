@@ -332,6 +332,7 @@ static int export_fail(struct vd_export *e, int r, struct vd_error *err)
 static bool export_target_known(const char *format, const char *target)
 {
     static const char *const known[][2] = {
+        {"vhd", "azure"}, /* fixed, whole MiB: src/export/vhd.c */
         {NULL, NULL},
     };
     /* OVA: esxi-X.Y / vmware[-X.Y] / vcenter-X.Y, virtualbox, dmtf (ova.c). */
@@ -358,9 +359,18 @@ static int export_begin(const char *dest, const struct vd_s3_target *near, const
     if (o && o->target[0] && !export_target_known(format, o->target))
         return vd_err(err, -EINVAL, "export: %s: target=%s is not known for %s output", dest,
                       o->target, format);
-    if (o && o->sector_size && o->sector_size != 512)
-        return vd_err(err, -EINVAL, "export: %s: sector_size=%u is not supported for %s output",
-                      dest, o->sector_size, format);
+    if (o && o->sector_size && o->sector_size != 512 && strcasecmp(format, "vhdx"))
+        return vd_err(err, -EINVAL,
+                      "export: %s: sector_size=%u is not supported for %s output (vhdx only)", dest,
+                      o->sector_size, format);
+    /* Azure takes fixed VHDs only (docs/vhd.md): target=azure makes the VHD
+     * fixed, and refuses an explicit vhd_type=dynamic rather than drop it. */
+    if (o && !strcasecmp(format, "vhd") && !strcasecmp(o->target, "azure") && o->vhd_type &&
+        strcasecmp(o->vhd_type, "fixed"))
+        return vd_err(err, -EINVAL,
+                      "export: %s: target=azure needs a fixed VHD (Azure refuses dynamic ones): "
+                      "drop vhd_type=%s or use vhd_type=fixed",
+                      dest, o->vhd_type);
     e = calloc(1, sizeof(*e));
     if (!e)
         return vd_err(err, -ENOMEM, "export: out of memory");
@@ -375,13 +385,15 @@ static int export_begin(const char *dest, const struct vd_s3_target *near, const
     if (!eo->vmdk_type)
         eo->vmdk_type = "streamOptimized";
     if (!eo->vhd_type)
-        eo->vhd_type = "dynamic";
+        eo->vhd_type = strcasecmp(eo->target, "azure") ? "dynamic" : "fixed";
     if (!eo->vhdx_type)
         eo->vhdx_type = "dynamic";
     if (!eo->ova_manifest)
         eo->ova_manifest = "sha256";
     if (ops == &vd_encoder_vmdk && strcasecmp(eo->vmdk_type, "monolithicSparse") == 0)
         ops = &vd_encoder_vmdk_sparse;
+    if (ops == &vd_encoder_vhd && !strcasecmp(eo->target, "azure"))
+        ops = &vd_encoder_vhd_azure;
     if (eo->compress_level <= 0)
         eo->compress_level = -1;
     if (!eo->threads) {

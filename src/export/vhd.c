@@ -24,6 +24,22 @@
  * rounded up to 1 MiB (Azure wants that), CHS from the spec's algorithm.
  * Blocks never written, or all zeros, stay unallocated. The head (footer
  * copy, header, BAT) is patched at the end. Unsupported: differencing disks.
+ *
+ * target=azure (export.c makes it fixed and refuses vhd_type=dynamic) needs
+ * nothing else here, because every VHD we write already has what Azure
+ * checks (docs/vhd.md, "Azure"):
+ *  - fixed type (disk type 2): "The VHDX format isn't supported in Azure,
+ *    only fixed VHD" (learn.microsoft.com, azure/virtual-machines/windows/
+ *    prepare-for-upload-vhd-image);
+ *  - virtual size a whole MiB, and the file that size plus the 512-byte
+ *    footer: "Disks in Azure must have a virtual size aligned to 1 MiB ...
+ *    FileSize ... equal to Size plus 512 bytes for the VHD footer" (same
+ *    page); a managed-disk upload is refused unless "the upload size in
+ *    bytes - 512 bytes for the VHD footer" is a multiple of MiB, between
+ *    20 MiB and 32 TiB (DiskCreationData.UploadSizeBytes);
+ *  - cookie "conectix", features 2, version 1.0, data offset all ones,
+ *    current size = original size = the file's length less the footer
+ *    (the size Azure checks is the current size; CHS is for BIOSes).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,10 +50,14 @@
 #include "common/checked.h"
 #include "export/encoder.h"
 
-#define VHD_BLOCK      (2u << 20)
-#define VHD_MAX_SIZE   (2040ull << 30)
-#define VHD_HEAD_FIXED 1536u /* footer copy + dynamic header */
-#define VHD_MIB        (1ull << 20)
+#define VHD_BLOCK    (2u << 20)
+#define VHD_MAX_SIZE (2040ull << 30)
+/* target=azure: fixed only, so no BAT limits it; Azure takes up to 32 TiB
+ * ("between 20972032 (20 MiB + 512 bytes for the VHD footer) and
+ * 35183298347520 bytes (32 TiB + 512 bytes ...)", UploadSizeBytes). */
+#define VHD_AZURE_MAX_SIZE (32ull << 40)
+#define VHD_HEAD_FIXED     1536u /* footer copy + dynamic header */
+#define VHD_MIB            (1ull << 20)
 
 struct vhd_enc {
     bool fixed;
@@ -251,6 +271,20 @@ const struct vd_encoder_ops vd_encoder_vhd = {
     .name = "vhd",
     .priv_size = sizeof(struct vhd_enc),
     .max_size = VHD_MAX_SIZE,
+    .patches_head = true,
+    .begin = vhd_begin,
+    .chunk = vhd_chunk,
+    .finish = vhd_finish,
+    .free = vhd_free,
+};
+
+/* target=azure: the same encoder (export.c makes it fixed) with Azure's
+ * ceiling instead of Hyper-V's 2040 GiB, which only the BAT of a dynamic
+ * disk imposes. */
+const struct vd_encoder_ops vd_encoder_vhd_azure = {
+    .name = "vhd",
+    .priv_size = sizeof(struct vhd_enc),
+    .max_size = VHD_AZURE_MAX_SIZE,
     .patches_head = true,
     .begin = vhd_begin,
     .chunk = vhd_chunk,

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/byteorder.h"
+#include "core/driver.h"
+#include "io/io.h"
 #include "preflight/preflight_int.h"
 #include "vdisk/guest.h"
 #include "vdisk/vdisk.h"
@@ -87,6 +90,24 @@ static int deep_read(struct collect *c, struct vd_image *img, const char *view,
     return 0;
 }
 
+/* What Azure reads of an uploaded disk: the blob's length and its last 512
+ * bytes as a VHD footer (Hard Disk Footer Format: cookie 0, current size 48,
+ * disk type 60), not what our driver made of the file. */
+static int azure_footer(struct vd_image *img, struct pf_disk *d, struct vd_error *err)
+{
+    uint8_t f[512];
+    d->file_size = img->io->size;
+    if (d->file_size < sizeof(f))
+        return 0;
+    int r = vd_io_pread_full(img->io, f, sizeof(f), d->file_size - sizeof(f), err);
+    if (r < 0)
+        return r;
+    d->footer_cookie = memcmp(f, "conectix", 8) == 0;
+    d->footer_size = be64(f + 48);
+    d->footer_type = be32(f + 60);
+    return 0;
+}
+
 static void facts_free(struct pf_facts *f)
 {
     for (size_t i = 0; i < f->nproblems; i++)
@@ -103,10 +124,11 @@ int vd_preflight(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest *g
                  struct vd_preflight **out, struct vd_error *err)
 {
     *out = NULL;
-    if (opts && opts->target && strcmp(opts->target, "aws"))
-        return vd_err(err, -EINVAL, "preflight: target %s: unknown (only aws)", opts->target);
+    bool azure = opts && opts->target && !strcmp(opts->target, "azure");
+    if (opts && opts->target && strcmp(opts->target, "aws") && !azure)
+        return vd_err(err, -EINVAL, "preflight: target %s: unknown (aws or azure)", opts->target);
     struct pf_table *t = NULL;
-    int r = pf_table_load(opts ? opts->data_file : NULL, &t, err);
+    int r = azure ? 0 : pf_table_load(opts ? opts->data_file : NULL, &t, err);
     if (r < 0)
         return r;
     struct collect c = {0};
@@ -144,6 +166,8 @@ int vd_preflight(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest *g
             d->size = vd_image_size(img);
             const struct vd_partition_table *pt = g ? vd_guest_partitions(g, n) : NULL;
             d->scheme = pt ? pt->scheme : "";
+            if (azure && !strcmp(d->format, "vhd") && (r = azure_footer(img, d, err)) < 0)
+                goto out;
             if (!c.f.deep && d->subformat && !strcmp(d->subformat, "streamOptimized"))
                 c.f.deep_skip += vd_image_allocated(img);
         }
@@ -196,7 +220,8 @@ int vd_preflight(struct vd_source *const *srcs, size_t nsrcs, struct vd_guest *g
         r = vd_err(err, c.err, "preflight: out of memory");
         goto out;
     }
-    r = pf_run(&c.f, ins, t, opts ? opts->route : NULL, out, err);
+    r = azure ? pf_run_azure(&c.f, out, err)
+              : pf_run(&c.f, ins, t, opts ? opts->route : NULL, out, err);
 out:
     facts_free(&c.f);
     pf_table_free(t);

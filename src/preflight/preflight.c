@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "common/checked.h"
 #include "common/json.h"
 #include "preflight/preflight_int.h"
 
@@ -820,11 +822,124 @@ int pf_run(const struct pf_facts *f, const struct vd_inspect *ins, const struct 
     c.snapshot = route && !strcmp(route, "import-snapshot");
     if (!(c.p = calloc(1, sizeof(*c.p))))
         return vd_err(err, -ENOMEM, "preflight: out of memory");
+    c.p->target = "aws";
     check_container(&c);
     check_encrypted(&c);
     check_lvm(&c);
     if (ins) /* NULL: the guest could not be inspected; the caller says why */
         check_os(&c);
+    if (c.err) {
+        vd_preflight_free(c.p);
+        return vd_err(err, c.err, "preflight: out of memory");
+    }
+    *out = c.p;
+    return 0;
+}
+
+/* ---- Azure: what a VHD upload must satisfy ---- */
+
+/* Azure's documented wording (learn.microsoft.com, "Prepare a Windows VHD
+ * to upload to Azure") and the texts its services answer with (Azure CLI
+ * and Storage Explorer issues quote them; docs/preflight.md). */
+#define AZ_ONLY_FIXED "The VHDX format isn't supported in Azure, only fixed VHD."
+#define AZ_FIX        "vdisk convert -O vhd -o target=azure SOURCE OUT.vhd (fixed, whole MiB)"
+
+static void check_azure(struct pf_ctx *c)
+{
+    const struct pf_facts *f = c->f;
+    for (size_t i = 0; i < f->ndisks; i++) {
+        const struct pf_disk *d = &f->disks[i];
+        const char *sub = s_or(d->subformat, "");
+        bool vhd = !strcmp(d->format, "vhd");
+        if (!vhd) {
+            add(c, "azure-format", VD_PF_FAIL, AZ_ONLY_FIXED, AZ_FIX,
+                "%s: %s: format %s: Azure takes a fixed VHD only", d->view, d->file, d->format);
+            continue;
+        }
+        if (strcasecmp(sub, "fixed") || d->has_backing) {
+            add(c, "azure-fixed", VD_PF_FAIL, AZ_ONLY_FIXED, AZ_FIX,
+                "%s: %s: a %s VHD: Azure takes fixed VHDs only", d->view, d->file,
+                s_or(d->subformat, "non-fixed"));
+            continue;
+        }
+        if (!d->footer_cookie)
+            add(c, "azure-footer", VD_PF_FAIL, "Disk is expected to have cookie value 'conectix'.",
+                AZ_FIX,
+                "%s: %s: the last 512 bytes of the file are not a VHD footer (no 'conectix'): "
+                "Azure reads the footer there",
+                d->view, d->file);
+        else if (d->footer_type != 2)
+            add(c, "azure-footer", VD_PF_FAIL, AZ_ONLY_FIXED, AZ_FIX,
+                "%s: %s: the footer at the end of the file says disk type %u, not 2 (fixed)",
+                d->view, d->file, d->footer_type);
+        if (d->size % PF_AZURE_MIB) {
+            char az[192];
+            snprintf(az, sizeof(az),
+                     "The VHD has an unsupported virtual size of %" PRIu64
+                     " bytes. The size must be a whole number (in MBs).",
+                     d->size);
+            add(c, "azure-size-mib", VD_PF_FAIL, az, AZ_FIX,
+                "%s: %s: virtual size %" PRIu64 " bytes is not a whole MiB (%" PRIu64
+                " bytes past %" PRIu64 " MiB): Azure needs a multiple of 1048576 bytes",
+                d->view, d->file, d->size, d->size % PF_AZURE_MIB, d->size / PF_AZURE_MIB);
+        }
+        /* Azure sizes the disk from the upload's length less the footer. */
+        if (d->footer_cookie && d->file_size >= 512 && d->file_size - 512 != d->footer_size) {
+            char az[192] = "";
+            if ((d->file_size - 512) % PF_AZURE_MIB)
+                snprintf(az, sizeof(az),
+                         "The upload size in bytes %" PRIu64
+                         " - 512 bytes for the VHD footer (%" PRIu64
+                         " in this case) must be a multiple of MiB.",
+                         d->file_size, d->file_size - 512);
+            add(c, "azure-upload-size", VD_PF_FAIL, az, AZ_FIX,
+                "%s: %s: the file is %" PRIu64 " bytes, so %" PRIu64
+                " bytes of disk before the footer, but the footer's current size is %" PRIu64
+                ": Azure takes the file's length less 512 as the disk",
+                d->view, d->file, d->file_size, d->file_size - 512, d->footer_size);
+        }
+        if (d->size < PF_AZURE_MIN_SIZE || d->size > PF_AZURE_MAX_SIZE)
+            add(c, "azure-disk-size", VD_PF_FAIL,
+                "This value should be between 20972032 (20 MiB + 512 bytes for the VHD footer) "
+                "and 35183298347520 bytes (32 TiB + 512 bytes for the VHD footer).",
+                d->size < PF_AZURE_MIN_SIZE ? "grow the disk to 20 MiB at least"
+                                            : "shrink the disk below 32 TiB",
+                "%s: %s: virtual size %" PRIu64 " bytes: Azure takes disks of 20 MiB to 32 TiB",
+                d->view, d->file, d->size);
+        else if (d->size > (2ull << 40))
+            add(c, "azure-disk-size", VD_PF_NOTE, "", "",
+                "%s: %s: virtual size %" PRIu64 " bytes (%.2f TiB): fine as a data disk; an OS "
+                "disk of a generation 1 VM is at most 2 TiB",
+                d->view, d->file, d->size, tib(d->size));
+    }
+    static const char *const ids[] = {"azure-format",   "azure-fixed",     "azure-footer",
+                                      "azure-size-mib", "azure-disk-size", "azure-upload-size"};
+    /* The VHD checks ran only if some disk is a fixed VHD to run them on. */
+    bool fixed_vhd = false;
+    for (size_t i = 0; i < f->ndisks; i++)
+        fixed_vhd |= !strcmp(f->disks[i].format, "vhd") &&
+                     !strcasecmp(s_or(f->disks[i].subformat, ""), "fixed");
+    for (size_t i = 0; i < VD_ARRAY_SIZE(ids); i++)
+        if (i < 2 || fixed_vhd)
+            ran(c, ids[i]);
+    for (size_t i = 0; i < f->nproblems; i++) {
+        const struct pf_problem *pr = &f->problems[i];
+        add(c, "container-integrity", pr->corrupt ? VD_PF_FAIL : VD_PF_NOTE, "",
+            pr->corrupt ? "vdisk check SOURCE lists every problem; " AZ_FIX : "", "%s: %s%s",
+            pr->file, pr->text, pr->corrupt ? "" : " (leaked space: harmless)");
+    }
+    if (f->checked)
+        ran(c, "container-integrity");
+}
+
+int pf_run_azure(const struct pf_facts *f, struct vd_preflight **out, struct vd_error *err)
+{
+    *out = NULL;
+    struct pf_ctx c = {.f = f};
+    if (!(c.p = calloc(1, sizeof(*c.p))))
+        return vd_err(err, -ENOMEM, "preflight: out of memory");
+    c.p->target = "azure";
+    check_azure(&c);
     if (c.err) {
         vd_preflight_free(c.p);
         return vd_err(err, c.err, "preflight: out of memory");
@@ -873,7 +988,7 @@ int vd_preflight_json(const struct vd_preflight *p, char **out, struct vd_error 
     struct vd_json j;
     vd_json_init(&j);
     vd_json_obj_begin(&j, NULL);
-    vd_json_str(&j, "target", "aws");
+    vd_json_str(&j, "target", p->target ? p->target : "aws");
     int st = vd_preflight_status(p);
     vd_json_str(&j, "status", status[st]);
     vd_json_i64(&j, "exit_code", st);

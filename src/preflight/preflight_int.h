@@ -26,6 +26,12 @@ struct pf_disk {
     bool has_backing;      /* a parent (snapshot chain) */
     uint64_t size;         /* virtual size, bytes */
     const char *scheme;    /* partition table: "dos", "gpt", "" */
+    /* What Azure reads (target azure): the file's length and its last 512
+     * bytes taken as a VHD footer, whatever the driver made of them. */
+    uint64_t file_size;
+    bool footer_cookie;   /* "conectix" at file_size - 512 */
+    uint32_t footer_type; /* disk type there (2 fixed, 3 dynamic, 4 diff) */
+    uint64_t footer_size; /* current size there */
 };
 
 /* One block device of the guest (vdisk/guest.h, reduced to what checks use). */
@@ -100,6 +106,15 @@ int pf_version_cmp(const char *a, const char *b);
 bool pf_kernel_match(const char *k, const char *pat);
 
 const char *vd_pf_severity_name(enum vd_pf_severity s); /* "would-fail", "risk", "note" */
+
+/* Azure's limits for an uploaded VHD (docs/preflight.md, "Azure"). */
+#define PF_AZURE_MIB      ((uint64_t)1 << 20)
+#define PF_AZURE_MIN_SIZE ((uint64_t)20 << 20) /* DiskCreationData.UploadSizeBytes: 20 MiB.. */
+#define PF_AZURE_MAX_SIZE ((uint64_t)32 << 40) /* ..32 TiB, each plus the 512-byte footer */
+
+/* The Azure checks (target azure): container, type, size and footer only;
+ * no table, no guest. */
+int pf_run_azure(const struct pf_facts *f, struct vd_preflight **out, struct vd_error *err);
 
 /* Run every check; ins NULL: only the container and device checks (the
  * guest could not be inspected). route: "import-image" (NULL too) or "import-snapshot". */

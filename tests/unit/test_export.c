@@ -360,7 +360,7 @@ static void test_vhdx_fields(void)
     const uint8_t *m = f + (2u << 20);
     CHECK(memcmp(m, "metadata", 8) == 0 && le16(m + 10) == 5, "metadata table");
     CHECK(le64(m + 65536 + 4096) == 20u << 20, "virtual disk size");
-    CHECK(le32(m + 65536) == 32u << 20, "block size");
+    CHECK(le32(m + 65536) == 1u << 20, "default block size 1 MiB (docs/vhdx.md)");
     free(f);
 }
 

@@ -648,6 +648,75 @@ static void test_table(void)
           table->source);
 }
 
+/* Azure (pf_run_azure): one disk, the footer facts as collect.c reads them. */
+static int azure_count(const struct pf_disk *d, const char *id, const char *msg_part,
+                       const char *az_part)
+{
+    struct pf_facts f = {
+        .container = d->format, .disks = (struct pf_disk *)d, .ndisks = 1, .checked = true};
+    struct vd_preflight *p = NULL;
+    struct vd_error err = {0};
+    int hits = 0;
+    CHECK(pf_run_azure(&f, &p, &err) == 0, "pf_run_azure: %s", err.msg);
+    for (size_t i = 0; p && i < p->n; i++)
+        if (!strcmp(p->findings[i].check, id) && p->findings[i].severity == VD_PF_FAIL &&
+            strstr(p->findings[i].message, msg_part) && strstr(p->findings[i].aws_text, az_part))
+            hits++;
+    if (p && !id[0])
+        hits = (int)p->n;
+    CHECK(!p || !strcmp(p->target, "azure"), "target");
+    vd_preflight_free(p);
+    return hits;
+}
+
+static void test_azure(void)
+{
+    const uint64_t mib = 1ull << 20;
+    struct pf_disk good = {.view = "disk",
+                           .file = "a.vhd",
+                           .format = "vhd",
+                           .subformat = "fixed",
+                           .size = 64 * mib,
+                           .file_size = 64 * mib + 512,
+                           .footer_cookie = true,
+                           .footer_type = 2,
+                           .footer_size = 64 * mib};
+    CHECK(azure_count(&good, "", "", "") == 0, "a fixed VHD of 64 MiB passes");
+    struct pf_disk d = good;
+    d.size = d.footer_size = 64 * mib + 512;
+    d.file_size = d.size + 512;
+    CHECK(azure_count(&d, "azure-size-mib",
+                      "disk: a.vhd: virtual size 67109376 bytes is not a whole MiB (512 bytes "
+                      "past 64 MiB)",
+                      "unsupported virtual size of 67109376 bytes. The size must be a whole "
+                      "number (in MBs).") == 1,
+          "size not a whole MiB");
+    d = good;
+    d.subformat = "dynamic";
+    CHECK(azure_count(&d, "azure-fixed", "a dynamic VHD", "only fixed VHD") == 1, "dynamic");
+    d = good;
+    d.format = "vhdx";
+    CHECK(azure_count(&d, "azure-format", "format vhdx", "VHDX format isn't supported") == 1,
+          "vhdx");
+    d = good;
+    d.file_size = 65 * mib + 4096 + 512;
+    CHECK(azure_count(&d, "azure-upload-size", "the file is 68162048 bytes",
+                      "(68161536 in this case) must be a multiple of MiB.") == 1,
+          "length and footer disagree");
+    d = good;
+    d.footer_cookie = false;
+    CHECK(azure_count(&d, "azure-footer", "no 'conectix'", "cookie value 'conectix'") == 1,
+          "no footer at the end");
+    d = good;
+    d.size = d.footer_size = 10 * mib;
+    d.file_size = d.size + 512;
+    CHECK(azure_count(&d, "azure-disk-size", "20 MiB to 32 TiB", "20972032") == 1, "too small");
+    d.size = d.footer_size = (32ull << 40) + mib;
+    d.file_size = d.size + 512;
+    CHECK(azure_count(&d, "azure-disk-size", "20 MiB to 32 TiB", "35183298347520") == 1,
+          "too large");
+}
+
 int main(void)
 {
     char path[4096];
@@ -668,6 +737,7 @@ int main(void)
     test_free_and_initramfs();
     test_windows();
     test_table();
+    test_azure();
     pf_table_free(table);
     return failures != 0;
 }
