@@ -144,6 +144,21 @@ assert_eq "$("$VDISK" hash --sha256 out/x.vmdk | cut -d' ' -f1)" "$WANT" "instal
 "$VDISK" convert -q -O vhdx web.vmdk w.vhdx || fail "installed vdisk convert"
 assert_eq "$(qemu_raw_sha w.vhdx vhdx)" "$WANT" "vdisk convert to VHDX read by qemu-img"
 
+# README's overlay flow on a single-disk OVA (whose disk is web01/disk.raw,
+# not disk1.raw): edit the guest through the mount, then read the edits back
+# with vdisk convert --overlay.
+"$VDISK" convert -q -O ova web.vmdk web01.ova || fail "installed vdisk convert -O ova"
+ova_sha=$(sha web01.ova)
+vmount "$T/e" -o overlay="$T/web01.ovl" web01.ova
+[ -f "$T/e/web01/disk-p1.raw" ] || fail "single-disk OVA: no web01/disk-p1.raw: $(ls "$T/e/web01")"
+echo "edited through the overlay" > motd2
+debugfs -w -R "write motd2 motd2" "$T/e/web01/disk-p1.raw" > /dev/null 2>&1 || fail "debugfs -w on web01/disk-p1.raw"
+vumount "$T/e"
+assert_eq "$(sha web01.ova)" "$ova_sha" "web01.ova written through the overlay"
+"$VDISK" convert -q --overlay web01.ovl -O raw web01.ova edited.raw || fail "vdisk convert --overlay"
+debugfs -R "cat motd2" "edited.raw?offset=1048576" 2>/dev/null | grep -qx "edited through the overlay" ||
+    fail "the overlay's edit is not in vdisk convert --overlay's output"
+
 # bash-completion's loader finds the packaged completion by command name.
 if [ -r /usr/share/bash-completion/bash_completion ]; then
     got=$(bash -c '. /usr/share/bash-completion/bash_completion; _completion_loader vdisk; complete -p vdisk')
