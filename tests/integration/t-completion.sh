@@ -107,6 +107,10 @@ complete -F _vdiskfs vdiskfs" "complete -p vdisk vdiskfs"
     expect "vdiskfs imgs/web01.v" imgs/web01.vmdk
     expect "vdiskfs -o overlay=imgs/web01.o" imgs/web01.ovl
     expect "vdisk fixup --root imgs/s" imgs/sub
+    # A blank in a file name stays inside one candidate.
+    : > "$T/imgs/my disk.ovl"
+    expect "vdisk hash --overlay imgs/my" "imgs/my disk.ovl"
+    expect "vdiskfs -o ro,overlay=imgs/my" "imgs/my disk.ovl"
 
     # Every command main() dispatches (strcmp(cmd, "NAME")).
     cmds=$(sed -n '/^int main/,/^}/ s/.*!strcmp(cmd, "\([a-z][a-z-]*\)").*/\1/p' "$SRC_ROOT/tools/vdisk.c" |
