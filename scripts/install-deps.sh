@@ -26,6 +26,12 @@ PKGS=(
   # tests: LVM test disks (pvcreate --restorefile, vgcfgrestore) and the two
   # independent readers of their mapping (lvs, vslvminfo); t-lvm*
   lvm2 libvslvm-utils
+  # the Debian package (debian/; t-deb builds, lints and installs it) and
+  # the bash completion (bash-completion's pkg-config file names where it
+  # goes; t-completion loads its library)
+  debhelper lintian bash-completion
+  # getfattr, which README and docs use to read an export's status
+  attr
   # guest filesystems and initramfs listing (src/fs/): libarchive decompresses
   # initramfs archives, libfsxfs reads XFS through a libbfio callback handle;
   # tests build XFS/FAT/NTFS images and initramfs archives with the real tools
