@@ -30,7 +30,7 @@
 #include "vdisk/guest.h"
 #include "vdisk/inspect.h"
 
-    static const char *prog = "vdisk";
+static const char *prog = "vdisk";
 
 static void usage(FILE *f)
 {
