@@ -185,6 +185,9 @@ bench_case_vhdx_dynamic() {
     report vhdx-dynamic
 }
 
+# Sourced by other benchmarks (bench-nbd.sh) for build_raw, best_of and
+# best_mounted: stop here.
+[ -n "${BENCH_READ_LIB:-}" ] && return 0
 need qemu-img bc dd fusermount3
 [ -x "$VDISKFS" ] || die "no vdiskfs at $VDISKFS (set VDISKFS=)"
 make_once "$WORK/disk.raw" build_raw

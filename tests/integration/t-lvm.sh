@@ -198,4 +198,19 @@ assert_eq "$(sha "$p1")" "$(sha w.bin)" "overlay write through the LV, read from
 dd if=m2/a/lvm-vgt-multi.raw of="$p1" bs=2048 skip=$((2 * MiB / 2048 - 1)) count=2 status=none
 assert_eq "$(sha "$p1")" "$(sha w.bin)" "overlay write read back through the LV"
 vumount m2
+
+# The same LVs as NBD exports of the nbdkit plugin (docs/nbd.md), read by
+# nbdcopy: the bytes lvs's mapping and dd gave, and the overlay's write.
+PLUGIN=$(dirname "$VDISK")/nbdkit-vdisk-plugin.so
+if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null; then
+    [ -f "$PLUGIN" ] || fail "nbdkit is installed but $PLUGIN was not built"
+    nbd() { nbdkit -r -U - "$PLUGIN" a.raw "$@" --run 'nbdcopy "$uri" - | sha256sum' | cut -d' ' -f1; }
+    assert_eq "$(nbd device=lvm-vgt-lin)" "$(sha lin.img)" "NBD export lvm-vgt-lin"
+    assert_eq "$(nbd device=lvm-vgs-str)" "$(sha str.bin)" "NBD export lvm-vgs-str (striped)"
+    nbdkit -U - "$PLUGIN" a.raw device=lvm-vgt-multi overlay="$T/ov.vdov" --run 'nbdcopy "$uri" multi-nbd.raw'
+    dd if=multi-nbd.raw of="$p1" bs=2048 skip=$((2 * MiB / 2048 - 1)) count=2 status=none
+    assert_eq "$(sha "$p1")" "$(sha w.bin)" "NBD export lvm-vgt-multi with the overlay"
+else
+    echo "note: nbdkit/nbdcopy are not installed: the LV exports were not tried"
+fi
 echo PASS
