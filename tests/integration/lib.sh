@@ -30,6 +30,22 @@ need_fuse() {
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# nbdkit, with the ASan runtime loaded first when the plugin beside $VDISK
+# was built with -DVDISK_SANITIZE=ON: nbdkit itself is not instrumented, and
+# ASan must come first in the process. Leak checks are off in it (nbdkit's
+# and its --run children's own allocations are not ours to judge).
+nbdkit() {
+    local plugin asan
+    plugin=$(dirname "$VDISK")/nbdkit-vdisk-plugin.so
+    if [ -f "$plugin" ] && nm -D "$plugin" 2>/dev/null | grep -q " U __asan_"; then
+        asan=$(${CC:-gcc} -print-file-name=libasan.so 2>/dev/null || true)
+        [ -f "$asan" ] || { echo "the plugin uses ASan and libasan.so is not found" >&2; return 1; }
+        LD_PRELOAD=$asan ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 command nbdkit "$@"
+    else
+        command nbdkit "$@"
+    fi
+}
+
 # Decompress a sample from tests/data into $T, print the path.
 sample() {
     local src="$VD_TEST_DATA/$1" out="$T/$(basename "${1%.*}")"

@@ -159,6 +159,14 @@ assert_eq "$(sha web01.ova)" "$ova_sha" "web01.ova written through the overlay"
 debugfs -R "cat motd2" "edited.raw?offset=1048576" 2>/dev/null | grep -qx "edited through the overlay" ||
     fail "the overlay's edit is not in vdisk convert --overlay's output"
 
+# The nbdkit plugin, found by nbdkit by its short name (docs/nbd.md).
+if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null; then
+    plugdir=$(pkg-config --variable=plugindir nbdkit)
+    grep -qx "$plugdir/nbdkit-vdisk-plugin.so" "$T/deb.list" || fail "the nbdkit plugin is not in the package"
+    got=$(command nbdkit -r -U - vdisk "$PWD/web01.ova" --run 'nbdcopy "$uri" - | sha256sum' | cut -d' ' -f1)
+    assert_eq "$got" "$WANT" "installed plugin: nbdkit vdisk web01.ova"
+fi
+
 # bash-completion's loader finds the packaged completion by command name.
 if [ -r /usr/share/bash-completion/bash_completion ]; then
     got=$(bash -c '. /usr/share/bash-completion/bash_completion; _completion_loader vdisk; complete -p vdisk')

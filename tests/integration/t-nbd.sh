@@ -30,12 +30,6 @@ printf '#!/bin/sh\nexec /usr/bin/python3 -m nbd "$@"\n' > bin/nbdsh
 chmod +x bin/nbdsh
 export PATH=$T/bin:$PATH
 
-# A libvdisk built with ASan/UBSan needs the runtime loaded before nbdkit.
-if nm -D "$PLUGIN" 2>/dev/null | grep -q " U __asan_init"; then
-    asan=$(${CC:-cc} -print-file-name=libasan.so 2>/dev/null || true)
-    [ -f "$asan" ] || skip "the plugin is built with ASan and libasan.so is not found"
-    export LD_PRELOAD=$asan ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0
-fi
 # serve ARGS... -- CMD: nbdkit with the plugin on a private socket, read-only
 # unless ARGS has overlay=; CMD runs with $uri set.
 serve() {
