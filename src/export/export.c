@@ -354,7 +354,9 @@ static int export_begin(const char *dest, const struct vd_s3_target *near, const
     if (o && o->target[0] && !export_target_known(format, o->target))
         return vd_err(err, -EINVAL, "export: %s: target=%s is not known for %s output", dest,
                       o->target, format);
-    if (o && o->sector_size && o->sector_size != 512)
+    /* vmdk: 4096 is written as VMware does, in the DDB (vmdk_stream.c). */
+    if (o && o->sector_size && o->sector_size != 512 &&
+        !(o->sector_size == 4096 && !strcasecmp(format, "vmdk")))
         return vd_err(err, -EINVAL, "export: %s: sector_size=%u is not supported for %s output",
                       dest, o->sector_size, format);
     e = calloc(1, sizeof(*e));

@@ -289,7 +289,7 @@ static int ova_finish(struct vd_encoder *enc, uint64_t size, struct vd_error *er
                    enc->base, enc->sink->name);
         return r;
     }
-    uint64_t capacity = div_round_up(size, VD_EXPORT_CHUNK) * VD_EXPORT_CHUNK;
+    uint64_t capacity = div_round_up(size, 512) * 512; /* = the VMDK header capacity */
     int pad = (int)o->ovf_len - ova_ovf(o, capacity, disk_len, 0, NULL, 0);
     if (!(ovf = malloc(o->ovf_len + 1)) || !(mf = malloc(o->mf_len + 1))) {
         r = vd_err(err, -ENOMEM, "ova: %s: out of memory", enc->base);
