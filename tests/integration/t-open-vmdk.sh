@@ -165,6 +165,14 @@ assert [(x["offset"], x["size"]) for x in p] == [(1 << 20, 16 << 20), (17 << 20,
     vc "$T/ours4k.vmdk" "$T/back.raw" >/dev/null || fail "vmdk-convert cannot read ours4k.vmdk"
     assert_eq "$(sha "$T/back.raw")" "$GW" "ours4k.vmdk through vmdk-convert"
     k4 "vdisk convert -o sector_size=4096" "$T/ours4k.vmdk"
+    # The same option through a mount's export/.
+    mkdir -p "$T/out4k"
+    vmount "$T/m4" -o export="$T/out4k",sector_size=4096 "$G"
+    cp "$G" "$T/m4/export/y4k.vmdk" || fail "cp into export/y4k.vmdk with sector_size=4096"
+    vumount "$T/m4"
+    vc --get-descriptor "$T/out4k/y4k.vmdk" | grep -qx 'ddb.logicalSectorSize = "4096"' ||
+        fail "export/y4k.vmdk: no ddb.logicalSectorSize"
+    k4 "export/ with sector_size=4096" "$T/out4k/y4k.vmdk"
     echo "ok: 4Kn"
 else
     echo "note: no loop device with 4096-byte sectors here; 4Kn part not run"
