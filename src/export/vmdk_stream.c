@@ -8,7 +8,11 @@
  *   sector 0        SparseExtentHeader v3, flags 0x30001 (valid NL test,
  *                   compressed grains, markers), gdOffset = -1 (GD_AT_END)
  *   sector 1..20    embedded descriptor (createType "streamOptimized", one
- *                   RW extent naming this file), zero padded
+ *                   RW extent naming this file, the DDB keys VMware's
+ *                   open-vmdk writes), zero padded
+ *   capacity        the size in 512-byte sectors, rounded up only to a
+ *                   whole logical sector (not to a grain): the disk must not
+ *                   grow (docs/vmdk.md compares every field with VMware's)
  *   sector 128...   grain marker {u64 lba, u32 size} + zlib data, padded to
  *                   a sector, for each non-zero grain, in LBA order;
  *                   after the grains of each 512-grain range:
