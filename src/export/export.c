@@ -359,10 +359,14 @@ static int export_begin(const char *dest, const struct vd_s3_target *near, const
     if (o && o->target[0] && !export_target_known(format, o->target))
         return vd_err(err, -EINVAL, "export: %s: target=%s is not known for %s output", dest,
                       o->target, format);
-    if (o && o->sector_size && o->sector_size != 512 && strcasecmp(format, "vhdx"))
+    /* 4096-byte sectors: VHDX's LogicalSectorSize, a VMDK's DDB as VMware
+     * writes it (vmdk_stream.c); other formats have no such field. */
+    if (o && o->sector_size && o->sector_size != 512 && strcasecmp(format, "vhdx") &&
+        strcasecmp(format, "vmdk"))
         return vd_err(err, -EINVAL,
-                      "export: %s: sector_size=%u is not supported for %s output (vhdx only)", dest,
-                      o->sector_size, format);
+                      "export: %s: sector_size=%u is not supported for %s output (vhdx and vmdk "
+                      "only)",
+                      dest, o->sector_size, format);
     /* Azure takes fixed VHDs only (docs/vhd.md): target=azure makes the VHD
      * fixed, and refuses an explicit vhd_type=dynamic rather than drop it. */
     if (o && !strcasecmp(format, "vhd") && !strcasecmp(o->target, "azure") && o->vhd_type &&

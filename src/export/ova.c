@@ -726,7 +726,7 @@ static int ova_disk_end(struct vd_encoder *enc, uint64_t size, struct vd_error *
     if (r < 0)
         return r;
     o->lens[i] = o->disk_tap->pos;
-    o->caps[i] = div_round_up(size, VD_EXPORT_CHUNK) * VD_EXPORT_CHUNK;
+    o->caps[i] = div_round_up(size, 512) * 512; /* = the VMDK header's capacity */
     if ((r = vd_sink_write(enc->sink, zero, (size_t)(ova_pad(o->lens[i]) - o->lens[i]), err)) < 0)
         return r;
     if ((r = vd_sink_tap_digest(o->disk_tap, o->hex[i], err)) < 0) {

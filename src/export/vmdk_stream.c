@@ -8,7 +8,11 @@
  *   sector 0        SparseExtentHeader v3, flags 0x30001 (valid NL test,
  *                   compressed grains, markers), gdOffset = -1 (GD_AT_END)
  *   sector 1..20    embedded descriptor (createType "streamOptimized", one
- *                   RW extent naming this file), zero padded
+ *                   RW extent naming this file, the DDB keys VMware's
+ *                   open-vmdk writes), zero padded
+ *   capacity        the size in 512-byte sectors, rounded up only to a
+ *                   whole logical sector (not to a grain): the disk must not
+ *                   grow (docs/vmdk.md compares every field with VMware's)
  *   sector 128...   grain marker {u64 lba, u32 size} + zlib data, padded to
  *                   a sector, for each non-zero grain, in LBA order;
  *                   after the grains of each 512-grain range:
@@ -93,7 +97,8 @@ struct vmdk_stream {
     uint8_t head_buf[VMDK_HEAD_LEN]; /* what was written at offset 0 */
     uint32_t cid;
     uint8_t uuid[16];
-    bool sparse; /* monolithicSparse: no pool, GTs kept until the end */
+    uint32_t sector_size; /* logical: 512, or 4096 (sector_size=4096) */
+    bool sparse;          /* monolithicSparse: no pool, GTs kept until the end */
     struct vmdk_saved_gt {
         uint64_t index;
         uint32_t *gt;
@@ -230,18 +235,29 @@ out:
     return r;
 }
 
-static void vmdk_geometry(uint64_t sectors, uint64_t *cyl)
+/* Cylinders as VMware's open-vmdk (sparse.c, makeDiskDescriptorFile) and
+ * vmware-vdiskmanager compute them: rounded up over 255 heads x 63 sectors,
+ * capped at 65535. */
+static uint64_t vmdk_cylinders(uint64_t sectors)
 {
-    uint64_t c = sectors / (255 * 63);
-    *cyl = VD_MIN(VD_MAX(c, 1), 65535);
+    return VD_MIN(VD_MAX(div_round_up(sectors, 255 * 63), 1), 65535);
 }
 
+/* The embedded descriptor, with the keys and the order VMware's own stream
+ * writer (open-vmdk vmdk-convert, which makes the disks of VMware's OVAs)
+ * uses; docs/vmdk.md lists each key and why it is there. */
 static int vmdk_descriptor(const struct vd_encoder *enc, uint64_t sectors, char *out, size_t cap)
 {
     const struct vmdk_stream *v = enc->priv;
     const uint8_t *u = v->uuid;
-    uint64_t cyl;
-    vmdk_geometry(sectors, &cyl);
+    char sector_keys[128] = "";
+    /* 4Kn: VMware records the logical sector size in the DDB only; every
+     * offset and the capacity stay in 512-byte units (open-vmdk, -s). */
+    if (v->sector_size != VMDK_SECTOR)
+        snprintf(sector_keys, sizeof(sector_keys),
+                 "ddb.logicalSectorSize = \"%" PRIu32 "\"\n"
+                 "ddb.physicalSectorSize = \"%" PRIu32 "\"\n",
+                 v->sector_size, v->sector_size);
     int n = snprintf(
         out, cap,
         "# Disk DescriptorFile\n"
@@ -257,17 +273,21 @@ static int vmdk_descriptor(const struct vd_encoder *enc, uint64_t sectors, char 
         "# The Disk Data Base\n"
         "#DDB\n"
         "\n"
-        "ddb.adapterType = \"lsilogic\"\n"
+        "ddb.longContentID = \"%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%08" PRIx32 "\"\n"
+        "ddb.virtualHWVersion = \"4\"\n"
         "ddb.geometry.cylinders = \"%" PRIu64 "\"\n"
         "ddb.geometry.heads = \"255\"\n"
         "ddb.geometry.sectors = \"63\"\n"
-        "ddb.longContentID = \"%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%08" PRIx32 "\"\n"
+        "%s"
+        "ddb.adapterType = \"lsilogic\"\n"
+        "ddb.toolsInstallType = \"4\"\n"
+        "ddb.toolsVersion = \"2147483647\"\n"
         "ddb.uuid = \"%02x %02x %02x %02x %02x %02x %02x %02x-%02x %02x %02x %02x %02x %02x %02x "
-        "%02x\"\n"
-        "ddb.virtualHWVersion = \"4\"\n",
-        v->cid, v->sparse ? "monolithicSparse" : "streamOptimized", sectors, enc->base, cyl, u[0],
-        u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], v->cid, u[0], u[1],
-        u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+        "%02x\"\n",
+        v->cid, v->sparse ? "monolithicSparse" : "streamOptimized", sectors, enc->base, u[0], u[1],
+        u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], v->cid,
+        vmdk_cylinders(sectors), sector_keys, u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8],
+        u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
     if (n < 0 || (size_t)n >= cap)
         return -ENAMETOOLONG;
     return n;
@@ -296,12 +316,21 @@ static void vmdk_header(uint8_t *h, uint64_t sectors, uint64_t gd_offset, uint64
     put_le16(h + 77, sparse ? 0 : 1); /* none / deflate */
 }
 
+/* The header's capacity in 512-byte sectors: the disk's size exactly, as
+ * VMware writes it (open-vmdk: CEILING(capacity, 512)), not rounded to a
+ * grain, so the disk does not grow; a size that is not a whole logical
+ * sector is rounded up to one (512, or 4096 for 4Kn). */
+static uint64_t vmdk_capacity(const struct vmdk_stream *v, uint64_t size)
+{
+    return div_round_up(size, v->sector_size) * (v->sector_size / VMDK_SECTOR);
+}
+
 /* Build header + descriptor for a disk of `size` bytes into head. */
 static int vmdk_build_head(struct vd_encoder *enc, uint64_t size, uint64_t gd, uint64_t rgd,
                            uint8_t *head, struct vd_error *err)
 {
     const struct vmdk_stream *v = enc->priv;
-    uint64_t sectors = div_round_up(size, VMDK_GRAIN) * VMDK_GRAIN_SECTORS;
+    uint64_t sectors = vmdk_capacity(v, size);
     memset(head, 0, VMDK_HEAD_LEN);
     vmdk_header(head, sectors, gd, rgd, v->sparse);
     if (vmdk_descriptor(enc, sectors, (char *)head + VMDK_SECTOR, VMDK_DESC_SECTORS * VMDK_SECTOR) <
@@ -319,6 +348,10 @@ static int vmdk_begin(struct vd_encoder *enc, struct vd_error *err)
     pthread_cond_init(&v->work_cv, NULL);
     pthread_cond_init(&v->done_cv, NULL);
     v->pool_up = true;
+    v->sector_size = enc->opts->sector_size ? enc->opts->sector_size : VMDK_SECTOR;
+    if (v->sector_size != VMDK_SECTOR && v->sector_size != 4096)
+        return vd_err(err, -EINVAL, "vmdk: %s: sector_size=%" PRIu32 ": expected 512 or 4096",
+                      enc->base, v->sector_size);
     v->level = enc->opts->compress_level > 0                ? enc->opts->compress_level
                : strcmp(vd_codec_name(), "libdeflate") == 0 ? 5
                                                             : 6;
@@ -392,7 +425,7 @@ static int vmdk_finish(struct vd_encoder *enc, uint64_t size, struct vd_error *e
     if ((r = vmdk_flush_gt(enc, err)) < 0)
         return r;
     uint64_t grains = div_round_up(size, VMDK_GRAIN);
-    uint64_t sectors = grains * VMDK_GRAIN_SECTORS;
+    uint64_t sectors = vmdk_capacity(v, size);
     uint64_t ngt = div_round_up(grains, VMDK_GTES);
     uint64_t gd_bytes = div_round_up(ngt * 4, VMDK_SECTOR) * VMDK_SECTOR;
     if (v->gd_len > ngt)

@@ -1473,6 +1473,11 @@ static int vmdk_open(struct vd_image *img, struct vd_error *err)
         return r;
     img->size = s->ext[s->nextents - 1].start + s->ext[s->nextents - 1].len;
     img->subformat = s->subformat;
+    if (s->have_desc && s->desc.logical_sector == 4096) {
+        /* 4Kn as VMware records it (DDB only; capacity and offsets stay in
+         * 512-byte units): partitions are found in 4 KiB LBAs. */
+        img->sector_size = 4096;
+    }
     if (img->opts.writable) {
         for (size_t i = 0; i < s->nextents; i++)
             if (s->ext[i].type == VMDK_EXT_SPARSE && s->ext[i].sp.compressed)

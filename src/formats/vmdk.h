@@ -55,6 +55,7 @@ struct vmdk_desc {
     char *parent_hint;        /* parentFileNameHint, NULL if absent */
     char *adapter_type;       /* ddb.adapterType */
     char *hw_version;         /* ddb.virtualHWVersion */
+    uint32_t logical_sector;  /* ddb.logicalSectorSize: 512 or 4096; 0 if absent */
     size_t nextents, extents_cap;
     struct vmdk_desc_extent *extents;
 };

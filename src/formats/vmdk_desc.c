@@ -257,6 +257,18 @@ int vd_vmdk_desc_parse(const char *buf, size_t len, const char *name, struct vmd
             r = vmdk_set_str(&d.adapter_type, vs, ve);
         } else if (vmdk_word_is(ks, ke, "ddb.virtualHWVersion")) {
             r = vmdk_set_str(&d.hw_version, vs, ve);
+        } else if (vmdk_word_is(ks, ke, "ddb.logicalSectorSize")) {
+            /* 4Kn, as VMware's open-vmdk writes it (vmdk-convert -s 4096):
+             * the DDB alone says so; offsets stay in 512-byte sectors. */
+            uint64_t v;
+            if (!vmdk_parse_u64(vs, ve, &v) || (v != 512 && v != 4096)) {
+                r = vd_err(err, -EINVAL,
+                           "vmdk: %s: descriptor line %u: ddb.logicalSectorSize '%.*s' is not "
+                           "512 or 4096",
+                           name, lineno, (int)VD_MIN(ve - vs, 40), vs);
+                goto fail;
+            }
+            d.logical_sector = (uint32_t)v;
         }
         if (r < 0) {
             r = vd_err(err, -ENOMEM, "out of memory");

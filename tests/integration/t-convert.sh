@@ -71,16 +71,16 @@ oracle_mount() {
 
 for src in "$R" "$E"; do
     check "$src" raw raw 1
-    check "$src" vmdk vmdk 65536
-    check "$src" vmdk vmdk 65536 compress_level=1,threads=1
-    check "$src" vmdk vmdk 65536 vmdk_type=monolithicSparse
+    check "$src" vmdk vmdk 512
+    check "$src" vmdk vmdk 512 compress_level=1,threads=1
+    check "$src" vmdk vmdk 512 vmdk_type=monolithicSparse
     check "$src" vhd vpc 1048576
     check "$src" vhd vpc 1048576 vhd_type=fixed
     check "$src" vhdx vhdx 512
     check "$src" vhdx vhdx 512 vhdx_type=fixed
     check "$src" vhdx vhdx 512 vhdx_block_size=1M
-    check "$src" ova - 65536
-    check "$src" ova - 65536 ova_manifest=sha1
+    check "$src" ova - 512
+    check "$src" ova - 512 ova_manifest=sha1
 done
 
 # VHD footer facts: creator "win ", 1 MiB-aligned current size.

@@ -68,7 +68,8 @@ static void test_desc(void)
                              "RW 16 VMFSSPARSE \"d-delta.vmdk\"\n"
                              "junk line without equals\n"
                              "ddb.adapterType = \"lsilogic\"\n"
-                             "ddb.virtualHWVersion=\"14\"\n\0garbage after NUL\n";
+                             "ddb.virtualHWVersion=\"14\"\n"
+                             "ddb.logicalSectorSize = \"4096\"\n\0garbage after NUL\n";
     struct vmdk_desc d;
     struct vd_error err = {0};
     int r = vd_vmdk_desc_parse(ok, sizeof(ok) - 1, "d.vmdk", &d, &err);
@@ -78,6 +79,7 @@ static void test_desc(void)
         CHECK(!strcmp(d.create_type, "twoGbMaxExtentSparse"), "createType");
         CHECK(!strcmp(d.parent_hint, "C:\\VMs\\base.vmdk"), "hint %s", d.parent_hint);
         CHECK(!strcmp(d.adapter_type, "lsilogic") && !strcmp(d.hw_version, "14"), "ddb");
+        CHECK(d.logical_sector == 4096, "logicalSectorSize %u", (unsigned)d.logical_sector);
         CHECK(d.nextents == 4, "nextents %zu", d.nextents);
         CHECK(d.extents[0].access == VMDK_RW && d.extents[0].sectors == 4192256 &&
                   d.extents[0].type == VMDK_EXT_SPARSE &&
@@ -108,6 +110,8 @@ static void test_desc(void)
         {"CID=xyz\n", "vmdk: d.vmdk: descriptor line 1: bad CID 'xyz'"},
         {"parentCID=123456789\n", "vmdk: d.vmdk: descriptor line 1: bad parentCID '123456789'"},
         {"version=abc\n", "vmdk: d.vmdk: descriptor line 1: bad version"},
+        {"ddb.logicalSectorSize = \"1024\"\n",
+         "vmdk: d.vmdk: descriptor line 1: ddb.logicalSectorSize '1024' is not 512 or 4096"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct vd_error e = {0};
