@@ -37,7 +37,8 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 nbdkit() {
     local plugin asan
     plugin=$(dirname "$VDISK")/nbdkit-vdisk-plugin.so
-    if [ -f "$plugin" ] && nm -D "$plugin" 2>/dev/null | grep -q " U __asan_"; then
+    # (Not nm | grep -q: with pipefail, grep's early exit fails nm with SIGPIPE.)
+    if [ -f "$plugin" ] && [[ $(nm -D "$plugin" 2>/dev/null) == *" U __asan_init"* ]]; then
         asan=$(${CC:-gcc} -print-file-name=libasan.so 2>/dev/null || true)
         [ -f "$asan" ] || { echo "the plugin uses ASan and libasan.so is not found" >&2; return 1; }
         LD_PRELOAD=$asan ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 command nbdkit "$@"
