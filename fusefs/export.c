@@ -83,8 +83,9 @@
 #include "export.h"
 #include "vdisk/export.h"
 
-#define STATUS_XATTR "user.vdisk.status"
-#define XSEEN_MAX    8 /* tasks remembered per export */
+#define STATUS_XATTR   "user.vdisk.status"
+#define PROGRESS_XATTR "user.vdisk.progress"
+#define XSEEN_MAX      8 /* tasks remembered per export */
 
 /* include/linux/sched.h; /proc/PID/stat field 9 shows them. */
 #define PF_EXITING 0x00000004u /* in do_exit() */
@@ -126,6 +127,11 @@ struct xfile {
     char sha[65];
     char msg[VD_ERROR_MAX]; /* X_ERROR, or the first failed write's message */
     struct timespec mtime;
+    /* Progress (user.vdisk.progress): raw bytes the writers handed in, the
+     * virtual size when a truncate or a sized start gave it, when it ended. */
+    uint64_t in_bytes;
+    bool sized;
+    struct timespec ended; /* CLOCK_MONOTONIC; zero while writing */
 };
 
 struct xhandle {
@@ -582,6 +588,9 @@ static int xstart_open(struct xfile *x, uint64_t size, struct fuse_file_info *fi
     x->dirty = false;
     x->had_data = false;
     x->snap_size = x->snap_out = 0;
+    x->in_bytes = 0;
+    x->sized = size > 0;
+    memset(&x->ended, 0, sizeof(x->ended));
     memset(&x->res, 0, sizeof(x->res));
     x->nseen = 0;
     x->seen_all = false;
@@ -612,6 +621,7 @@ static int xstart_open(struct xfile *x, uint64_t size, struct fuse_file_info *fi
     if (r < 0) {
         x->state = X_ERROR;
         snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
+        vdfs_log("export/%s: refused: %s", x->name, err.msg);
         if (e) {
             pthread_mutex_unlock(&g_lock);
             vd_export_abort(e);
@@ -678,7 +688,7 @@ static void *xhash_thread(void *arg)
     int r = vd_image_hash(vd_source_disk(h->out, 0), "sha256", hex, xhash_progress, NULL, &err);
     vd_source_close(h->out);
     if (r < 0 && r != -ECANCELED)
-        fprintf(stderr, "vdiskfs: %s: digest of the output: %s\n", h->x->name, err.msg);
+        vdfs_log("export/%s: digest of the output: %s", h->x->name, err.msg);
     pthread_mutex_lock(&g_lock);
     if (h->x->gen == h->gen && h->x->hashing) {
         h->x->hashing = false;
@@ -707,7 +717,7 @@ static void xhash_start(struct xfile *x)
         return;
     if (!(h = calloc(1, sizeof(*h))) || vd_source_open(path, &oo, &h->out, &err) < 0) {
         if (h)
-            fprintf(stderr, "vdiskfs: %s: digest of the output: %s\n", x->name, err.msg);
+            vdfs_log("export/%s: digest of the output: %s", x->name, err.msg);
         free(h);
         free(path);
         return;
@@ -763,9 +773,12 @@ static int xfinish(struct xfile *x, unsigned gen, int max_writers)
         r = vd_export_commit(e, &res, &err);
     }
     pthread_mutex_lock(&g_lock);
+    clock_gettime(CLOCK_MONOTONIC, &x->ended);
     if (r < 0) {
         x->state = X_ERROR;
         snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
+        if (!abort_it)
+            vdfs_log("export/%s: failed: %s", x->name, err.msg);
     } else {
         x->state = X_DONE;
         x->res = res;
@@ -808,6 +821,7 @@ static void xfail(struct xfile *x, unsigned gen, const char *msg)
     x->hashing = false; /* a digest still running is dropped */
     x->withdrawing = done;
     x->refs++;
+    clock_gettime(CLOCK_MONOTONIC, &x->ended);
     snprintf(x->msg, sizeof(x->msg), "%s", msg);
     clock_gettime(CLOCK_REALTIME, &x->mtime);
     pthread_cond_broadcast(&g_hash_cv);
@@ -827,7 +841,7 @@ static void xfail(struct xfile *x, unsigned gen, const char *msg)
         size_t n = strlen(x->msg);
         snprintf(x->msg + n, sizeof(x->msg) - n, "; removing the output failed: %s", err.msg);
     }
-    fprintf(stderr, "vdiskfs: %s\n", x->msg);
+    vdfs_log("export/%s: %s", x->name, x->msg);
     xput(x);
     pthread_mutex_unlock(&g_lock);
     xinvalidate(x->name);
@@ -912,10 +926,30 @@ static bool xbusy(const struct xfile *x)
 
 int export_create(const char *name, mode_t mode, struct fuse_file_info *fi)
 {
-    if (!valid_name(name))
+    if (!valid_name(name)) {
+        vdfs_log("export/%s: refused: not a name export/ takes (one component, not starting "
+                 "with '.')",
+                 name);
         return -EINVAL;
-    if (!vd_export_format_for(name))
-        return -EINVAL; /* the extension picks the format */
+    }
+    const char *fmt = vd_export_format_for(name);
+    if (!fmt) { /* the extension picks the format */
+        const char *dot = strrchr(name, '.');
+        vdfs_log("export/%s: refused: unknown format '%s'; the extension picks the format: "
+                 ".vmdk, .vhd, .vhdx, .ova, .raw or .img",
+                 name, dot ? dot + 1 : "");
+        return -EINVAL;
+    }
+    if (!strcmp(fmt, "ova") && !strncmp(g_dest, "s3://", 5)) {
+        /* An OVA's manifest holds its disk's digest, which needs the disk's
+         * final head: streamed to S3 through the mount (size unknown until
+         * the last close) it can only fail at the end (src/export/ova.c). */
+        vdfs_log("export/%s: refused: an OVA cannot be streamed to S3 through export/ (its "
+                 "manifest needs the disk's digest, known only once the size is); use `vdisk "
+                 "convert -O ova SOURCE %s%s%s`, or export=DIR to a local directory",
+                 name, g_dest, g_dest[strlen(g_dest) - 1] == '/' ? "" : "/", name);
+        return -EOPNOTSUPP;
+    }
     struct fuse_context *ctx = fuse_get_context();
     int r;
     pthread_mutex_lock(&g_lock);
@@ -1015,11 +1049,17 @@ int export_write(const char *name, const char *buf, size_t size, off_t off,
     }
     pthread_mutex_unlock(&g_lock);
     int r = e ? vd_export_pwrite(e, buf, size, (uint64_t)off, &err) : -EIO;
-    if (r < 0 && e) {
+    if (e) {
         pthread_mutex_lock(&g_lock);
-        if (!x->msg[0])
+        if (r >= 0)
+            x->in_bytes += size;
+        bool first = r < 0 && !x->msg[0];
+        if (first)
             snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
         pthread_mutex_unlock(&g_lock);
+        if (first)
+            vdfs_log("export/%s: write of %zu bytes at %lld refused: %s", name, size,
+                     (long long)off, err.msg);
     }
     pthread_rwlock_unlock(&x->rw);
     if (late) {
@@ -1100,8 +1140,12 @@ int export_truncate(const char *name, off_t size, struct fuse_file_info *fi)
     r = e ? vd_export_truncate(e, (uint64_t)size, &err) : -EIO;
     pthread_rwlock_unlock(&x->rw);
     pthread_mutex_lock(&g_lock);
-    if (r < 0 && e && !x->msg[0])
+    if (r == 0 && size > 0)
+        x->sized = true;
+    if (r < 0 && e && !x->msg[0]) {
         snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
+        vdfs_log("export/%s: truncate to %lld refused: %s", name, (long long)size, err.msg);
+    }
     xput(x);
     pthread_mutex_unlock(&g_lock);
     return r;
@@ -1186,10 +1230,42 @@ int export_unlink(const char *name)
     return 0;
 }
 
+/* user.vdisk.progress (g_lock held): raw bytes written, of how many when
+ * the size is known, the rate since the export started, the output's
+ * bytes, and a note about the output (a VHD's size rounded up). */
+static void xprogress(const struct xfile *x, char *out, size_t len)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (x->ended.tv_sec || x->ended.tv_nsec)
+        now = x->ended;
+    double secs =
+        (double)(now.tv_sec - x->started.tv_sec) + (double)(now.tv_nsec - x->started.tv_nsec) / 1e9;
+    double rate = secs > 0 ? (double)x->in_bytes / secs / 1e6 : 0;
+    bool writing = x->state == X_WRITING || x->state == X_STARTING;
+    uint64_t vsize = x->e ? vd_export_size(x->e) : x->snap_size;
+    uint64_t out_bytes = x->state == X_DONE ? x->res.bytes
+                         : x->e             ? vd_export_output_bytes(x->e)
+                                            : x->snap_out;
+    int n;
+    if (writing && x->sized && vsize)
+        n = snprintf(out, len, "written %llu of %llu bytes (%u%%), %.1f MB/s, output %llu bytes",
+                     (unsigned long long)x->in_bytes, (unsigned long long)vsize,
+                     (unsigned)(x->in_bytes >= vsize ? 100 : x->in_bytes * 100 / vsize), rate,
+                     (unsigned long long)out_bytes);
+    else
+        n = snprintf(out, len, "written %llu bytes%s in %.1f s, %.1f MB/s, output %llu bytes",
+                     (unsigned long long)x->in_bytes, writing ? " so far" : "", secs, rate,
+                     (unsigned long long)out_bytes);
+    if (n > 0 && (size_t)n < len && x->state == X_DONE && x->res.note[0])
+        snprintf(out + n, len - (size_t)n, "; note: %s", x->res.note);
+}
+
 int export_getxattr(const char *name, const char *attr, char *value, size_t size)
 {
     char status[VD_ERROR_MAX + 64];
-    if (!*name || strcmp(attr, STATUS_XATTR) != 0)
+    bool progress = strcmp(attr, PROGRESS_XATTR) == 0;
+    if (!*name || (strcmp(attr, STATUS_XATTR) != 0 && !progress))
         return -ENODATA; /* before any wait: ls -l asks for ACLs */
     pthread_mutex_lock(&g_lock);
     struct xfile *x = xfind(name);
@@ -1198,9 +1274,11 @@ int export_getxattr(const char *name, const char *attr, char *value, size_t size
         return -ENOENT;
     }
     x->refs++; /* an unlink while we wait must not free it */
-    while (x->state == X_DONE && x->hashing)
+    while (!progress && x->state == X_DONE && x->hashing)
         pthread_cond_wait(&g_hash_cv, &g_lock);
-    if (x->state == X_DONE)
+    if (progress)
+        xprogress(x, status, sizeof(status));
+    else if (x->state == X_DONE)
         snprintf(status, sizeof(status), "done %llu %s", (unsigned long long)x->res.bytes, x->sha);
     else if (x->state == X_ERROR || x->msg[0])
         snprintf(status, sizeof(status), "error: %s", x->msg);
@@ -1220,7 +1298,7 @@ int export_getxattr(const char *name, const char *attr, char *value, size_t size
 
 int export_listxattr(const char *name, char *list, size_t size)
 {
-    static const char names[] = STATUS_XATTR; /* one name, NUL included */
+    static const char names[] = STATUS_XATTR "\0" PROGRESS_XATTR; /* each with its NUL */
     if (!*name)
         return 0;
     if (size == 0)
