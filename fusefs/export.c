@@ -940,14 +940,14 @@ int export_create(const char *name, mode_t mode, struct fuse_file_info *fi)
                  name, dot ? dot + 1 : "");
         return -EINVAL;
     }
-    if (!strcmp(fmt, "ova") && !strncmp(g_dest, "s3://", 5)) {
-        /* An OVA's manifest holds its disk's digest, which needs the disk's
-         * final head: streamed to S3 through the mount (size unknown until
-         * the last close) it can only fail at the end (src/export/ova.c). */
-        vdfs_log("export/%s: refused: an OVA cannot be streamed to S3 through export/ (its "
-                 "manifest needs the disk's digest, known only once the size is); use `vdisk "
-                 "convert -O ova SOURCE %s%s%s`, or export=DIR to a local directory",
-                 name, g_dest, g_dest[strlen(g_dest) - 1] == '/' ? "" : "/", name);
+    if (!strcmp(fmt, "ova") && g_vm_ndisks > 1 && !strncmp(g_dest, "s3://", 5)) {
+        /* src/export/ova.c patches each member's tar header in place, which
+         * an S3 upload cannot do; it would only say so once the data came. */
+        vdfs_log("export/%s: refused: an OVA of %zu disks (export_vm=%s) cannot be written to "
+                 "S3 (each disk's size is patched into the archive in place); write it to a "
+                 "local file (export=DIR, or `vdisk convert SOURCE.ova FILE.ova`) and upload "
+                 "that",
+                 name, g_vm_ndisks, g_vm_path);
         return -EOPNOTSUPP;
     }
     struct fuse_context *ctx = fuse_get_context();

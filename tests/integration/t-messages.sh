@@ -8,8 +8,9 @@
 #   - a source taken as raw only by fallback whose size is not whole sectors
 #     warns, and info.json says how each format was chosen;
 #   - export/ refusals go to stderr with -f and to -o log=FILE (a relative
-#     name, resolved at mount) in the background; an OVA to an S3 prefix is
-#     refused at create (it used to fail at close, after the whole upload);
+#     name, resolved at mount) in the background; an OVA of several disks
+#     to an S3 prefix is refused at create (it used to fail after the data
+#     came), while one of one disk is written;
 #   - user.vdisk.progress: bytes written, of how many once sized, the rate,
 #     and the note of a VHD whose size was rounded up;
 #   - vdisk fixup on a view whose ext4 journal needs recovery.
@@ -121,21 +122,46 @@ assert_eq "$(qemu-img info -f vpc --output=json e/y.vhd | python3 -c 'import jso
 vumount m
 assert_eq "$(sed 's/^[^ ]* vdiskfs\[[0-9]*\]: /vdiskfs: /' vd.log)" "$qcow_msg" "message in log=vd.log"
 
-# --- an OVA to an S3 prefix through the mount: refused at create, pointing
-# to vdisk convert (the manifest needs the disk's digest, known only at the end)
+# --- OVAs to an S3 prefix through the mount. One disk works (its digest is
+# taken from the upload); an OVA of several disks (export_vm=) cannot be
+# written to S3, and is refused at create instead of after the data came.
 . "$(dirname "$VD_TEST_LIB")/../s3/lib-s3.sh"
 s3_start
-vmount "$T/m" -o "export=s3://vdtest/fx/,endpoint=http://127.0.0.1:$S3P_PORT,path_style,log=s3.log" disk.raw
-if cp m/disk/disk.raw m/export/web01.ova 2>"$T/cp.err"; then fail "cp of an OVA to S3 through export/ succeeded"; fi
+head -c 1M /dev/urandom | dd of=disk.raw conv=notrunc status=none
+qemu-img convert -O vmdk -o subformat=streamOptimized disk.raw ova-d1.vmdk
+head -c 2M /dev/urandom >disk2.raw
+qemu-img convert -O vmdk -o subformat=streamOptimized disk2.raw ova-d2.vmdk
+cat >two.ovf <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References>
+    <File ovf:href="ova-d1.vmdk" ovf:id="file1" ovf:size="$(stat -c %s ova-d1.vmdk)"/>
+    <File ovf:href="ova-d2.vmdk" ovf:id="file2" ovf:size="$(stat -c %s ova-d2.vmdk)"/>
+  </References>
+  <DiskSection><Info>disks</Info>
+    <Disk ovf:capacity="$(stat -c %s disk.raw)" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+    <Disk ovf:capacity="$(stat -c %s disk2.raw)" ovf:diskId="vmdisk2" ovf:fileRef="file2" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+  <VirtualSystem ovf:id="two"><Info>vm</Info><Name>two</Name></VirtualSystem>
+</Envelope>
+EOF
+tar --format=ustar -cf two.ova two.ovf ova-d1.vmdk ova-d2.vmdk
+S3OPTS="endpoint=http://127.0.0.1:$S3P_PORT,path_style"
+vmount "$T/m" -o "export=s3://vdtest/fx/,$S3OPTS" disk.raw
+cp m/disk/disk.raw m/export/one.ova
+vumount m
+s3_get fx/one.ova one.ova
+mkdir one && tar -xf one.ova -C one
+assert_eq "$(qemu_raw_sha "$(ls one/*.vmdk)" vmdk)" "$(sha disk.raw)" "one-disk OVA to S3 through export/"
+vmount "$T/m" -o "export=s3://vdtest/fx/,$S3OPTS,export_vm=two.ova,log=s3.log" two.ova
+if cp m/two/disk1.raw m/export/web01.ova 2>"$T/cp.err"; then fail "cp of a two-disk OVA to S3 through export/ succeeded"; fi
 assert_eq "$(cat "$T/cp.err")" "cp: cannot create regular file 'm/export/web01.ova': Operation not supported" "cp's message for the OVA"
 vumount m
 assert_eq "$(sed 's/^[^ ]* vdiskfs\[[0-9]*\]: /vdiskfs: /' s3.log)" \
-    "vdiskfs: export/web01.ova: refused: an OVA cannot be streamed to S3 through export/ (its manifest needs the disk's digest, known only once the size is); use \`vdisk convert -O ova SOURCE s3://vdtest/fx/web01.ova\`, or export=DIR to a local directory" \
-    "OVA to S3 message"
+    "vdiskfs: export/web01.ova: refused: an OVA of 2 disks (export_vm=two.ova) cannot be written to S3 (each disk's size is patched into the archive in place); write it to a local file (export=DIR, or \`vdisk convert SOURCE.ova FILE.ova\`) and upload that" \
+    "two-disk OVA to S3 message"
 assert_eq "$(s3_uploads)" "" "multipart uploads left behind"
-# What the message points to works.
-"$VDISK" convert -q -O ova disk.raw s3://vdtest/fx/web01.ova
-assert_eq "$(s3_head fx/web01.ova)" 200 "vdisk convert of the OVA to S3"
+assert_eq "$(s3_head fx/web01.ova)" 404 "object of the refused OVA"
 
 # --- the journal-in-use message of vdisk fixup (src/fixup/ext2.c)
 need sfdisk mkfs.ext4 debugfs
