@@ -849,6 +849,8 @@ static void usage(FILE *f)
                "  overlay=FILE       writable disks whose writes all go to FILE (created when\n"
                "                     absent); the sources are never written\n"
                "  format=FMT         skip probing (vmdk, vhd, vhdx, ova, raw)\n"
+               "  log=FILE           append messages (refusals, failed exports) to FILE;\n"
+               "                     also stderr with -f, syslog when /dev/log exists\n"
                "  export=DEST        show export/: files created there are encoded to DEST\n"
                "                     (a directory or s3://bucket/prefix/); see vdiskfs(1)\n"
                "  vmdk_type= vhd_type= vhdx_type= compress_level= ova_manifest=\n"
@@ -856,7 +858,7 @@ static void usage(FILE *f)
                "  fsync=on           sync each export before renaming it into place\n"
                "  region= endpoint= profile= path_style cache_size=\n"
                "                     S3 settings (default: the AWS environment)\n"
-               "  allow_other ...    other options go to FUSE (see mount.fuse3(8))\n");
+               "  allow_other ...    FUSE's own options go to FUSE (see mount.fuse3(8))\n");
 }
 
 static uint64_t parse_size(const char *s)
