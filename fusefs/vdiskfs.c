@@ -1234,8 +1234,10 @@ int main(int argc, char **argv)
             }
             char *copy = strdup(list), *save = NULL;
             for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save))
-                if (handle_opt(it, fuse_opts, sizeof(fuse_opts)) < 0)
+                if (handle_opt(it, fuse_opts, sizeof(fuse_opts)) < 0) {
+                    free(copy);
                     return 2;
+                }
             free(copy);
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "vdiskfs: unknown option '%s' (see --help)\n", a);
