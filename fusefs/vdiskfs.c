@@ -160,11 +160,10 @@ static int add_source(const char *uri)
     }
     uint64_t size0 = vd_source_ndisks(src) ? vd_image_size(vd_source_disk(src, 0)) : 0;
     if (!strcmp(vd_source_format_chosen(src), "fallback") && size0 % 512)
-        fprintf(stderr,
-                "vdiskfs: warning: %s: no image format recognised, so it is shown as a raw "
-                "disk, but its %" PRIu64 " bytes are not a whole number of 512-byte sectors: "
-                "is it a disk image at all? (-o format=raw silences this)\n",
-                uri, size0);
+        vdfs_log("warning: %s: no image format recognised, so it is shown as a raw disk, but "
+                 "its %" PRIu64 " bytes are not a whole number of 512-byte sectors: is it a disk "
+                 "image at all? (-o format=raw silences this)",
+                 uri, size0);
     struct srcdir *dirs = realloc(g.srcs, (g.nsrc + 1) * sizeof(*dirs));
     if (!dirs) {
         vd_source_close(src);
