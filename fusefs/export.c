@@ -127,8 +127,9 @@ struct xfile {
     char sha[65];
     char msg[VD_ERROR_MAX]; /* X_ERROR, or the first failed write's message */
     struct timespec mtime;
-    /* Progress (user.vdisk.progress): raw bytes the writers handed in, the
-     * virtual size when a truncate or a sized start gave it, when it ended. */
+    /* Progress (user.vdisk.progress): raw bytes the writers handed in
+     * (atomic, not under g_lock), whether a truncate or a sized start gave
+     * the virtual size, and when the export ended. */
     uint64_t in_bytes;
     bool sized;
     struct timespec ended; /* CLOCK_MONOTONIC; zero while writing */
@@ -588,7 +589,7 @@ static int xstart_open(struct xfile *x, uint64_t size, struct fuse_file_info *fi
     x->dirty = false;
     x->had_data = false;
     x->snap_size = x->snap_out = 0;
-    x->in_bytes = 0;
+    __atomic_store_n(&x->in_bytes, 0, __ATOMIC_RELAXED);
     x->sized = size > 0;
     memset(&x->ended, 0, sizeof(x->ended));
     memset(&x->res, 0, sizeof(x->res));
@@ -841,7 +842,7 @@ static void xfail(struct xfile *x, unsigned gen, const char *msg)
         size_t n = strlen(x->msg);
         snprintf(x->msg + n, sizeof(x->msg) - n, "; removing the output failed: %s", err.msg);
     }
-    vdfs_log("export/%s: %s", x->name, x->msg);
+    vdfs_log("%s", x->msg); /* it names the output and says what to do */
     xput(x);
     pthread_mutex_unlock(&g_lock);
     xinvalidate(x->name);
@@ -1049,11 +1050,12 @@ int export_write(const char *name, const char *buf, size_t size, off_t off,
     }
     pthread_mutex_unlock(&g_lock);
     int r = e ? vd_export_pwrite(e, buf, size, (uint64_t)off, &err) : -EIO;
-    if (e) {
+    if (r >= 0) {
+        /* No g_lock on the hot path: xprogress reads it atomically too. */
+        __atomic_add_fetch(&x->in_bytes, size, __ATOMIC_RELAXED);
+    } else if (e) {
         pthread_mutex_lock(&g_lock);
-        if (r >= 0)
-            x->in_bytes += size;
-        bool first = r < 0 && !x->msg[0];
+        bool first = !x->msg[0];
         if (first)
             snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
         pthread_mutex_unlock(&g_lock);
@@ -1241,7 +1243,8 @@ static void xprogress(const struct xfile *x, char *out, size_t len)
         now = x->ended;
     double secs =
         (double)(now.tv_sec - x->started.tv_sec) + (double)(now.tv_nsec - x->started.tv_nsec) / 1e9;
-    double rate = secs > 0 ? (double)x->in_bytes / secs / 1e6 : 0;
+    uint64_t in = __atomic_load_n(&x->in_bytes, __ATOMIC_RELAXED);
+    double rate = secs > 0 ? (double)in / secs / 1e6 : 0;
     bool writing = x->state == X_WRITING || x->state == X_STARTING;
     uint64_t vsize = x->e ? vd_export_size(x->e) : x->snap_size;
     uint64_t out_bytes = x->state == X_DONE ? x->res.bytes
@@ -1250,12 +1253,12 @@ static void xprogress(const struct xfile *x, char *out, size_t len)
     int n;
     if (writing && x->sized && vsize)
         n = snprintf(out, len, "written %llu of %llu bytes (%u%%), %.1f MB/s, output %llu bytes",
-                     (unsigned long long)x->in_bytes, (unsigned long long)vsize,
-                     (unsigned)(x->in_bytes >= vsize ? 100 : x->in_bytes * 100 / vsize), rate,
+                     (unsigned long long)in, (unsigned long long)vsize,
+                     (unsigned)(in >= vsize ? 100 : in * 100 / vsize), rate,
                      (unsigned long long)out_bytes);
     else
         n = snprintf(out, len, "written %llu bytes%s in %.1f s, %.1f MB/s, output %llu bytes",
-                     (unsigned long long)x->in_bytes, writing ? " so far" : "", secs, rate,
+                     (unsigned long long)in, writing ? " so far" : "", secs, rate,
                      (unsigned long long)out_bytes);
     if (n > 0 && (size_t)n < len && x->state == X_DONE && x->res.note[0])
         snprintf(out + n, len - (size_t)n, "; note: %s", x->res.note);
