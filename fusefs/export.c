@@ -45,7 +45,9 @@
  * O_TRUNC joins the export (`exec 3>x; dd of=x conv=notrunc ...`).
  * A finished entry stays listed with the output's size, and the xattr
  * user.vdisk.status says "writing <output bytes>", "done <bytes> <sha256>"
- * or "error: <message>".
+ * or "error: <message>"; user.vdisk.progress the bytes written (of how
+ * many, once sized), the rate and a note about the output. Refusals and
+ * failures are logged too (vdfs_log): errno is all a writer sees.
  *
  * The digest. Encoders that rewrite their head at the end (VHD, VHDX, OVA,
  * a VMDK sized only by then) cannot hash while streaming, and reading the
@@ -981,11 +983,18 @@ int export_create(const char *name, mode_t mode, struct fuse_file_info *fi)
     r = xstart_open(x, 0, fi);
 out:
     pthread_mutex_unlock(&g_lock);
+    if (r == -EBUSY)
+        vdfs_log("export/%s: refused: it is being written by another descriptor; wait for "
+                 "it to be closed, or write under another name",
+                 name);
     return r;
 }
 
 int export_open(const char *name, struct fuse_file_info *fi)
 {
+    static const char busy[] = "it is being written by another descriptor; wait for it to be "
+                               "closed, or write under another name";
+    const char *why = NULL; /* a refusal, logged */
     int r;
     pthread_mutex_lock(&g_lock);
     struct xfile *x = xfind(name);
@@ -993,12 +1002,15 @@ int export_open(const char *name, struct fuse_file_info *fi)
         r = -ENOENT;
     } else if ((fi->flags & O_ACCMODE) == O_RDONLY) {
         r = -EACCES; /* export files are write-only */
+        why = "export files are write-only; read the output at DEST";
     } else if (xmoving(x)) {
         r = -EBUSY;
+        why = "it is being started or finished; try again";
     } else if (xbusy(x)) {
         /* Another writer has it: O_TRUNC would drop its data, so only a
          * descriptor that keeps it (dd conv=notrunc) may join. */
         r = fi->flags & O_TRUNC ? -EBUSY : xhandle_new(x, true, fi);
+        why = r == -EBUSY ? busy : NULL;
     } else if (x->state == X_WRITING) {
         /* Started by a truncate(2) of the path, no handle yet. */
         r = xhandle_new(x, true, fi);
@@ -1018,8 +1030,12 @@ int export_open(const char *name, struct fuse_file_info *fi)
         r = xstart_open(x, x->snap_size, fi);
     } else {
         r = -EBUSY;
+        why = "a finished export cannot be modified; open it with O_TRUNC (cp, >) to write "
+              "it again";
     }
     pthread_mutex_unlock(&g_lock);
+    if (why)
+        vdfs_log("export/%s: refused: %s", name, why);
     return r;
 }
 

@@ -110,6 +110,9 @@ case $(getfattr --only-values -n user.vdisk.progress m/export/z.raw) in
     "written 3 of 4194304 bytes (0%), "*" MB/s, output "*" bytes") ;;
     *) fail "progress while writing: $(getfattr --only-values -n user.vdisk.progress m/export/z.raw)" ;;
 esac
+# A second writer that would truncate it away is refused, with the reason.
+if cp disk.raw m/export/z.raw 2>"$T/cp.err"; then fail "cp over an export being written succeeded"; fi
+assert_eq "$(cat "$T/cp.err")" "cp: cannot create regular file 'm/export/z.raw': Device or resource busy" "cp's message for a busy export"
 exec 3>&-
 truncate -s 3000000 m/export/y.vhd
 dd if=disk.raw of=m/export/y.vhd bs=1M count=2 conv=notrunc status=none
@@ -120,7 +123,8 @@ esac
 assert_eq "$(qemu-img info -f vpc --output=json e/y.vhd | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" \
     3145728 "the rounded size qemu-img sees"
 vumount m
-assert_eq "$(sed 's/^[^ ]* vdiskfs\[[0-9]*\]: /vdiskfs: /' vd.log)" "$qcow_msg" "message in log=vd.log"
+assert_eq "$(sed 's/^[^ ]* vdiskfs\[[0-9]*\]: /vdiskfs: /' vd.log)" "$qcow_msg
+vdiskfs: export/z.raw: refused: it is being written by another descriptor; wait for it to be closed, or write under another name" "messages in log=vd.log"
 
 # --- OVAs to an S3 prefix through the mount. One disk works (its digest is
 # taken from the upload); an OVA of several disks (export_vm=) cannot be
