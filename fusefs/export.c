@@ -45,7 +45,9 @@
  * O_TRUNC joins the export (`exec 3>x; dd of=x conv=notrunc ...`).
  * A finished entry stays listed with the output's size, and the xattr
  * user.vdisk.status says "writing <output bytes>", "done <bytes> <sha256>"
- * or "error: <message>".
+ * or "error: <message>"; user.vdisk.progress the bytes written (of how
+ * many, once sized), the rate and a note about the output. Refusals and
+ * failures are logged too (vdfs_log): errno is all a writer sees.
  *
  * The digest. Encoders that rewrite their head at the end (VHD, VHDX, OVA,
  * a VMDK sized only by then) cannot hash while streaming, and reading the
@@ -83,8 +85,9 @@
 #include "export.h"
 #include "vdisk/export.h"
 
-#define STATUS_XATTR "user.vdisk.status"
-#define XSEEN_MAX    8 /* tasks remembered per export */
+#define STATUS_XATTR   "user.vdisk.status"
+#define PROGRESS_XATTR "user.vdisk.progress"
+#define XSEEN_MAX      8 /* tasks remembered per export */
 
 /* include/linux/sched.h; /proc/PID/stat field 9 shows them. */
 #define PF_EXITING 0x00000004u /* in do_exit() */
@@ -126,6 +129,12 @@ struct xfile {
     char sha[65];
     char msg[VD_ERROR_MAX]; /* X_ERROR, or the first failed write's message */
     struct timespec mtime;
+    /* Progress (user.vdisk.progress): raw bytes the writers handed in
+     * (atomic, not under g_lock), whether a truncate or a sized start gave
+     * the virtual size, and when the export ended. */
+    uint64_t in_bytes;
+    bool sized;
+    struct timespec ended; /* CLOCK_MONOTONIC; zero while writing */
 };
 
 struct xhandle {
@@ -582,6 +591,9 @@ static int xstart_open(struct xfile *x, uint64_t size, struct fuse_file_info *fi
     x->dirty = false;
     x->had_data = false;
     x->snap_size = x->snap_out = 0;
+    __atomic_store_n(&x->in_bytes, 0, __ATOMIC_RELAXED);
+    x->sized = size > 0;
+    memset(&x->ended, 0, sizeof(x->ended));
     memset(&x->res, 0, sizeof(x->res));
     x->nseen = 0;
     x->seen_all = false;
@@ -612,6 +624,7 @@ static int xstart_open(struct xfile *x, uint64_t size, struct fuse_file_info *fi
     if (r < 0) {
         x->state = X_ERROR;
         snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
+        vdfs_log("export/%s: refused: %s", x->name, err.msg);
         if (e) {
             pthread_mutex_unlock(&g_lock);
             vd_export_abort(e);
@@ -678,7 +691,7 @@ static void *xhash_thread(void *arg)
     int r = vd_image_hash(vd_source_disk(h->out, 0), "sha256", hex, xhash_progress, NULL, &err);
     vd_source_close(h->out);
     if (r < 0 && r != -ECANCELED)
-        fprintf(stderr, "vdiskfs: %s: digest of the output: %s\n", h->x->name, err.msg);
+        vdfs_log("export/%s: digest of the output: %s", h->x->name, err.msg);
     pthread_mutex_lock(&g_lock);
     if (h->x->gen == h->gen && h->x->hashing) {
         h->x->hashing = false;
@@ -707,7 +720,7 @@ static void xhash_start(struct xfile *x)
         return;
     if (!(h = calloc(1, sizeof(*h))) || vd_source_open(path, &oo, &h->out, &err) < 0) {
         if (h)
-            fprintf(stderr, "vdiskfs: %s: digest of the output: %s\n", x->name, err.msg);
+            vdfs_log("export/%s: digest of the output: %s", x->name, err.msg);
         free(h);
         free(path);
         return;
@@ -763,9 +776,12 @@ static int xfinish(struct xfile *x, unsigned gen, int max_writers)
         r = vd_export_commit(e, &res, &err);
     }
     pthread_mutex_lock(&g_lock);
+    clock_gettime(CLOCK_MONOTONIC, &x->ended);
     if (r < 0) {
         x->state = X_ERROR;
         snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
+        if (!abort_it)
+            vdfs_log("export/%s: failed: %s", x->name, err.msg);
     } else {
         x->state = X_DONE;
         x->res = res;
@@ -808,6 +824,7 @@ static void xfail(struct xfile *x, unsigned gen, const char *msg)
     x->hashing = false; /* a digest still running is dropped */
     x->withdrawing = done;
     x->refs++;
+    clock_gettime(CLOCK_MONOTONIC, &x->ended);
     snprintf(x->msg, sizeof(x->msg), "%s", msg);
     clock_gettime(CLOCK_REALTIME, &x->mtime);
     pthread_cond_broadcast(&g_hash_cv);
@@ -827,7 +844,7 @@ static void xfail(struct xfile *x, unsigned gen, const char *msg)
         size_t n = strlen(x->msg);
         snprintf(x->msg + n, sizeof(x->msg) - n, "; removing the output failed: %s", err.msg);
     }
-    fprintf(stderr, "vdiskfs: %s\n", x->msg);
+    vdfs_log("%s", x->msg); /* it names the output and says what to do */
     xput(x);
     pthread_mutex_unlock(&g_lock);
     xinvalidate(x->name);
@@ -912,10 +929,30 @@ static bool xbusy(const struct xfile *x)
 
 int export_create(const char *name, mode_t mode, struct fuse_file_info *fi)
 {
-    if (!valid_name(name))
+    if (!valid_name(name)) {
+        vdfs_log("export/%s: refused: not a name export/ takes (one component, not starting "
+                 "with '.')",
+                 name);
         return -EINVAL;
-    if (!vd_export_format_for(name))
-        return -EINVAL; /* the extension picks the format */
+    }
+    const char *fmt = vd_export_format_for(name);
+    if (!fmt) { /* the extension picks the format */
+        const char *dot = strrchr(name, '.');
+        vdfs_log("export/%s: refused: unknown format '%s'; the extension picks the format: "
+                 ".vmdk, .vhd, .vhdx, .ova, .raw or .img",
+                 name, dot ? dot + 1 : "");
+        return -EINVAL;
+    }
+    if (!strcmp(fmt, "ova") && g_vm_ndisks > 1 && !strncmp(g_dest, "s3://", 5)) {
+        /* src/export/ova.c patches each member's tar header in place, which
+         * an S3 upload cannot do; it would only say so once the data came. */
+        vdfs_log("export/%s: refused: an OVA of %zu disks (export_vm=%s) cannot be written to "
+                 "S3 (each disk's size is patched into the archive in place); write it to a "
+                 "local file (export=DIR, or `vdisk convert SOURCE.ova FILE.ova`) and upload "
+                 "that",
+                 name, g_vm_ndisks, g_vm_path);
+        return -EOPNOTSUPP;
+    }
     struct fuse_context *ctx = fuse_get_context();
     int r;
     pthread_mutex_lock(&g_lock);
@@ -946,11 +983,18 @@ int export_create(const char *name, mode_t mode, struct fuse_file_info *fi)
     r = xstart_open(x, 0, fi);
 out:
     pthread_mutex_unlock(&g_lock);
+    if (r == -EBUSY)
+        vdfs_log("export/%s: refused: it is being written by another descriptor; wait for "
+                 "it to be closed, or write under another name",
+                 name);
     return r;
 }
 
 int export_open(const char *name, struct fuse_file_info *fi)
 {
+    static const char busy[] = "it is being written by another descriptor; wait for it to be "
+                               "closed, or write under another name";
+    const char *why = NULL; /* a refusal, logged */
     int r;
     pthread_mutex_lock(&g_lock);
     struct xfile *x = xfind(name);
@@ -958,12 +1002,15 @@ int export_open(const char *name, struct fuse_file_info *fi)
         r = -ENOENT;
     } else if ((fi->flags & O_ACCMODE) == O_RDONLY) {
         r = -EACCES; /* export files are write-only */
+        why = "export files are write-only; read the output at DEST";
     } else if (xmoving(x)) {
         r = -EBUSY;
+        why = "it is being started or finished; try again";
     } else if (xbusy(x)) {
         /* Another writer has it: O_TRUNC would drop its data, so only a
          * descriptor that keeps it (dd conv=notrunc) may join. */
         r = fi->flags & O_TRUNC ? -EBUSY : xhandle_new(x, true, fi);
+        why = r == -EBUSY ? busy : NULL;
     } else if (x->state == X_WRITING) {
         /* Started by a truncate(2) of the path, no handle yet. */
         r = xhandle_new(x, true, fi);
@@ -983,8 +1030,12 @@ int export_open(const char *name, struct fuse_file_info *fi)
         r = xstart_open(x, x->snap_size, fi);
     } else {
         r = -EBUSY;
+        why = "a finished export cannot be modified; open it with O_TRUNC (cp, >) to write "
+              "it again";
     }
     pthread_mutex_unlock(&g_lock);
+    if (why)
+        vdfs_log("export/%s: refused: %s", name, why);
     return r;
 }
 
@@ -1015,11 +1066,18 @@ int export_write(const char *name, const char *buf, size_t size, off_t off,
     }
     pthread_mutex_unlock(&g_lock);
     int r = e ? vd_export_pwrite(e, buf, size, (uint64_t)off, &err) : -EIO;
-    if (r < 0 && e) {
+    if (r >= 0) {
+        /* No g_lock on the hot path: xprogress reads it atomically too. */
+        __atomic_add_fetch(&x->in_bytes, size, __ATOMIC_RELAXED);
+    } else if (e) {
         pthread_mutex_lock(&g_lock);
-        if (!x->msg[0])
+        bool first = !x->msg[0];
+        if (first)
             snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
         pthread_mutex_unlock(&g_lock);
+        if (first)
+            vdfs_log("export/%s: write of %zu bytes at %lld refused: %s", name, size,
+                     (long long)off, err.msg);
     }
     pthread_rwlock_unlock(&x->rw);
     if (late) {
@@ -1100,8 +1158,12 @@ int export_truncate(const char *name, off_t size, struct fuse_file_info *fi)
     r = e ? vd_export_truncate(e, (uint64_t)size, &err) : -EIO;
     pthread_rwlock_unlock(&x->rw);
     pthread_mutex_lock(&g_lock);
-    if (r < 0 && e && !x->msg[0])
+    if (r == 0 && size > 0)
+        x->sized = true;
+    if (r < 0 && e && !x->msg[0]) {
         snprintf(x->msg, sizeof(x->msg), "%s", err.msg);
+        vdfs_log("export/%s: truncate to %lld refused: %s", name, (long long)size, err.msg);
+    }
     xput(x);
     pthread_mutex_unlock(&g_lock);
     return r;
@@ -1186,10 +1248,43 @@ int export_unlink(const char *name)
     return 0;
 }
 
+/* user.vdisk.progress (g_lock held): raw bytes written, of how many when
+ * the size is known, the rate since the export started, the output's
+ * bytes, and a note about the output (a VHD's size rounded up). */
+static void xprogress(const struct xfile *x, char *out, size_t len)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (x->ended.tv_sec || x->ended.tv_nsec)
+        now = x->ended;
+    double secs =
+        (double)(now.tv_sec - x->started.tv_sec) + (double)(now.tv_nsec - x->started.tv_nsec) / 1e9;
+    uint64_t in = __atomic_load_n(&x->in_bytes, __ATOMIC_RELAXED);
+    double rate = secs > 0 ? (double)in / secs / 1e6 : 0;
+    bool writing = x->state == X_WRITING || x->state == X_STARTING;
+    uint64_t vsize = x->e ? vd_export_size(x->e) : x->snap_size;
+    uint64_t out_bytes = x->state == X_DONE ? x->res.bytes
+                         : x->e             ? vd_export_output_bytes(x->e)
+                                            : x->snap_out;
+    int n;
+    if (writing && x->sized && vsize)
+        n = snprintf(out, len, "written %llu of %llu bytes (%u%%), %.1f MB/s, output %llu bytes",
+                     (unsigned long long)in, (unsigned long long)vsize,
+                     (unsigned)(in >= vsize ? 100 : in * 100 / vsize), rate,
+                     (unsigned long long)out_bytes);
+    else
+        n = snprintf(out, len, "written %llu bytes%s in %.1f s, %.1f MB/s, output %llu bytes",
+                     (unsigned long long)in, writing ? " so far" : "", secs, rate,
+                     (unsigned long long)out_bytes);
+    if (n > 0 && (size_t)n < len && x->state == X_DONE && x->res.note[0])
+        snprintf(out + n, len - (size_t)n, "; note: %s", x->res.note);
+}
+
 int export_getxattr(const char *name, const char *attr, char *value, size_t size)
 {
     char status[VD_ERROR_MAX + 64];
-    if (!*name || strcmp(attr, STATUS_XATTR) != 0)
+    bool progress = strcmp(attr, PROGRESS_XATTR) == 0;
+    if (!*name || (strcmp(attr, STATUS_XATTR) != 0 && !progress))
         return -ENODATA; /* before any wait: ls -l asks for ACLs */
     pthread_mutex_lock(&g_lock);
     struct xfile *x = xfind(name);
@@ -1198,9 +1293,11 @@ int export_getxattr(const char *name, const char *attr, char *value, size_t size
         return -ENOENT;
     }
     x->refs++; /* an unlink while we wait must not free it */
-    while (x->state == X_DONE && x->hashing)
+    while (!progress && x->state == X_DONE && x->hashing)
         pthread_cond_wait(&g_hash_cv, &g_lock);
-    if (x->state == X_DONE)
+    if (progress)
+        xprogress(x, status, sizeof(status));
+    else if (x->state == X_DONE)
         snprintf(status, sizeof(status), "done %llu %s", (unsigned long long)x->res.bytes, x->sha);
     else if (x->state == X_ERROR || x->msg[0])
         snprintf(status, sizeof(status), "error: %s", x->msg);
@@ -1220,7 +1317,7 @@ int export_getxattr(const char *name, const char *attr, char *value, size_t size
 
 int export_listxattr(const char *name, char *list, size_t size)
 {
-    static const char names[] = STATUS_XATTR; /* one name, NUL included */
+    static const char names[] = STATUS_XATTR "\0" PROGRESS_XATTR; /* each with its NUL */
     if (!*name)
         return 0;
     if (size == 0)

@@ -11,6 +11,11 @@
 #include <fuse.h>
 #include <stdbool.h>
 
+/* Log a message for the user (vdiskfs.c): stderr in the foreground,
+ * syslog when there is one, and the -o log=FILE file. No trailing newline;
+ * "vdiskfs: " is prepended. */
+void vdfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Parse one -o option meant for exports (export=, vmdk_type=, vhd_type=,
  * vhdx_type=, compress_level=, ova_manifest=, ...). Returns 1 if consumed,
  * 0 if not an export option, -1 on a bad value (message printed). */

@@ -74,22 +74,35 @@ static struct {
     const char *overlay_path;
     struct vd_overlay *overlay;
     time_t mount_time;
-    int notify_fd; /* daemon mode: tells the waiting parent the mount is up */
+    int notify_fd;        /* daemon mode: tells the waiting parent the mount is up */
+    const char *log_path; /* -o log=FILE, as given */
+    FILE *log;            /* opened before daemonizing, line-buffered */
+    bool syslog;          /* a daemon, and /dev/log exists */
 } g = {.notify_fd = -1};
 
-static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logmsg(const char *fmt, ...)
+/* Messages for the user (export.h): every refused operation and failed
+ * export, with the file and the reason. In the foreground they go to
+ * stderr; a daemon's stderr is /dev/null once the mount is up, so they go
+ * to syslog when there is one (/dev/log: many containers have none) and
+ * to the -o log=FILE file, opened before daemonizing. */
+void vdfs_log(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    if (g.foreground) {
-        fputs("vdiskfs: ", stderr);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
-    } else {
-        vsyslog(LOG_ERR, fmt, ap);
-    }
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (g.foreground || g.notify_fd >= 0) /* stderr is still the user's */
+        fprintf(stderr, "vdiskfs: %s\n", msg);
+    if (g.log) {
+        char stamp[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+        fprintf(g.log, "%s vdiskfs[%d]: %s\n", stamp, (int)getpid(), msg);
+    }
+    if (g.syslog)
+        syslog(LOG_ERR, "%s", msg);
 }
 
 /* ---- building the tree ---- */
@@ -145,6 +158,12 @@ static int add_source(const char *uri)
         fprintf(stderr, "vdiskfs: %s\n", err.msg);
         return -1;
     }
+    uint64_t size0 = vd_source_ndisks(src) ? vd_image_size(vd_source_disk(src, 0)) : 0;
+    if (!strcmp(vd_source_format_chosen(src), "fallback") && size0 % 512)
+        vdfs_log("warning: %s: no image format recognised, so it is shown as a raw disk, but "
+                 "its %" PRIu64 " bytes are not a whole number of 512-byte sectors: is it a disk "
+                 "image at all? (-o format=raw silences this)",
+                 uri, size0);
     struct srcdir *dirs = realloc(g.srcs, (g.nsrc + 1) * sizeof(*dirs));
     if (!dirs) {
         vd_source_close(src);
@@ -271,7 +290,7 @@ static char *render_info(struct srcdir *d, size_t *len)
     char *json = NULL;
     struct vd_error err = {0};
     if (vd_source_info_json_guest(d->src, d->guest, &json, &err) < 0) {
-        logmsg("%s: info.json: %s", d->name, err.msg);
+        vdfs_log("%s: info.json: %s", d->name, err.msg);
         return NULL;
     }
     *len = strlen(json);
@@ -437,8 +456,8 @@ static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct 
     }
     struct vd_error err = {0};
     if (vd_bdev_pread(n->dev, buf, size, (uint64_t)off, &err) < 0) {
-        logmsg("%s/%s: read of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
-               err.msg);
+        vdfs_log("%s/%s: read of %zu bytes at %" PRId64 ": %s", d->name, n->name, size,
+                 (int64_t)off, err.msg);
         return err.code == -ENOMEM ? -ENOMEM : -EIO;
     }
     return (int)size;
@@ -545,8 +564,8 @@ static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size
     *bufp = bv;
     return 0;
 fail:
-    logmsg("%s/%s: read of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
-           err.msg);
+    vdfs_log("%s/%s: read of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
+             err.msg);
     bufvec_free(bv);
     return err.code == -ENOMEM ? -ENOMEM : -EIO;
 }
@@ -577,8 +596,8 @@ static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
         size = (size_t)(n->size - (uint64_t)off);
     struct vd_error err = {0};
     if (vd_bdev_pwrite(n->dev, buf, size, (uint64_t)off, &err) < 0) {
-        logmsg("%s/%s: write of %zu bytes at %" PRId64 ": %s", d->name, n->name, size, (int64_t)off,
-               err.msg);
+        vdfs_log("%s/%s: write of %zu bytes at %" PRId64 ": %s", d->name, n->name, size,
+                 (int64_t)off, err.msg);
         return write_errno(err.code);
     }
     return (int)size;
@@ -597,7 +616,7 @@ static int flush_node(const char *path, const char *what)
         if (n->dev->kind != VD_BDEV_LV && k != n->dev->disk)
             continue;
         if (vd_image_flush(vd_guest_disk(d->guest, k), &err) < 0) {
-            logmsg("%s: %s: %s", path, what, err.msg);
+            vdfs_log("%s: %s: %s", path, what, err.msg);
             return write_errno(err.code);
         }
     }
@@ -718,7 +737,7 @@ static off_t vfs_lseek(const char *path, off_t off, int whence, struct fuse_file
         if (st == 0)
             st = vd_image_block_status(img, img_off, run, &len, &err);
         if (st < 0) {
-            logmsg("%s: lseek: %s", path, err.msg);
+            vdfs_log("%s: lseek: %s", path, err.msg);
             return -EIO;
         }
         bool data = st == VD_STATUS_DATA;
@@ -737,7 +756,7 @@ static void notify_parent(void)
         return;
     char ok = 0;
     if (write(g.notify_fd, &ok, 1) != 1)
-        logmsg("cannot notify the parent process: %s", strerror(errno));
+        vdfs_log("cannot notify the parent process: %s", strerror(errno));
     close(g.notify_fd);
     g.notify_fd = -1;
     int null = open("/dev/null", O_RDWR);
@@ -829,6 +848,8 @@ static void usage(FILE *f)
                "  overlay=FILE       writable disks whose writes all go to FILE (created when\n"
                "                     absent); the sources are never written\n"
                "  format=FMT         skip probing (vmdk, vhd, vhdx, ova, raw)\n"
+               "  log=FILE           append messages (refusals, failed exports) to FILE;\n"
+               "                     also stderr with -f, syslog when /dev/log exists\n"
                "  export=DEST        show export/: files created there are encoded to DEST\n"
                "                     (a directory or s3://bucket/prefix/); see vdiskfs(1)\n"
                "  vmdk_type= vhd_type= vhdx_type= compress_level= ova_manifest=\n"
@@ -836,7 +857,7 @@ static void usage(FILE *f)
                "  fsync=on           sync each export before renaming it into place\n"
                "  region= endpoint= profile= path_style cache_size=\n"
                "                     S3 settings (default: the AWS environment)\n"
-               "  allow_other ...    other options go to FUSE (see mount.fuse3(8))\n");
+               "  allow_other ...    FUSE's own options go to FUSE (see mount.fuse3(8))\n");
 }
 
 static uint64_t parse_size(const char *s)
@@ -862,6 +883,168 @@ static uint64_t parse_size(const char *s)
     return v;
 }
 
+/* Our -o names, for suggestions ("=" marks those that take a value):
+ * handle_opt's, export.c's and vd_export_opt's (src/export/export.c). */
+static const char *const our_opts[] = {"ro",
+                                       "rw",
+                                       "format=",
+                                       "overlay=",
+                                       "allow_path=",
+                                       "log=",
+                                       "region=",
+                                       "endpoint=",
+                                       "profile=",
+                                       "path_style",
+                                       "cache_size=",
+                                       "export=",
+                                       "export_vm=",
+                                       "vmdk_type=",
+                                       "vhd_type=",
+                                       "vhdx_type=",
+                                       "vhdx_block_size=",
+                                       "compress_level=",
+                                       "ova_manifest=",
+                                       "threads=",
+                                       "reorder_window=",
+                                       "fsync=",
+                                       "target=",
+                                       "sector_size=",
+                                       "vm_name=",
+                                       "vm_cpus=",
+                                       "vm_memory=",
+                                       "vm_os=",
+                                       "vm_firmware=",
+                                       "vm_disk_bus=",
+                                       "vm_nic=",
+                                       "vm_hw_version=",
+                                       NULL};
+
+/* The mount options libfuse 3 and the kernel take (mount.fuse3(8),
+ * fuse(8)); anything else is a typo, not a FUSE option. */
+static const char *const fuse_known[] = {"allow_other",
+                                         "allow_root",
+                                         "auto_unmount",
+                                         "default_permissions",
+                                         "fsname=",
+                                         "subtype=",
+                                         "blkdev",
+                                         "blksize=",
+                                         "max_read=",
+                                         "kernel_cache",
+                                         "auto_cache",
+                                         "noauto_cache",
+                                         "umask=",
+                                         "uid=",
+                                         "gid=",
+                                         "entry_timeout=",
+                                         "negative_timeout=",
+                                         "attr_timeout=",
+                                         "ac_attr_timeout=",
+                                         "noforget",
+                                         "remember=",
+                                         "nopath",
+                                         "intr",
+                                         "intr_signal=",
+                                         "modules=",
+                                         "hard_remove",
+                                         "use_ino",
+                                         "readdir_ino",
+                                         "direct_io",
+                                         "max_idle_threads=",
+                                         "max_threads=",
+                                         "clone_fd",
+                                         "dev",
+                                         "nodev",
+                                         "suid",
+                                         "nosuid",
+                                         "exec",
+                                         "noexec",
+                                         "atime",
+                                         "noatime",
+                                         "relatime",
+                                         "norelatime",
+                                         "strictatime",
+                                         "nodiratime",
+                                         "sync",
+                                         "async",
+                                         "dirsync",
+                                         "context=",
+                                         "fscontext=",
+                                         "defcontext=",
+                                         "rootcontext=",
+                                         "debug",
+                                         NULL};
+
+static const char *const formats[] = {"vmdk", "vhd", "vhdx", "ova", "raw", NULL};
+
+/* Edit distance with adjacent transpositions (optimal string alignment):
+ * "overlya" is one step from "overlay". Names are short (< 32). */
+static size_t name_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t d[33][33];
+    if (la > 32 || lb > 32)
+        return SIZE_MAX;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+/* The entry of `list` nearest to `word` ("=" ignored), or NULL when none
+ * is within 2 edits (1 for words of 4 letters or fewer: "foo" is not "ro"). */
+static const char *nearest_name(const char *word, const char *const *list)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; list[i]; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(list[i], "="), list[i]);
+        size_t dist = name_distance(word, name);
+        if (dist < best_d && dist <= (strlen(word) <= 4 ? 1u : 2u)) {
+            best = list[i];
+            best_d = dist;
+        }
+    }
+    return best;
+}
+
+static bool name_in(const char *word, const char *const *list)
+{
+    size_t len = strlen(word);
+    for (size_t i = 0; list[i]; i++)
+        if (!strncmp(list[i], word, len) && (!list[i][len] || list[i][len] == '='))
+            return true;
+    return false;
+}
+
+/* format=: one of ours, or a message listing them (and the nearest). */
+static int check_format(const char *val)
+{
+    if (val && name_in(val, formats))
+        return 0;
+    const char *near = val && *val ? nearest_name(val, formats) : NULL;
+    fprintf(stderr,
+            "vdiskfs: format=%s: unknown format%s%s%s; the formats are vmdk, vhd, vhdx, "
+            "ova, raw\n",
+            val ? val : "", near ? " (did you mean " : "", near ? near : "", near ? "?)" : "");
+    return -1;
+}
+
 /* Handle one -o item; unknown items are appended to fuse_opts. */
 static int handle_opt(char *item, char *fuse_opts, size_t cap)
 {
@@ -872,8 +1055,16 @@ static int handle_opt(char *item, char *fuse_opts, size_t cap)
         g.writable = false;
     } else if (!strcmp(item, "rw")) {
         g.writable = true;
-    } else if (!strcmp(item, "format") && val) {
+    } else if (!strcmp(item, "format")) {
+        if (check_format(val) < 0)
+            return -1;
         g.opts.format = strdup(val);
+    } else if (!strcmp(item, "log")) {
+        if (!val || !*val) {
+            fprintf(stderr, "vdiskfs: log= needs a file name (messages are appended to it)\n");
+            return -1;
+        }
+        g.log_path = strdup(val);
     } else if (!strcmp(item, "overlay")) {
         if (!val || !*val) {
             fprintf(stderr, "vdiskfs: overlay= needs a file name\n");
@@ -909,6 +1100,15 @@ static int handle_opt(char *item, char *fuse_opts, size_t cap)
         int r = export_opt(item, val);
         if (r < 0)
             return -1;
+        if (r == 0 && !name_in(item, fuse_known)) {
+            /* Refused here rather than by FUSE's bare "unknown option(s)". */
+            const char *near = nearest_name(item, our_opts);
+            if (!near)
+                near = nearest_name(item, fuse_known);
+            fprintf(stderr, "vdiskfs: unknown option -o %s%s%s%s; see vdiskfs --help\n", item,
+                    near ? " (did you mean " : "", near ? near : "", near ? "?)" : "");
+            return -1;
+        }
         if (r == 0) {
             size_t len = strlen(fuse_opts);
             snprintf(fuse_opts + len, cap - len, "%s%s%s%s", len ? "," : "", item, val ? "=" : "",
@@ -916,6 +1116,50 @@ static int handle_opt(char *item, char *fuse_opts, size_t cap)
         }
     }
     return 0;
+}
+
+/* Undo the octal escapes of /proc/self/mountinfo (\\040 for a space). */
+static void mountinfo_unescape(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+            r[3] >= '0' && r[3] <= '7') {
+            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+            r += 3;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+/* Is a vdiskfs (fuse.vdiskfs) mounted on this directory? */
+static bool mounted_vdiskfs(const char *mountpoint)
+{
+    char *real = realpath(mountpoint, NULL);
+    FILE *f = real ? fopen("/proc/self/mountinfo", "re") : NULL;
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof(line), f)) {
+        /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SRC OPTS" */
+        char *save = NULL, *tok = strtok_r(line, " ", &save);
+        char *mnt = NULL;
+        for (int i = 0; tok && i < 4; i++)
+            tok = strtok_r(NULL, " ", &save);
+        mnt = tok;
+        while (tok && strcmp(tok, "-"))
+            tok = strtok_r(NULL, " ", &save);
+        char *fstype = tok ? strtok_r(NULL, " ", &save) : NULL;
+        if (!mnt || !fstype || strcmp(fstype, "fuse.vdiskfs"))
+            continue;
+        mountinfo_unescape(mnt);
+        found = !strcmp(mnt, real);
+    }
+    if (f)
+        fclose(f);
+    free(real);
+    return found;
 }
 
 /*
@@ -989,8 +1233,10 @@ int main(int argc, char **argv)
             }
             char *copy = strdup(list), *save = NULL;
             for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save))
-                if (handle_opt(it, fuse_opts, sizeof(fuse_opts)) < 0)
+                if (handle_opt(it, fuse_opts, sizeof(fuse_opts)) < 0) {
+                    free(copy);
                     return 2;
+                }
             free(copy);
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "vdiskfs: unknown option '%s' (see --help)\n", a);
@@ -1007,12 +1253,50 @@ int main(int argc, char **argv)
     const char *mountpoint = positional[npos - 1];
     struct stat mst;
     if (stat(mountpoint, &mst) != 0) {
-        fprintf(stderr, "vdiskfs: mount point %s: %s\n", mountpoint, strerror(errno));
+        int e = errno;
+        if (e == ENOTCONN) /* the FUSE daemon that served it is gone */
+            fprintf(stderr,
+                    "vdiskfs: mount point %s: %s: the daemon that served it has died; run "
+                    "`fusermount3 -u %s` first\n",
+                    mountpoint, strerror(e), mountpoint);
+        else
+            fprintf(stderr, "vdiskfs: mount point %s: %s\n", mountpoint, strerror(e));
         return 1;
     }
     if (!S_ISDIR(mst.st_mode)) {
         fprintf(stderr, "vdiskfs: mount point %s: not a directory\n", mountpoint);
         return 1;
+    }
+    if (mounted_vdiskfs(mountpoint)) {
+        /* Another mount on top would hide this one, and need two unmounts. */
+        fprintf(stderr,
+                "vdiskfs: mount point %s: a vdiskfs is already mounted there; unmount it first "
+                "with `fusermount3 -u %s`\n",
+                mountpoint, mountpoint);
+        return 1;
+    }
+    if (g.log_path) {
+        /* Opened now: the daemon's working directory is / later, and an
+         * unwritable log is the user's to know before the mount is up. */
+        char *abs = g.log_path[0] == '/' ? NULL : realpath(".", NULL);
+        char *path = NULL;
+        if (asprintf(&path, "%s%s%s", abs ? abs : "", abs ? "/" : "", g.log_path) < 0)
+            path = NULL;
+        free(abs);
+        int fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640) : -1;
+        if (fd < 0 || !(g.log = fdopen(fd, "a"))) {
+            fprintf(stderr, "vdiskfs: log=%s: %s\n", g.log_path, strerror(path ? errno : ENOMEM));
+            if (fd >= 0)
+                close(fd);
+            free(path);
+            return 1;
+        }
+        free(path);
+        setvbuf(g.log, NULL, _IOLBF, 0);
+    }
+    if (!g.foreground) {
+        struct stat dl;
+        g.syslog = stat("/dev/log", &dl) == 0; /* else syslog(3) drops every message */
     }
     if (!g.foreground && daemonize() < 0)
         return 1;
@@ -1055,7 +1339,7 @@ int main(int argc, char **argv)
     if (single)
         fargv[fargc++] = s_flag;
     fargv[fargc] = NULL;
-    if (!g.foreground)
+    if (g.syslog)
         openlog("vdiskfs", LOG_PID, LOG_DAEMON);
     r = fuse_main(fargc, fargv, &vfs_ops, NULL);
 out:
@@ -1069,7 +1353,7 @@ out:
     if (g.overlay) {
         struct vd_error err = {0};
         if (vd_overlay_close(g.overlay, &err) < 0) {
-            logmsg("%s", err.msg);
+            vdfs_log("%s", err.msg);
             r = 1;
         }
     }

@@ -132,6 +132,10 @@ struct vd_export_result {
     bool local;      /* a local file (dev, ino) rather than an S3 object (etag) */
     uint64_t dev, ino;
     char etag[160]; /* the object's ETag as S3 answered it; "" if none came */
+    /* What the user should know about the output that is not an error,
+     * e.g. "virtual size 10485761 rounded up to 11534336" (a VHD's size is
+     * a whole MiB, as Azure requires); "" when nothing. */
+    char note[128];
 };
 /* vd_export_finish, returning the output's identity too. */
 int vd_export_commit(struct vd_export *e, struct vd_export_result *res, struct vd_error *err);

@@ -46,6 +46,9 @@ void vd_source_close(struct vd_source *src);
 
 /* Container format ("ova") or the disk's own format for single-image sources. */
 const char *vd_source_format(const struct vd_source *src);
+/* How it was chosen: "forced" (format=), "probed" (a signature matched) or
+ * "fallback" (raw, as nothing else matched: any bytes pass as a raw disk). */
+const char *vd_source_format_chosen(const struct vd_source *src);
 size_t vd_source_ndisks(const struct vd_source *src);
 struct vd_image *vd_source_disk(const struct vd_source *src, size_t i);
 /* OVA only: the OVF descriptor's member name and text (NULL otherwise). */

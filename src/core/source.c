@@ -24,6 +24,9 @@ struct vd_source {
     struct vd_ova *ova; /* NULL unless an OVA */
     size_t ndisks;
     struct vd_image **disks;
+    /* How the format was chosen: "forced" (format=), "probed" (a signature
+     * matched), "fallback" (raw because nothing else matched). */
+    const char *format_chosen;
 };
 
 static int open_ova(struct vd_source *src, const struct vd_open_opts *opts, struct vd_error *err)
@@ -177,11 +180,14 @@ int vd_source_open(const char *uri, const struct vd_open_opts *opts, struct vd_s
             goto fail;
         src->ndisks = 1;
         if (!opts->format && src->disks[0]->ops == &vd_format_raw) {
+            src->format_chosen = "fallback";
             r = check_raw_fallback(src, err);
             if (r < 0)
                 goto fail;
         }
     }
+    if (!src->format_chosen)
+        src->format_chosen = opts->format ? "forced" : "probed";
     *out = src;
     return 0;
 fail:
@@ -207,6 +213,11 @@ const char *vd_source_format(const struct vd_source *src)
     if (src->ova)
         return "ova";
     return src->ndisks ? src->disks[0]->ops->name : "unknown";
+}
+
+const char *vd_source_format_chosen(const struct vd_source *src)
+{
+    return src->format_chosen ? src->format_chosen : "probed";
 }
 
 size_t vd_source_ndisks(const struct vd_source *src)
@@ -286,6 +297,7 @@ static int source_info_json(struct vd_source *src, const struct vd_guest *g,
     vd_json_obj_begin(&j, NULL);
     vd_json_str(&j, "source", src->uri);
     vd_json_str(&j, "format", vd_source_format(src));
+    vd_json_str(&j, "format_chosen", vd_source_format_chosen(src));
     vd_json_u64(&j, "file_size", src->io->size);
     if (src->ova)
         vd_ova_info(src->ova, &j);

@@ -881,6 +881,12 @@ int vd_export_commit(struct vd_export *e, struct vd_export_result *res, struct v
     res->dev = e->sink->dev;
     res->ino = e->sink->ino;
     snprintf(res->etag, sizeof(res->etag), "%s", e->sink->etag);
+    /* VHD sizes are whole MiB (src/export/vhd.c): say so when that grew
+     * the disk, since the guest sees the larger size. */
+    if ((e->enc->ops == &vd_encoder_vhd || e->enc->ops == &vd_encoder_vhd_azure) &&
+        e->size % (1u << 20))
+        snprintf(res->note, sizeof(res->note), "virtual size %" PRIu64 " rounded up to %" PRIu64,
+                 e->size, div_round_up(e->size, 1u << 20) << 20);
     pthread_mutex_unlock(&e->lock);
     export_free(e);
     return 0;
