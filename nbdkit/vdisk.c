@@ -538,4 +538,7 @@ static struct nbdkit_plugin plugin = {
     .errno_is_preserved = 0,
 };
 
+/* NBDKIT_REGISTER_PLUGIN defines plugin_init, nbdkit's entry point, which
+ * nbdkit-plugin.h does not declare. */
+NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init(void);
 NBDKIT_REGISTER_PLUGIN(plugin)

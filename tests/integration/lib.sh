@@ -30,21 +30,36 @@ need_fuse() {
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
-# nbdkit, with the ASan runtime loaded first when the plugin beside $VDISK
-# was built with -DVDISK_SANITIZE=ON: nbdkit itself is not instrumented, and
-# ASan must come first in the process. Leak checks are off in it (nbdkit's
-# and its --run children's own allocations are not ours to judge).
-nbdkit() {
-    local plugin asan
+# The ASan runtime to preload into nbdkit when the plugin beside $VDISK was
+# built with -DVDISK_SANITIZE=ON (nbdkit itself is not instrumented, and
+# ASan must come first in the process), else nothing.
+# (Not nm | grep -q: with pipefail, grep's early exit fails nm with SIGPIPE.)
+nbdkit_asan_preload() {
+    local plugin
     plugin=$(dirname "$VDISK")/nbdkit-vdisk-plugin.so
-    # (Not nm | grep -q: with pipefail, grep's early exit fails nm with SIGPIPE.)
     if [ -f "$plugin" ] && [[ $(nm -D "$plugin" 2>/dev/null) == *" U __asan_init"* ]]; then
-        asan=$(${CC:-gcc} -print-file-name=libasan.so 2>/dev/null || true)
-        [ -f "$asan" ] || { echo "the plugin uses ASan and libasan.so is not found" >&2; return 1; }
-        LD_PRELOAD=$asan ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 command nbdkit "$@"
-    else
-        command nbdkit "$@"
+        ${CC:-gcc} -print-file-name=libasan.so
     fi
+}
+# nbdkit (and vdisk serve, which runs it), with that runtime first. Leak
+# checks are off in it: nbdkit's and its --run children's allocations are
+# not ours to judge.
+with_nbd_asan() {
+    local pre
+    pre=$(nbdkit_asan_preload)
+    if [ -n "$pre" ]; then
+        LD_PRELOAD=$pre ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 "$@"
+    else
+        "$@"
+    fi
+}
+nbdkit() { with_nbd_asan command nbdkit "$@"; }
+# stop_bg PID: stop a background job started as `nbdkit ... &` (a subshell
+# running the function above) and what it started; wait for it.
+stop_bg() {
+    pkill -TERM -P "$1" 2>/dev/null || true
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
 }
 
 # Decompress a sample from tests/data into $T, print the path.

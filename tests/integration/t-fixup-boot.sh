@@ -147,8 +147,7 @@ if command -v nbdkit >/dev/null; then
     for i in $(seq 1 200); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
     [ -S "$T/nbd.sock" ] || fail "nbdkit did not start: $(cat "$T/nbdkit.log")"
     boot "$T/vm.raw" "$T/nbd.log" "VDISK-MARKER" "nbd+unix:///disk?socket=$T/nbd.sock"
-    kill "$nbdkit_pid"
-    wait "$nbdkit_pid" 2>/dev/null || true
+    stop_bg "$nbdkit_pid"
     got=$(grep -ao "VDISK-MARKER .*" "$T/nbd.log" | tr -d '\r' | head -1 || true)
     [ -n "$got" ] || fail "no marker from the guest booted over NBD: $(tail -c 600 "$T/nbd.log") $(cat "$T/nbdkit.log")"
     assert_eq "$got" \

@@ -274,19 +274,31 @@ echo "ok: overlay writes over NBD, shared with vdiskfs"
 
 # ---- 5. errors ------------------------------------------------------------
 echo "[$(date +%T)] section 5" >&2
-rc=0
-nbdkit -r -U - "$PLUGIN" nosuch.vmdk --run true > err.out 2>&1 || rc=$?
-[ $rc -ne 0 ] || fail "nbdkit started on a missing source"
-grep -q "nosuch.vmdk" err.out || fail "missing source message: $(cat err.out)"
+# start_fails ARGS...: nbdkit refuses to start on the plugin with ARGS, its
+# message in err.out. (With ASan preloaded, nbdkit 1.32 hangs in
+# p11-kit's exit handler after a failed start, with nbdkit's own file plugin
+# too: there the message is enough, and the stuck process is killed.)
+start_fails() {
+    local pid rc=0 asan
+    asan=$(nbdkit_asan_preload)
+    nbdkit -r -U - "$PLUGIN" "$@" --run true > err.out 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        if [ -n "$asan" ] && grep -q "error:" err.out; then sleep 1; stop_bg "$pid"; rc=1; break; fi
+        sleep 0.1
+    done
+    [ $rc -ne 0 ] || wait "$pid" || rc=$?
+    [ $rc -ne 0 ] || fail "nbdkit started with $*: $(cat err.out)"
+}
+start_fails nosuch.vmdk
+grep -q "nosuch.vmdk: cannot open" err.out || fail "missing source message: $(cat err.out)"
 head -c 4096 /dev/urandom > junk.vmdk
 printf 'KDMV' | dd of=junk.vmdk conv=notrunc status=none
-rc=0
-nbdkit -r -U - "$PLUGIN" junk.vmdk --run true > err.out 2>&1 || rc=$?
-[ $rc -ne 0 ] || fail "nbdkit started on a corrupt VMDK"
+start_fails junk.vmdk
 grep -q "junk.vmdk" err.out || fail "corrupt VMDK message: $(cat err.out)"
-rc=0
-nbdkit -r -U - "$PLUGIN" w.vmdk device=disk-p9 --run true > err.out 2>&1 || rc=$?
-[ $rc -ne 0 ] && grep -q "no device 'disk-p9'" err.out || fail "unknown device: $(cat err.out)"
+start_fails w.vmdk device=disk-p9
+grep -q "no device 'disk-p9'" err.out || fail "unknown device: $(cat err.out)"
 # Damaged while served: the read fails with EIO, the log names the file.
 cp q-monolithicSparse.vmdk dmg.vmdk
 rm -f dmg.sock
@@ -302,27 +314,25 @@ try:
     print("no error")
 except nbd.Error as e:
     print("errno", e.errnum == errno.EIO)' > dmg.out 2>&1 || rc=$?
-kill "$pid"
-wait "$pid" 2>/dev/null || true
+stop_bg "$pid"
 assert_eq "$(cat dmg.out)" "errno True" "read of a truncated image over NBD"
 grep -q "dmg.vmdk" dmg.log || fail "nbdkit's log does not name the damaged file: $(cat dmg.log)"
 echo "ok: errors"
 
 # ---- 6. vdisk serve ---------------------------------------------------------
 echo "[$(date +%T)] section 6" >&2
-out=$("$VDISK" serve --run 'nbdcopy "$uri" - | sha256sum' w.vmdk | cut -d' ' -f1)
+out=$(with_nbd_asan "$VDISK" serve --run 'nbdcopy "$uri" - | sha256sum' w.vmdk | cut -d' ' -f1)
 assert_eq "$out" "$(qemu_raw_sha w.vmdk)" "vdisk serve --run"
 # A socket nobody listens on is replaced; one in use is refused.
 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' stale.sock
-out=$("$VDISK" serve --socket stale.sock --run 'nbdinfo --size "$uri"' w.vmdk)
+out=$(with_nbd_asan "$VDISK" serve --socket stale.sock --run 'nbdinfo --size "$uri"' w.vmdk)
 assert_eq "$out" "$(stat -c %s disk.raw)" "vdisk serve over a stale socket"
 nbdkit -r -f -U "$T/live.sock" "$PLUGIN" w.vmdk > live.log 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do [ -S live.sock ] && break; sleep 0.1; done
 rc=0
 "$VDISK" serve --socket live.sock w.vmdk > serve.out 2>&1 || rc=$?
-kill "$pid"
-wait "$pid" 2>/dev/null || true
+stop_bg "$pid"
 assert_eq "$rc" 1 "vdisk serve on a live socket"
 grep -q "in use by a running server" serve.out || fail "live socket message: $(cat serve.out)"
 rc=0
