@@ -66,16 +66,25 @@ static void usage(FILE *f)
             "--allow-path DIR: extents and parents may also be opened in DIR (by default\n"
             "only beside the image that names them; see docs/trust-boundary.md).\n"
             "Run 'vdisk COMMAND --help' for details, or see vdisk(1).\n"
-            "Exit status: 0 done, 1 failed, 2 usage error (check and preflight: see\n"
-            "their --help).\n");
+            "Exit status: 0 done, 1 failed, 2 usage error (check and preflight keep 2\n"
+            "for their findings: a usage error exits 1 there).\n");
 }
 
 /* ---- usage errors: one line, exit 2 ---- */
 
 static const char *cur_cmd = "vdisk"; /* the command being run, for messages */
 
+/* The exit code of a usage error: 2, as getopt-based tools and `fixup`
+ * always did; but check and preflight keep 2 for "corrupt" and "would
+ * fail", so that a script never mistakes a typo for a finding: they exit 1,
+ * their documented "could not check". */
+static int usage_code(void)
+{
+    return strcmp(cur_cmd, "check") && strcmp(cur_cmd, "preflight") ? 2 : 1;
+}
+
 /* Every usage error is one line that names the command and points at its
- * --help, and exits 2 (as getopt-based tools and `fixup` always did). */
+ * --help, and exits usage_code(). */
 __attribute__((format(printf, 1, 2))) static int usage_err(const char *fmt, ...)
 {
     va_list ap;
@@ -84,7 +93,7 @@ __attribute__((format(printf, 1, 2))) static int usage_err(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "; see 'vdisk %s --help'\n", cur_cmd);
-    return 2;
+    return usage_code();
 }
 
 /* Wrong number of operands: GOT given; MISSING names what none gives,
@@ -440,7 +449,7 @@ static int cmd_info(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":jf:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 2;
+                return usage_code();
             continue;
         }
         if (c == 'j') {
@@ -500,7 +509,7 @@ static int cmd_hash(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":f:qh", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 2;
+                return usage_code();
             continue;
         }
         switch (c) {
@@ -576,15 +585,15 @@ static int cmd_check(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":f:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 2;
+                return usage_code();
             continue;
         }
         if (c == 'h') {
             printf("usage: vdisk check SOURCE\n"
                    "Validate structure (tables, checksums, blocks past EOF, OVA manifest).\n"
                    "Each problem is printed on its own line. Exit codes follow qemu-img\n"
-                   "check: 0 clean, 2 corrupt, 3 leaked/unused space only, 1 could not check;\n"
-                   "a usage error also exits 2, with one line on stderr and nothing on stdout.\n");
+                   "check: 0 clean, 2 corrupt, 3 leaked/unused space only, 1 could not check.\n"
+                   "A usage error exits 1 too, with one line on stderr and nothing on stdout.\n");
             return 0;
         }
         return bad_option(c, lo, argv);
@@ -653,7 +662,7 @@ static int cmd_convert(int argc, char **argv)
         }
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 2;
+                return usage_code();
             continue;
         }
         switch (c) {
@@ -673,7 +682,7 @@ static int cmd_convert(int argc, char **argv)
                     usage_err("%s", err.msg);
                 if (r <= 0) {
                     free(copy);
-                    return 2;
+                    return usage_code();
                 }
             }
             free(copy);
@@ -1057,7 +1066,7 @@ static int cmd_inspect(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":jf:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 2;
+                return usage_code();
             continue;
         }
         if (c == 'j') {
@@ -1266,7 +1275,7 @@ static int cmd_preflight(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":f:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 2;
+                return usage_code();
             continue;
         }
         switch (c) {
@@ -1302,8 +1311,8 @@ static int cmd_preflight(int argc, char **argv)
                    "--data FILE: another AWS table than the installed aws-vmimport.txt.\n"
                    "--target azure: what Azure refuses in an uploaded disk (a fixed VHD of a\n"
                    "whole MiB, 20 MiB..32 TiB, its footer at the end); no guest checks.\n"
-                   "Exit status: 0 ready, 2 would fail, 3 risks only, 1 could not check;\n"
-                   "a usage error also exits 2, with one line on stderr and nothing on stdout.\n"
+                   "Exit status: 0 ready, 2 would fail, 3 risks only, 1 could not check.\n"
+                   "A usage error exits 1 too, with one line on stderr and nothing on stdout.\n"
                    "See docs/preflight.md.\n");
             return 0;
         default:
@@ -1489,7 +1498,7 @@ static int cmd_serve(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+:f:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 2;
+                return usage_code();
             continue;
         }
         switch (c) {

@@ -2,7 +2,9 @@
 # One CLI convention (issue 14): every usage error of every vdisk command
 # (unknown option, missing or extra argument, bad value) exits 2 with
 # exactly one line on stderr, `vdisk: CMD: WHAT; see 'vdisk CMD --help'`,
-# and nothing on stdout; a real failure keeps exit 1. `vdisk fixup` on a
+# and nothing on stdout (check and preflight exit 1, their documented
+# "could not check", since 2 is their "corrupt"/"would fail"); a real
+# failure keeps exit 1. `vdisk fixup` on a
 # file says what it expects; an unknown command suggests the nearest one.
 # `vdisk status MNT/export/NAME` prints the export's xattrs as getfattr
 # reads them (getfattr is the oracle), in text and JSON. Progress:
@@ -21,7 +23,10 @@ usage() {
     while [ "$1" != -- ]; do args+=("$1"); shift; done
     what=$2
     "$VDISK" "${args[@]}" >out 2>err || rc=$?
-    assert_eq "$rc" 2 "exit code of: vdisk ${args[*]}"
+    case ${args[0]} in
+    check | preflight) assert_eq "$rc" 1 "exit code of: vdisk ${args[*]}" ;;
+    *) assert_eq "$rc" 2 "exit code of: vdisk ${args[*]}" ;;
+    esac
     assert_eq "$(cat err)" "vdisk: ${args[0]}: $what; see 'vdisk ${args[0]} --help'" \
         "message of: vdisk ${args[*]}"
     [ ! -s out ] || fail "vdisk ${args[*]} wrote to stdout: $(cat out)"
