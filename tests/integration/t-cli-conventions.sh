@@ -119,6 +119,20 @@ grep -Eqx 'hashing: 100\.0% 8 of 8 MiB, [0-9.]+ MiB/s, done in [0-9]+:[0-9][0-9]
 "$VDISK" convert --progress -q r.raw p5.vhd 2>prog || fail "convert -q"
 [ ! -s prog ] || fail "convert -q printed: $(cat prog)"
 
+# On a terminal (script(1) gives one): the bar, redrawn with \r, with the
+# rate and the ETA, and a last line with the total time.
+if command -v script >/dev/null; then
+    script -qec "$VDISK convert r.raw p6.vhd" /dev/null > tty.out || fail "convert on a terminal"
+    grep -q $'\r' tty.out || fail "no \\r on a terminal: $(cat -A tty.out)"
+    tr '\r' '\n' < tty.out | grep -Eq '^converting \[#+\] 100\.0%  8 MiB  [0-9]+ MiB/s  in [0-9]+:[0-9]{2} ' ||
+        fail "terminal progress: $(tr '\r' '\n' < tty.out)"
+    tr '\r' '\n' < tty.out | grep -Eq 'MiB/s  ETA [0-9]+:[0-9]{2} ' || fail "no ETA on a terminal: $(tr '\r' '\n' < tty.out)"
+    script -qec "$VDISK convert -q r.raw p7.vhd" /dev/null > tty.out || fail "convert -q on a terminal"
+    [ ! -s tty.out ] || fail "convert -q on a terminal printed: $(cat -A tty.out)"
+else
+    echo "script(1) is not installed: terminal progress not checked"
+fi
+
 # vdisk status against getfattr, on a live mount's export.
 need_fuse
 mkdir -p "$T/exp"
