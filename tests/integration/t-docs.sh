@@ -3,7 +3,8 @@
 # block of README.md and docs/*.md is run, as written, by this test, unless
 # the line before it is `<!-- no-test: REASON -->` (a reason is required:
 # AWS, S3, a real guest, a whole build...). Untagged blocks are listings,
-# synopses and transcripts, and are not run.
+# synopses and transcripts, and are not run; but each option a synopsis
+# line (`vdisk CMD [--opt]...`) names must be in `vdisk CMD --help`.
 #
 # Each block runs with `bash -e -o pipefail` in a fresh folder holding the
 # files the docs name (web01.ova, disk.vhdx, disk.vmdk...: one small MBR
@@ -58,6 +59,7 @@ os.makedirs(out)
 files = ["README.md"] + sorted("docs/" + f for f in os.listdir(root + "/docs") if f.endswith(".md"))
 n = skipped = 0
 bad = []
+syn = open(f"{out}/synopsis", "w")
 for f in files:
     lines = open(os.path.join(root, f)).read().split("\n")
     i = 0
@@ -73,6 +75,13 @@ for f in files:
         body = lines[i + 1:j]
         i = j + 1
         if lang not in ("sh", "console", "bash"):
+            # A synopsis (`vdisk CMD [--opt]...` in a listing): each option
+            # it names must be one `vdisk CMD --help` names.
+            for k, l in enumerate(body):
+                m2 = re.match(r"^vdisk ([a-z]+) (.*)", l)
+                if m2:
+                    for opt in sorted(set(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", m2.group(2)))):
+                        syn.write(f"{f}:{start + 2 + k} {m2.group(1)} {opt}\n")
             continue
         prev = lines[start - 1].strip() if start else ""
         k = start - 1
@@ -99,6 +108,14 @@ for b in bad:
 print(f"{n} blocks to run, {skipped} marked no-test")
 sys.exit(1 if bad else 0)
 PY
+
+# Synopses against --help.
+while read -r where cmd opt; do
+    "$VDISK" "$cmd" --help > "$T/help" 2>&1 || fail "$where: vdisk $cmd --help failed"
+    grep -qE -- "(^|[^a-zA-Z0-9-])$opt([^a-zA-Z0-9-]|\$)" "$T/help" ||
+        fail "$where: the synopsis of vdisk $cmd names $opt, which 'vdisk $cmd --help' does not"
+done < "$T/blocks/synopsis"
+echo "$(wc -l < "$T/blocks/synopsis") synopsis options checked against --help"
 
 # unmount_under DIR: every mount below DIR, deepest (latest) first.
 unmount_under() {
