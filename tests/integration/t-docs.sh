@@ -117,6 +117,22 @@ while read -r where cmd opt; do
 done < "$T/blocks/synopsis"
 echo "$(wc -l < "$T/blocks/synopsis") synopsis options checked against --help"
 
+# vdisk(1) is complete: each command `vdisk --help` lists is in its
+# SYNOPSIS, and each long option of each command's --help is in the page.
+if command -v man >/dev/null; then
+    MANWIDTH=1000 man -l "$SRC_ROOT/docs/vdisk.1" 2>/dev/null > "$T/vdisk.man" || fail "man -l docs/vdisk.1 failed"
+    sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' "$T/vdisk.man" > "$T/synopsis.man"
+    for cmd in $("$VDISK" --help | sed -n 's/^  \([a-z][a-z-]*\) .*/\1/p'); do
+        grep -q "^ *vdisk $cmd " "$T/synopsis.man" || fail "vdisk(1) SYNOPSIS lacks vdisk $cmd"
+        for opt in $("$VDISK" "$cmd" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u); do
+            grep -q -- "$opt" "$T/vdisk.man" || fail "vdisk(1) does not mention $cmd's $opt"
+        done
+    done
+    echo "vdisk(1) names every command and option"
+else
+    echo "man is not installed: vdisk(1) not checked"
+fi
+
 # unmount_under DIR: every mount below DIR, deepest (latest) first.
 unmount_under() {
     local m
