@@ -58,7 +58,7 @@ static void usage(FILE *f)
             "                                        ready, 2 would fail, 3 risks, 1 could not)\n"
             "  serve [--overlay FILE] [--tcp PORT] SOURCE\n"
             "                                        serve the disks over NBD (nbdkit)\n"
-            "  status [--json] MNT/export/NAME       an export's status (written, done, error)\n"
+            "  status [--json] MNT/export[/NAME]     an export's status (written, done, error)\n"
             "\n"
             "SOURCE is a path, s3://bucket/key or http(s):// URL; DEST a path or s3:// URL.\n"
             "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1);\n"
@@ -1691,9 +1691,107 @@ static void json_str(const char *v)
     putchar('"');
 }
 
-/* Prints every user.vdisk.* attribute of PATH (fusefs/export.c sets
+/* Print the user.vdisk.* attributes of PATH (fusefs/export.c sets
  * user.vdisk.status: "writing N", "done N SHA256", "error: MSG"; others
- * may add keys), as "key: value" lines or one JSON object. */
+ * may add keys): "LABEL: key: value" lines (no "LABEL: " when LABEL is
+ * NULL), or a JSON object indented by INDENT. Returns how many were
+ * printed (0: PATH has none, nothing printed) or -errno. */
+static int status_print(const char *path, const char *label, bool json, const char *indent)
+{
+    char names[4096], value[8192];
+    ssize_t len = listxattr(path, names, sizeof(names) - 1);
+    if (len < 0 && errno != ENOTSUP && errno != ENODATA)
+        return -errno;
+    int n = 0;
+    for (ssize_t off = 0; len > 0 && off < len; off += (ssize_t)strlen(names + off) + 1) {
+        const char *name = names + off;
+        if (strncmp(name, STATUS_PREFIX, strlen(STATUS_PREFIX)) != 0)
+            continue;
+        ssize_t vl = getxattr(path, name, value, sizeof(value) - 1);
+        if (vl < 0)
+            return -errno;
+        value[vl] = '\0';
+        const char *key = name + strlen(STATUS_PREFIX);
+        if (json) {
+            printf("%s%s  ", n ? ",\n" : "{\n", indent);
+            json_str(key);
+            printf(": ");
+            json_str(value);
+        } else {
+            printf("%s%s%s: %s\n", label ? label : "", label ? ": " : "", key, value);
+        }
+        n++;
+    }
+    if (json && n)
+        printf("\n%s}", indent);
+    return n;
+}
+
+static int status_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* MNT/export: the status of each export in it, by name. */
+static int status_dir(const char *dir, bool json)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "%s: status: %s: %s\n", prog, dir, strerror(errno));
+        return 1;
+    }
+    char **names = NULL;
+    size_t nn = 0;
+    int rc = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char **grown = realloc(names, (nn + 1) * sizeof(*names));
+        if (!grown || !(grown[nn] = strdup(e->d_name))) {
+            names = grown ? grown : names;
+            rc = 1;
+            fprintf(stderr, "%s: status: %s: out of memory\n", prog, dir);
+            break;
+        }
+        names = grown;
+        nn++;
+    }
+    closedir(d);
+    if (nn)
+        qsort(names, nn, sizeof(*names), status_name_cmp);
+    int shown = 0;
+    for (size_t i = 0; i < nn && !rc; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (json) {
+            /* the key first, then the object: nothing printed for an
+             * entry without status, so probe it before */
+            char probe[8];
+            if (listxattr(path, probe, 0) <= 0)
+                continue;
+            printf("%s  ", shown ? ",\n" : "{\n");
+            json_str(names[i]);
+            printf(": ");
+        }
+        int r = status_print(path, names[i], json, json ? "  " : "");
+        if (r < 0) {
+            fprintf(stderr, "%s: status: %s: %s\n", prog, path, strerror(-r));
+            rc = 1;
+        } else if (json && r == 0) {
+            printf("{}");
+        }
+        shown += r > 0 || json;
+    }
+    if (!rc && json)
+        printf("%s}\n", shown ? "\n" : "{");
+    else if (!rc && !shown)
+        printf("no exports in %s\n", dir);
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
 static int cmd_status(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -1704,13 +1802,15 @@ static int cmd_status(int argc, char **argv)
         if (c == 'j') {
             json = true;
         } else if (c == 'h') {
-            printf("usage: vdisk status [--json] MNT/export/NAME\n"
+            printf("usage: vdisk status [--json] MNT/export/NAME | MNT/export\n"
                    "Print the status of an export in a vdiskfs mount's export/ folder, as the\n"
                    "mount keeps it in the file's user.vdisk.* extended attributes (what\n"
                    "getfattr -d -m user.vdisk shows): one 'key: value' line each, e.g.\n"
                    "'status: writing BYTES', 'status: done BYTES SHA256' or\n"
                    "'status: error: MESSAGE'. --json prints them as one JSON object.\n"
-                   "Reading a finished local export's status waits for its digest.\n"
+                   "Given the export/ folder, each export's lines start with its name\n"
+                   "(JSON: an object per name). Reading a finished local export's status\n"
+                   "waits for its digest.\n"
                    "Exit status: 0 printed, 1 not an export or unreadable, 2 usage.\n");
             return 0;
         } else {
@@ -1720,33 +1820,17 @@ static int cmd_status(int argc, char **argv)
     if (optind + 1 != argc)
         return args_err(argc - optind, "MNT/export/NAME", "one MNT/export/NAME");
     const char *path = argv[optind];
-    char names[4096], value[8192];
-    ssize_t len = listxattr(path, names, sizeof(names) - 1);
-    if (len < 0 && errno != ENOTSUP) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
         fprintf(stderr, "%s: status: %s: %s\n", prog, path, strerror(errno));
         return 1;
     }
-    int n = 0;
-    for (ssize_t off = 0; len > 0 && off < len; off += (ssize_t)strlen(names + off) + 1) {
-        const char *name = names + off;
-        if (strncmp(name, STATUS_PREFIX, strlen(STATUS_PREFIX)) != 0)
-            continue;
-        ssize_t vl = getxattr(path, name, value, sizeof(value) - 1);
-        if (vl < 0) {
-            fprintf(stderr, "%s: status: %s: %s: %s\n", prog, path, name, strerror(errno));
-            return 1;
-        }
-        value[vl] = '\0';
-        const char *key = name + strlen(STATUS_PREFIX);
-        if (json) {
-            printf("%s", n ? ",\n  " : "{\n  ");
-            json_str(key);
-            printf(": ");
-            json_str(value);
-        } else {
-            printf("%s: %s\n", key, value);
-        }
-        n++;
+    if (S_ISDIR(st.st_mode))
+        return status_dir(path, json);
+    int n = status_print(path, NULL, json, "");
+    if (n < 0) {
+        fprintf(stderr, "%s: status: %s: %s\n", prog, path, strerror(-n));
+        return 1;
     }
     if (!n) {
         fprintf(stderr,
@@ -1756,7 +1840,7 @@ static int cmd_status(int argc, char **argv)
         return 1;
     }
     if (json)
-        printf("\n}\n");
+        printf("\n");
     return 0;
 }
 

@@ -153,6 +153,21 @@ import json, sys
 text = dict(l.rstrip("\n").split(": ", 1) for l in open(sys.argv[1]))
 assert json.load(open(sys.argv[2])) == text, (text, open(sys.argv[2]).read())
 PY
+# The export/ folder: each export's lines, prefixed by its name, by name.
+head -c $((1 << 20)) /dev/urandom > a.raw
+cp a.raw "$T/mnt/export/a.raw"
+"$VDISK" status "$T/mnt/export" > dir.st || fail "vdisk status of export/ failed"
+assert_eq "$(cat dir.st)" "a.raw: status: done $((1 << 20)) $(sha a.raw)
+$(sed 's/^/s.raw: /' st)" "status of the export/ folder"
+"$VDISK" status --json "$T/mnt/export" > dir.json || fail "vdisk status --json of export/ failed"
+python3 - dir.st dir.json <<'PY'
+import json, sys
+want = {}
+for l in open(sys.argv[1]):
+    name, key, val = l.rstrip("\n").split(": ", 2)
+    want.setdefault(name, {})[key] = val
+assert json.load(open(sys.argv[2])) == want, (want, open(sys.argv[2]).read())
+PY
 rc=0; "$VDISK" status "$T/mnt/export/none.vhd" 2>err || rc=$?
 assert_eq "$rc" 1 "status of a missing export"
 assert_eq "$(cat err)" "vdisk: status: $T/mnt/export/none.vhd: No such file or directory" "missing export"
