@@ -133,6 +133,18 @@ else
     echo "man is not installed: vdisk(1) not checked"
 fi
 
+# kill_block DIR: what a block left running (`vdisk serve ... &`): the
+# processes whose environment holds its VD_DOCS_BLOCK=DIR marker.
+kill_block() {
+    local e p
+    for e in /proc/[0-9]*/environ; do
+        p=${e#/proc/}
+        p=${p%/environ}
+        [ "$p" != $$ ] && tr '\0' '\n' < "$e" 2>/dev/null | grep -qxF "VD_DOCS_BLOCK=$1" &&
+            kill "$p" 2>/dev/null || true
+    done
+}
+
 # unmount_under DIR: every mount below DIR, deepest (latest) first.
 unmount_under() {
     local m
@@ -172,7 +184,9 @@ for b in "$T"/blocks/*.sh; do
     # /mnt, /srv and /out at the start of a word: under $R (sed -E).
     sed -E "s#(^|[ =:'\"])/(mnt|srv|out)([/ ,]|\$)#\\1$R/\\2\\3#g" "$b" > "$R/$n.sh"
     rc=0
-    (cd "$R" && PATH="$BIN_DIR:$PATH" timeout 300 bash -e -o pipefail "$n.sh") > "$R/log" 2>&1 || rc=$?
+    (cd "$R" && VD_DOCS_BLOCK=$R PATH="$BIN_DIR:$PATH" timeout 300 bash -e -o pipefail "$n.sh") \
+        > "$R/log" 2>&1 || rc=$?
+    kill_block "$R"
     unmount_under "$R"
     if [ "$rc" -ne 0 ]; then
         echo "FAIL: $where (exit $rc):" >&2
