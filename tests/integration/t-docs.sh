@@ -140,7 +140,7 @@ kill_block() {
     for e in /proc/[0-9]*/environ; do
         p=${e#/proc/}
         p=${p%/environ}
-        [ "$p" != $$ ] && tr '\0' '\n' < "$e" 2>/dev/null | grep -qxF "VD_DOCS_BLOCK=$1" &&
+        [ "$p" != $$ ] && tr '\0' '\n' 2>/dev/null < "$e" | grep -qxF "VD_DOCS_BLOCK=$1" &&
             kill "$p" 2>/dev/null || true
     done
 }
