@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,10 +41,11 @@ static void usage(FILE *f)
             "\n"
             "Commands:\n"
             "  info [--json] SOURCE                  format, sizes, backing chain, partitions\n"
-            "  hash [--md5|--sha1|--sha256] SOURCE   digest of the raw disk content\n"
+            "  hash [--md5|--sha1|--sha256] [-q|--progress] SOURCE\n"
+            "                                        digest of the raw disk content\n"
             "  check SOURCE                          structural check (exit 0 clean, 2 corrupt,\n"
             "                                        3 leaked space only, 1 could not check)\n"
-            "  convert [-O FMT] [-o OPTS] [-q] SOURCE DEST\n"
+            "  convert [-O FMT] [-o OPTS] [-q|--progress] SOURCE DEST\n"
             "                                        encode to vmdk, vhd, vhdx, ova or raw\n"
             "  fixup [--dry-run] VIEW | --root DIR --disk SOURCE|VIEW...\n"
             "                                        AWS VM Import's guest changes, offline:\n"
@@ -55,54 +58,204 @@ static void usage(FILE *f)
             "                                        ready, 2 would fail, 3 risks, 1 could not)\n"
             "  serve [--overlay FILE] [--tcp PORT] SOURCE\n"
             "                                        serve the disks over NBD (nbdkit)\n"
+            "  status [--json] MNT/export[/NAME]     an export's status (written, done, error)\n"
             "\n"
             "SOURCE is a path, s3://bucket/key or http(s):// URL; DEST a path or s3:// URL.\n"
             "Common options: -f FORMAT (skip probing), --disk N (OVA: disk N, from 1);\n"
             "hash and convert: --overlay FILE (the disk with a mount's overlay edits);\n"
             "--allow-path DIR: extents and parents may also be opened in DIR (by default\n"
             "only beside the image that names them; see docs/trust-boundary.md).\n"
-            "Run 'vdisk COMMAND --help' for details, or see vdisk(1).\n");
+            "Run 'vdisk COMMAND --help' for details, or see vdisk(1).\n"
+            "Exit status: 0 done, 1 failed, 2 usage error (check and preflight keep 2\n"
+            "for their findings: a usage error exits 1 there).\n");
 }
 
-/* ---- progress bar (stderr, TTY only) ---- */
+/* ---- usage errors: one line, exit 2 ---- */
+
+static const char *cur_cmd = "vdisk"; /* the command being run, for messages */
+
+/* The exit code of a usage error: 2, as getopt-based tools and `fixup`
+ * always did; but check and preflight keep 2 for "corrupt" and "would
+ * fail", so that a script never mistakes a typo for a finding: they exit 1,
+ * their documented "could not check". */
+static int usage_code(void)
+{
+    return strcmp(cur_cmd, "check") && strcmp(cur_cmd, "preflight") ? 2 : 1;
+}
+
+/* Every usage error is one line that names the command and points at its
+ * --help, and exits usage_code(). */
+__attribute__((format(printf, 1, 2))) static int usage_err(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: %s: ", prog, cur_cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "; see 'vdisk %s --help'\n", cur_cmd);
+    return usage_code();
+}
+
+/* Wrong number of operands: GOT given; MISSING names what none gives,
+ * WANT what is expected. */
+static int args_err(int got, const char *missing, const char *want)
+{
+    if (got == 0)
+        return usage_err("missing %s", missing);
+    return usage_err("expected %s, got %d argument%s", want, got, got == 1 ? "" : "s");
+}
+
+/* Levenshtein distance, for "did you mean"; long words are not compared. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[65];
+    if (la > 64 || lb > 64)
+        return 99;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The candidate nearest to WORD, or NULL when none is close (at most 2
+ * edits, or WORD is a prefix of it). */
+static const char *nearest(const char *word, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    size_t bestd = 3;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, cands[i]);
+        if (d >= 3 && *word && !strncmp(cands[i], word, strlen(word)))
+            d = 2; /* a prefix getopt found ambiguous */
+        if (d < bestd) {
+            bestd = d;
+            best = cands[i];
+        }
+    }
+    return best;
+}
+
+/* getopt_long (opterr = 0, optstring starting with ':') returned '?' or ':'
+ * for argv[optind - 1]: say which option and what is wrong with it. */
+static int bad_option(int c, const struct option *lo, char **argv)
+{
+    const char *arg = argv[optind - 1];
+    bool is_long = !strncmp(arg, "--", 2);
+    if (c == ':') {
+        if (is_long)
+            return usage_err("option '%s' needs a value", arg);
+        return usage_err("option '-%c' needs a value", optopt);
+    }
+    if (!is_long)
+        return usage_err("unknown option '-%c'", optopt);
+    char name[64];
+    snprintf(name, sizeof(name), "%s", arg + 2);
+    char *eq = strchr(name, '=');
+    if (eq)
+        *eq = '\0';
+    const char *names[64];
+    size_t n = 0, nprefix = 0;
+    for (const struct option *o = lo; o->name && n < 64; o++) {
+        if (eq && !strcmp(o->name, name) && o->has_arg == no_argument)
+            return usage_err("option '--%s' takes no value", name);
+        nprefix += *name && !strncmp(o->name, name, strlen(name));
+        names[n++] = o->name;
+    }
+    if (nprefix > 1)
+        return usage_err("option '--%s' is ambiguous; give more of its name", name);
+    const char *near = nearest(name, names, n);
+    if (near)
+        return usage_err("unknown option '--%s' (did you mean '--%s'?)", name, near);
+    return usage_err("unknown option '--%s'", name);
+}
+
+/* ---- progress (stderr) ----
+ * On a terminal: one line redrawn with \r, a bar, rate and ETA, once a
+ * second. Elsewhere only with --progress: a plain line every few seconds
+ * (VDISK_PROGRESS_INTERVAL seconds, default 5; a log keeps every line) and
+ * a last one with the total time. -q: nothing. */
+
+enum progress_mode { PROGRESS_AUTO, PROGRESS_QUIET, PROGRESS_FORCE };
 
 struct progress {
-    bool on;
+    bool on, tty, finished;
     const char *what;
-    time_t last;
+    double interval, last; /* seconds since start of the last line */
     struct timespec start;
 };
+
+static void fmt_duration(char *buf, size_t len, double secs)
+{
+    unsigned long s = secs < 0 ? 0 : (unsigned long)(secs + 0.5);
+    if (s >= 3600)
+        snprintf(buf, len, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
+    else
+        snprintf(buf, len, "%lu:%02lu", s / 60, s % 60);
+}
 
 static int progress_cb(void *opaque, uint64_t done, uint64_t total)
 {
     struct progress *p = opaque;
-    if (!p->on)
+    if (!p->on || p->finished)
         return 0;
-    time_t now = time(NULL);
-    if (now == p->last && done != total)
-        return 0;
-    p->last = now;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double secs = (double)(ts.tv_sec - p->start.tv_sec) + (ts.tv_nsec - p->start.tv_nsec) / 1e9;
+    bool end = done >= total;
+    if (!end && secs - p->last < p->interval)
+        return 0;
+    p->last = secs;
+    p->finished = end;
     double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-    int width = 30, fill = (int)(pct * width / 100);
-    char bar[64];
-    for (int i = 0; i < width; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[width] = '\0';
-    fprintf(stderr, "\r%s [%s] %5.1f%%  %" PRIu64 " MiB  %.0f MiB/s ", p->what, bar, pct,
-            done >> 20, secs > 0 ? (double)(done >> 20) / secs : 0.0);
-    if (done == total)
-        fputc('\n', stderr);
+    double rate = secs > 0 ? (double)done / secs : 0.0; /* bytes/s */
+    char eta[32];
+    if (end)
+        fmt_duration(eta, sizeof(eta), secs);
+    else if (rate > 0)
+        fmt_duration(eta, sizeof(eta), (double)(total - done) / rate);
+    else
+        snprintf(eta, sizeof(eta), "?");
+    if (p->tty) {
+        int width = 30, fill = (int)(pct * width / 100);
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r%s [%s] %5.1f%%  %" PRIu64 " MiB  %.0f MiB/s  %s %s ", p->what, bar, pct,
+                done >> 20, rate / (1 << 20), end ? "in" : "ETA", eta);
+        if (end)
+            fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "%s: %.1f%% %" PRIu64 " of %" PRIu64 " MiB, %.1f MiB/s, %s %s\n", p->what,
+                pct, done >> 20, total >> 20, rate / (1 << 20), end ? "done in" : "ETA", eta);
+    }
     return 0;
 }
 
-static void progress_init(struct progress *p, const char *what, bool quiet)
+static void progress_init(struct progress *p, const char *what, enum progress_mode mode)
 {
     memset(p, 0, sizeof(*p));
-    p->on = !quiet && isatty(STDERR_FILENO);
+    p->tty = isatty(STDERR_FILENO);
+    p->on = mode == PROGRESS_FORCE || (mode == PROGRESS_AUTO && p->tty);
     p->what = what;
+    p->interval = p->tty ? 1 : 5;
+    const char *env = getenv("VDISK_PROGRESS_INTERVAL");
+    if (env && *env)
+        p->interval = strtod(env, NULL);
+    p->last = -1e9; /* the first call prints */
     clock_gettime(CLOCK_MONOTONIC, &p->start);
 }
 
@@ -260,8 +413,8 @@ static int common_opt(int c, struct common *co)
     case 'A': {
         char *dir = realpath(optarg, NULL);
         if (!dir || co->nallow == MAX_ALLOW) {
-            fprintf(stderr, "%s: --allow-path %s: %s\n", prog, optarg,
-                    dir ? "too many directories" : strerror(errno));
+            usage_err("--allow-path %s: %s", optarg,
+                      dir ? "too many directories" : strerror(errno));
             free(dir);
             return -1;
         }
@@ -273,8 +426,8 @@ static int common_opt(int c, struct common *co)
     case 'D': {
         char *end;
         co->disk = strtol(optarg, &end, 10);
-        if (*end || co->disk < 1) {
-            fprintf(stderr, "%s: --disk wants a number from 1\n", prog);
+        if (!*optarg || *end || co->disk < 1) {
+            usage_err("--disk %s: expected a disk number from 1", optarg);
             return -1;
         }
         return 0;
@@ -293,10 +446,10 @@ static int cmd_info(int argc, char **argv)
     struct common co = {0};
     bool json = false;
     int c;
-    while ((c = getopt_long(argc, argv, "jf:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":jf:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 1;
+                return usage_code();
             continue;
         }
         if (c == 'j') {
@@ -308,13 +461,11 @@ static int cmd_info(int argc, char **argv)
                    "docs/info-json.md (the same as the mount's info.json).\n");
             return 0;
         } else {
-            return 1;
+            return bad_option(c, lo, argv);
         }
     }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "usage: vdisk info [--json] SOURCE\n");
-        return 1;
-    }
+    if (optind + 1 != argc)
+        return args_err(argc - optind, "SOURCE", "one SOURCE");
     struct vd_source *src = open_source(argv[optind], &co);
     if (!src)
         return 1;
@@ -340,20 +491,25 @@ static int cmd_info(int argc, char **argv)
 
 static int cmd_hash(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"md5", no_argument, NULL, '5'},          {"sha1", no_argument, NULL, '1'},
-        {"sha256", no_argument, NULL, '2'},       {"disk", required_argument, NULL, 'D'},
-        {"format", required_argument, NULL, 'f'}, {"allow-path", required_argument, NULL, 'A'},
-        {"quiet", no_argument, NULL, 'q'},        {"overlay", required_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {0}};
+    static const struct option lo[] = {{"md5", no_argument, NULL, '5'},
+                                       {"sha1", no_argument, NULL, '1'},
+                                       {"sha256", no_argument, NULL, '2'},
+                                       {"disk", required_argument, NULL, 'D'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {"allow-path", required_argument, NULL, 'A'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"overlay", required_argument, NULL, 'V'},
+                                       {"progress", no_argument, NULL, 'P'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
     struct common co = {0};
     const char *algo = "sha256";
-    bool quiet = false;
+    enum progress_mode pmode = PROGRESS_AUTO;
     int c;
-    while ((c = getopt_long(argc, argv, "f:qh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":f:qh", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 1;
+                return usage_code();
             continue;
         }
         switch (c) {
@@ -367,24 +523,27 @@ static int cmd_hash(int argc, char **argv)
             algo = "sha256";
             break;
         case 'q':
-            quiet = true;
+            pmode = PROGRESS_QUIET;
+            break;
+        case 'P':
+            pmode = PROGRESS_FORCE;
             break;
         case 'h':
-            printf("usage: vdisk hash [--md5|--sha1|--sha256] [--disk N] [--overlay FILE] [-q] "
-                   "SOURCE\n"
+            printf("usage: vdisk hash [--md5|--sha1|--sha256] [--disk N] [--overlay FILE]\n"
+                   "                  [-q|--progress] SOURCE\n"
                    "Digest of the raw disk content (default sha256), printed as\n"
                    "'<hex>  SOURCE' like sha256sum. Unallocated ranges are not read.\n"
                    "--overlay FILE: the disk with the edits a mount kept in FILE\n"
-                   "(vdiskfs -o overlay=FILE; unmount it first).\n");
+                   "(vdiskfs -o overlay=FILE; unmount it first).\n"
+                   "Progress (stderr): on a terminal, a bar with rate and ETA; --progress\n"
+                   "prints a line every few seconds elsewhere too; -q prints none.\n");
             return 0;
         default:
-            return 1;
+            return bad_option(c, lo, argv);
         }
     }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "usage: vdisk hash [--md5|--sha1|--sha256] SOURCE\n");
-        return 1;
-    }
+    if (optind + 1 != argc)
+        return args_err(argc - optind, "SOURCE", "one SOURCE");
     const char *uri = argv[optind];
     struct vd_source *src = open_source(uri, &co);
     if (!src)
@@ -395,7 +554,7 @@ static int cmd_hash(int argc, char **argv)
         char hex[160];
         struct vd_error err = {0};
         struct progress p;
-        progress_init(&p, "hashing", quiet);
+        progress_init(&p, "hashing", pmode);
         if (vd_image_hash(img, algo, hex, progress_cb, &p, &err) < 0) {
             fprintf(stderr, "%s: %s\n", prog, err.msg);
         } else {
@@ -423,25 +582,24 @@ static int cmd_check(int argc, char **argv)
                                        {0}};
     struct common co = {0};
     int c;
-    while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":f:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 1;
+                return usage_code();
             continue;
         }
         if (c == 'h') {
             printf("usage: vdisk check SOURCE\n"
                    "Validate structure (tables, checksums, blocks past EOF, OVA manifest).\n"
                    "Each problem is printed on its own line. Exit codes follow qemu-img\n"
-                   "check: 0 clean, 2 corrupt, 3 leaked/unused space only, 1 could not check.\n");
+                   "check: 0 clean, 2 corrupt, 3 leaked/unused space only, 1 could not check.\n"
+                   "A usage error exits 1 too, with one line on stderr and nothing on stdout.\n");
             return 0;
         }
-        return 1;
+        return bad_option(c, lo, argv);
     }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "usage: vdisk check SOURCE\n");
-        return 1;
-    }
+    if (optind + 1 != argc)
+        return args_err(argc - optind, "SOURCE", "one SOURCE");
     struct vd_source *src = open_source(argv[optind], &co);
     if (!src)
         return 1;
@@ -459,6 +617,25 @@ static int cmd_check(int argc, char **argv)
 
 /* ---- convert ---- */
 
+#ifdef HAVE_EXPORT
+/* " (did you mean 'X'?)" for a misspelt -o name, else "". The list is
+ * what vd_export_opt accepts (src/export/export.c). */
+static const char *convert_opt_hint(const char *name)
+{
+    static const char *const names[] = {
+        "vmdk_type",   "vhd_type",    "vhdx_type",    "vhdx_block_size", "compress_level",
+        "target",      "sector_size", "ova_manifest", "threads",         "reorder_window",
+        "fsync",       "vm_name",     "vm_cpus",      "vm_memory",       "vm_os",
+        "vm_firmware", "vm_disk_bus", "vm_nic",       "vm_hw_version"};
+    static char buf[96];
+    const char *near = nearest(name, names, sizeof(names) / sizeof(names[0]));
+    if (!near)
+        return "";
+    snprintf(buf, sizeof(buf), " (did you mean '%s'?)", near);
+    return buf;
+}
+#endif
+
 static int cmd_convert(int argc, char **argv)
 {
 #ifdef HAVE_EXPORT
@@ -466,6 +643,7 @@ static int cmd_convert(int argc, char **argv)
                                        {"format", required_argument, NULL, 'f'},
                                        {"allow-path", required_argument, NULL, 'A'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       {"progress", no_argument, NULL, 'P'},
                                        {"overlay", required_argument, NULL, 'V'},
                                        {"help", no_argument, NULL, 'h'},
                                        {0}};
@@ -473,18 +651,18 @@ static int cmd_convert(int argc, char **argv)
     struct vd_export_opts eo;
     struct vd_error err = {0};
     const char *fmt = NULL;
-    bool quiet = false;
+    enum progress_mode pmode = PROGRESS_AUTO;
     int c;
     vd_export_opts_init(&eo);
     bool all = false; /* --disk all: every disk into one OVA */
-    while ((c = getopt_long(argc, argv, "f:O:o:qh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":f:O:o:qh", lo, NULL)) != -1) {
         if (c == 'D' && !strcmp(optarg, "all")) {
             all = true;
             continue;
         }
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 1;
+                return usage_code();
             continue;
         }
         switch (c) {
@@ -499,24 +677,27 @@ static int cmd_convert(int argc, char **argv)
                     *val++ = '\0';
                 int r = vd_export_opt(&eo, it, val ? val : "", &err);
                 if (r == 0)
-                    fprintf(stderr, "%s: unknown convert option '%s'\n", prog, it);
+                    usage_err("unknown -o option '%s'%s", it, convert_opt_hint(it));
                 else if (r < 0)
-                    fprintf(stderr, "%s: %s\n", prog, err.msg);
+                    usage_err("%s", err.msg);
                 if (r <= 0) {
                     free(copy);
-                    return 1;
+                    return usage_code();
                 }
             }
             free(copy);
             break;
         }
         case 'q':
-            quiet = true;
+            pmode = PROGRESS_QUIET;
+            break;
+        case 'P':
+            pmode = PROGRESS_FORCE;
             break;
         case 'h':
             printf(
-                "usage: vdisk convert [-O FORMAT] [-o OPTS] [--disk N] [--overlay FILE] [-q] "
-                "SOURCE DEST\n"
+                "usage: vdisk convert [-O FORMAT] [-o OPTS] [--disk N|all] [--overlay FILE]\n"
+                "                     [-q|--progress] SOURCE DEST\n"
                 "Encode SOURCE's raw content as FORMAT (vmdk, vhd, vhdx, ova, raw; default:\n"
                 "from DEST's extension) into DEST, a path or s3://bucket/key. The same\n"
                 "encoders as the mount's export/. Unallocated ranges are not read.\n"
@@ -530,24 +711,23 @@ static int cmd_convert(int argc, char **argv)
                 "      vm_nic=vmxnet3|e1000|e1000e|none, vm_hw_version=N (docs/ova.md).\n"
                 "      An OVA source keeps its VM and all its disks (--disk N: one; --disk all).\n"
                 "--overlay FILE: convert the disk with the edits a mount kept in FILE\n"
-                "(vdiskfs -o overlay=FILE; unmount it first).\n");
+                "(vdiskfs -o overlay=FILE; unmount it first).\n"
+                "Progress (stderr): on a terminal, a bar with rate and ETA; --progress\n"
+                "prints a line every few seconds elsewhere too; -q prints none.\n");
             return 0;
         default:
-            return 1;
+            return bad_option(c, lo, argv);
         }
     }
-    if (optind + 2 != argc) {
-        fprintf(stderr, "usage: vdisk convert [-O FORMAT] [-o OPTS] SOURCE DEST\n");
-        return 1;
-    }
+    if (optind + 2 != argc)
+        return args_err(argc - optind, "SOURCE and DEST", "SOURCE and DEST");
     const char *uri = argv[optind], *dest = argv[optind + 1];
     if (!fmt)
         fmt = vd_export_format_for(dest);
-    if (!fmt) {
-        fprintf(stderr, "%s: %s: cannot tell the format from the name; use -O FORMAT\n", prog,
-                dest);
-        return 1;
-    }
+    if (!fmt)
+        return usage_err("%s: cannot tell the format from the name; use -O FORMAT", dest);
+    if (all && strcasecmp(fmt, "ova"))
+        return usage_err("%s: --disk all writes one OVA; use -O ova", dest);
     eo.remote = co.open;
     struct vd_source *src = open_source(uri, &co);
     if (!src)
@@ -581,7 +761,7 @@ static int cmd_convert(int argc, char **argv)
             goto done;
     }
     struct progress p;
-    progress_init(&p, "converting", quiet);
+    progress_init(&p, "converting", pmode);
     if ((all ? vd_convert_disks(imgs, n, dest, &eo, progress_cb, &p, &err)
              : vd_convert(img, dest, fmt, &eo, progress_cb, &p, &err)) < 0)
         fprintf(stderr, "%s: %s\n", prog, err.msg);
@@ -654,7 +834,7 @@ static int cmd_fixup(int argc, char **argv)
     const char *disks[32];
     size_t ndisks = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "nh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":nh", lo, NULL)) != -1) {
         switch (c) {
         case 'n':
             fo.dry_run = true;
@@ -666,10 +846,8 @@ static int cmd_fixup(int argc, char **argv)
             root = optarg;
             break;
         case 'D':
-            if (ndisks == sizeof(disks) / sizeof(disks[0])) {
-                fprintf(stderr, "%s: fixup: at most %zu --disk options\n", prog, ndisks);
-                return 2;
-            }
+            if (ndisks == sizeof(disks) / sizeof(disks[0]))
+                return usage_err("at most %zu --disk options", ndisks);
             disks[ndisks++] = optarg;
             break;
         case 'h':
@@ -701,22 +879,22 @@ static int cmd_fixup(int argc, char **argv)
                    "See docs/fixup.md.\n");
             return 0;
         default:
-            return 2;
+            return bad_option(c, lo, argv);
         }
     }
-    if (fo.profile && strcmp(fo.profile, "aws")) {
-        fprintf(stderr, "%s: fixup: unknown profile '%s' (only 'aws')\n", prog, fo.profile);
-        return 2;
-    }
-    if (!root && ndisks) {
-        fprintf(stderr, "%s: fixup: --disk goes with --root; a VIEW names its own disks\n", prog);
-        return 2;
-    }
-    if ((root && optind != argc) || (!root && optind + 1 != argc)) {
-        fprintf(stderr, "usage: vdisk fixup [--dry-run] [--profile aws] --root DIR [--disk "
-                        "SOURCE|VIEW]... | VIEW\n");
-        return 2;
-    }
+    if (fo.profile && strcmp(fo.profile, "aws"))
+        return usage_err("unknown profile '%s' (only 'aws')", fo.profile);
+    if (!root && ndisks)
+        return usage_err("--disk goes with --root; a VIEW names its own disks");
+    if (root && optind != argc)
+        return usage_err("--root DIR takes no VIEW; give the disks with --disk SOURCE|VIEW");
+    if (!root && optind + 1 != argc)
+        return args_err(argc - optind, "VIEW (or --root DIR --disk SOURCE)", "one VIEW");
+    struct stat vst;
+    if (!root && (stat(argv[optind], &vst) != 0 || !S_ISDIR(vst.st_mode)))
+        return usage_err("%s is not a view: give a mounted view directory such as MNT/web01 "
+                         "(vdiskfs -o rw SOURCE MNT), or --root DIR --disk SOURCE",
+                         argv[optind]);
     struct vd_fixup_devmap map = {0};
     struct vd_error err = {0};
     int rc = 0;
@@ -885,10 +1063,10 @@ static int cmd_inspect(int argc, char **argv)
     struct common co = {0};
     bool json = false;
     int c;
-    while ((c = getopt_long(argc, argv, "jf:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":jf:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 1;
+                return usage_code();
             continue;
         }
         if (c == 'j') {
@@ -911,13 +1089,11 @@ static int cmd_inspect(int argc, char **argv)
                    "be read, 2 usage.\n");
             return 0;
         } else {
-            return 2;
+            return bad_option(c, lo, argv);
         }
     }
-    if (optind >= argc) {
-        fprintf(stderr, "usage: vdisk inspect [--json] [--disk N] SOURCE... | VIEW\n");
-        return 2;
-    }
+    if (optind >= argc)
+        return args_err(0, "SOURCE... or VIEW", "");
     char *paths[INSPECT_MAX_SRCS] = {0};
     struct vd_source *srcs[INSPECT_MAX_SRCS] = {0};
     struct vd_image *imgs[INSPECT_MAX_SRCS];
@@ -936,8 +1112,7 @@ static int cmd_inspect(int argc, char **argv)
     } else {
         for (int i = optind; i < argc; i++) {
             if (npaths == INSPECT_MAX_SRCS) {
-                fprintf(stderr, "%s: inspect: at most %d sources\n", prog, INSPECT_MAX_SRCS);
-                rc = 2;
+                rc = usage_err("at most %d sources", INSPECT_MAX_SRCS);
                 goto out;
             }
             paths[npaths++] = strdup(argv[i]);
@@ -1097,10 +1272,10 @@ static int cmd_preflight(int argc, char **argv)
     struct vd_preflight_opts po = {.target = NULL, .route = "import-image"};
     bool json = false;
     int c;
-    while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":f:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 1;
+                return usage_code();
             continue;
         }
         switch (c) {
@@ -1137,25 +1312,21 @@ static int cmd_preflight(int argc, char **argv)
                    "--target azure: what Azure refuses in an uploaded disk (a fixed VHD of a\n"
                    "whole MiB, 20 MiB..32 TiB, its footer at the end); no guest checks.\n"
                    "Exit status: 0 ready, 2 would fail, 3 risks only, 1 could not check.\n"
+                   "A usage error exits 1 too, with one line on stderr and nothing on stdout.\n"
                    "See docs/preflight.md.\n");
             return 0;
         default:
-            return 1;
+            return bad_option(c, lo, argv);
         }
     }
-    if (!po.target || (strcmp(po.target, "aws") && strcmp(po.target, "azure"))) {
-        fprintf(stderr, "%s: preflight: --target aws or --target azure is required\n", prog);
-        return 1;
-    }
-    if (strcmp(po.route, "import-image") && strcmp(po.route, "import-snapshot")) {
-        fprintf(stderr, "%s: preflight: --route %s: use import-image or import-snapshot\n", prog,
-                po.route);
-        return 1;
-    }
-    if (optind >= argc) {
-        fprintf(stderr, "usage: vdisk preflight --target aws [--json] SOURCE...|VIEW\n");
-        return 1;
-    }
+    if (!po.target)
+        return usage_err("--target aws or --target azure is required");
+    if (strcmp(po.target, "aws") && strcmp(po.target, "azure"))
+        return usage_err("--target %s: expected aws or azure", po.target);
+    if (strcmp(po.route, "import-image") && strcmp(po.route, "import-snapshot"))
+        return usage_err("--route %s: expected import-image or import-snapshot", po.route);
+    if (optind >= argc)
+        return args_err(0, "SOURCE... or VIEW", "");
     char **paths = argv + optind, **owned = NULL;
     size_t npaths = (size_t)(argc - optind);
     struct stat st;
@@ -1324,10 +1495,10 @@ static int cmd_serve(int argc, char **argv)
     struct common co = {0};
     const char *sock = NULL, *tcp = NULL, *tls = NULL, *certs = NULL, *device = NULL, *run = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+f:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:f:h", lo, NULL)) != -1) {
         if ((c = common_opt(c, &co)) <= 0) {
             if (c < 0)
-                return 2;
+                return usage_code();
             continue;
         }
         switch (c) {
@@ -1353,22 +1524,15 @@ static int cmd_serve(int argc, char **argv)
             serve_usage(stdout);
             return 0;
         default:
-            fprintf(stderr, "%s: serve: see 'vdisk serve --help'\n", prog);
-            return 2;
+            return bad_option(c, lo, argv);
         }
     }
-    if (optind >= argc || (optind + 1 < argc && strcmp(argv[optind + 1], "--") != 0)) {
-        fprintf(stderr, "%s: serve: expected one SOURCE; see 'vdisk serve --help'\n", prog);
-        return 2;
-    }
-    if (sock && tcp) {
-        fprintf(stderr, "%s: serve: give --socket or --tcp, not both\n", prog);
-        return 2;
-    }
-    if (co.disk && device) {
-        fprintf(stderr, "%s: serve: give --disk or --device, not both\n", prog);
-        return 2;
-    }
+    if (optind >= argc || (optind + 1 < argc && strcmp(argv[optind + 1], "--") != 0))
+        return usage_err("expected one SOURCE");
+    if (sock && tcp)
+        return usage_err("give --socket or --tcp, not both");
+    if (co.disk && device)
+        return usage_err("give --disk or --device, not both");
     const char *source = argv[optind];
     char **extra = optind + 1 < argc ? &argv[optind + 2] : &argv[argc];
     int nextra = (int)(&argv[argc] - extra);
@@ -1509,11 +1673,185 @@ static int cmd_serve(int argc, char **argv)
     return 1;
 }
 
+/* ---- status: an export's xattrs, without getfattr ---- */
+
+#define STATUS_PREFIX "user.vdisk."
+
+static void json_str(const char *v)
+{
+    putchar('"');
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            printf("\\%c", *c);
+        else if (*c < 0x20)
+            printf("\\u%04x", *c);
+        else
+            putchar(*c);
+    }
+    putchar('"');
+}
+
+/* Print the user.vdisk.* attributes of PATH (fusefs/export.c sets
+ * user.vdisk.status: "writing N", "done N SHA256", "error: MSG"; others
+ * may add keys): "LABEL: key: value" lines (no "LABEL: " when LABEL is
+ * NULL), or a JSON object indented by INDENT. Returns how many were
+ * printed (0: PATH has none, nothing printed) or -errno. */
+static int status_print(const char *path, const char *label, bool json, const char *indent)
+{
+    char names[4096], value[8192];
+    ssize_t len = listxattr(path, names, sizeof(names) - 1);
+    if (len < 0 && errno != ENOTSUP && errno != ENODATA)
+        return -errno;
+    int n = 0;
+    for (ssize_t off = 0; len > 0 && off < len; off += (ssize_t)strlen(names + off) + 1) {
+        const char *name = names + off;
+        if (strncmp(name, STATUS_PREFIX, strlen(STATUS_PREFIX)) != 0)
+            continue;
+        ssize_t vl = getxattr(path, name, value, sizeof(value) - 1);
+        if (vl < 0)
+            return -errno;
+        value[vl] = '\0';
+        const char *key = name + strlen(STATUS_PREFIX);
+        if (json) {
+            printf("%s%s  ", n ? ",\n" : "{\n", indent);
+            json_str(key);
+            printf(": ");
+            json_str(value);
+        } else {
+            printf("%s%s%s: %s\n", label ? label : "", label ? ": " : "", key, value);
+        }
+        n++;
+    }
+    if (json && n)
+        printf("\n%s}", indent);
+    return n;
+}
+
+static int status_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* MNT/export: the status of each export in it, by name. */
+static int status_dir(const char *dir, bool json)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "%s: status: %s: %s\n", prog, dir, strerror(errno));
+        return 1;
+    }
+    char **names = NULL;
+    size_t nn = 0;
+    int rc = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char **grown = realloc(names, (nn + 1) * sizeof(*names));
+        if (!grown || !(grown[nn] = strdup(e->d_name))) {
+            names = grown ? grown : names;
+            rc = 1;
+            fprintf(stderr, "%s: status: %s: out of memory\n", prog, dir);
+            break;
+        }
+        names = grown;
+        nn++;
+    }
+    closedir(d);
+    if (nn)
+        qsort(names, nn, sizeof(*names), status_name_cmp);
+    int shown = 0;
+    for (size_t i = 0; i < nn && !rc; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (json) {
+            /* the key first, then the object: nothing printed for an
+             * entry without status, so probe it before */
+            char probe[8];
+            if (listxattr(path, probe, 0) <= 0)
+                continue;
+            printf("%s  ", shown ? ",\n" : "{\n");
+            json_str(names[i]);
+            printf(": ");
+        }
+        int r = status_print(path, names[i], json, json ? "  " : "");
+        if (r < 0) {
+            fprintf(stderr, "%s: status: %s: %s\n", prog, path, strerror(-r));
+            rc = 1;
+        } else if (json && r == 0) {
+            printf("{}");
+        }
+        shown += r > 0 || json;
+    }
+    if (!rc && json)
+        printf("%s}\n", shown ? "\n" : "{");
+    else if (!rc && !shown)
+        printf("no exports in %s\n", dir);
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, ":jh", lo, NULL)) != -1) {
+        if (c == 'j') {
+            json = true;
+        } else if (c == 'h') {
+            printf("usage: vdisk status [--json] MNT/export/NAME | MNT/export\n"
+                   "Print the status of an export in a vdiskfs mount's export/ folder, as the\n"
+                   "mount keeps it in the file's user.vdisk.* extended attributes (what\n"
+                   "getfattr -d -m user.vdisk shows): one 'key: value' line each, e.g.\n"
+                   "'status: writing BYTES', 'status: done BYTES SHA256' or\n"
+                   "'status: error: MESSAGE'. --json prints them as one JSON object.\n"
+                   "Given the export/ folder, each export's lines start with its name\n"
+                   "(JSON: an object per name). Reading a finished local export's status\n"
+                   "waits for its digest.\n"
+                   "Exit status: 0 printed, 1 not an export or unreadable, 2 usage.\n");
+            return 0;
+        } else {
+            return bad_option(c, lo, argv);
+        }
+    }
+    if (optind + 1 != argc)
+        return args_err(argc - optind, "MNT/export/NAME", "one MNT/export/NAME");
+    const char *path = argv[optind];
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "%s: status: %s: %s\n", prog, path, strerror(errno));
+        return 1;
+    }
+    if (S_ISDIR(st.st_mode))
+        return status_dir(path, json);
+    int n = status_print(path, NULL, json, "");
+    if (n < 0) {
+        fprintf(stderr, "%s: status: %s: %s\n", prog, path, strerror(-n));
+        return 1;
+    }
+    if (!n) {
+        fprintf(stderr,
+                "%s: status: %s: no export status here; give a file in a vdiskfs mount's "
+                "export/ folder (MNT/export/NAME)\n",
+                prog, path);
+        return 1;
+    }
+    if (json)
+        printf("\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    static const char *const cmds[] = {"info",    "hash",      "check", "convert", "fixup",
+                                       "inspect", "preflight", "serve", "status"};
+    opterr = 0; /* bad_option says what is wrong, in one line */
     if (argc < 2) {
         usage(stderr);
-        return 1;
+        return 2;
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
@@ -1527,6 +1865,7 @@ int main(int argc, char **argv)
     argv[1] = argv[0];
     argc--;
     argv++;
+    cur_cmd = cmd;
     if (!strcmp(cmd, "info"))
         return cmd_info(argc, argv);
     if (!strcmp(cmd, "hash"))
@@ -1543,7 +1882,13 @@ int main(int argc, char **argv)
         return cmd_preflight(argc, argv);
     if (!strcmp(cmd, "serve"))
         return cmd_serve(argc, argv);
-    fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
-    usage(stderr);
-    return 1;
+    if (!strcmp(cmd, "status"))
+        return cmd_status(argc, argv);
+    const char *near = nearest(cmd, cmds, sizeof(cmds) / sizeof(cmds[0]));
+    if (near)
+        fprintf(stderr, "%s: unknown command '%s' (did you mean '%s'?); see 'vdisk --help'\n", prog,
+                cmd, near);
+    else
+        fprintf(stderr, "%s: unknown command '%s'; see 'vdisk --help'\n", prog, cmd);
+    return 2;
 }
