@@ -8,8 +8,8 @@
  *             on a miss, one ranged GET for the run of missing blocks,
  *             with If-Match: <pinned ETag>
  *   readahead per-reader streams; the third read in a row that continues a
- *             stream reads 256 KiB ahead, and the window doubles each time
- *             the reader has consumed half of it, up to (connections x 2
+ *             stream reads 256 KiB ahead, and the window quadruples each
+ *             time the reader has consumed half of it, up to (connections x 2
  *             ranges), or half the cache; at full size it is topped up range
  *             by range so every connection stays busy. A seek starts a new
  *             stream with none, so random reads fetch only their blocks.
@@ -665,11 +665,13 @@ static void s3_track(struct s3_obj *o, uint64_t off, size_t len)
         }
         return;
     }
-    /* The window doubles only once the reader has consumed half of what was
-     * read ahead, so many small sequential reads (metadata) stay cheap. */
+    /* The window grows only once the reader has consumed half of what was
+     * read ahead, so many small sequential reads (metadata) stay cheap. It
+     * quadruples: each step waits a first-byte latency, and 256 KiB to
+     * 128 MiB is then 5 steps, not 9. */
     if (s->next + s->window / 2 >= s->ra_next) {
         uint64_t from = s->ra_next > s->next ? s->ra_next : s->next;
-        s->window = 2 * s->window < cap ? 2 * s->window : cap;
+        s->window = 4 * s->window < cap ? 4 * s->window : cap;
         s->ra_next = from + s->window;
         s3_readahead(o, from, s->ra_next, s->window);
     }

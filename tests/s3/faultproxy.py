@@ -55,7 +55,7 @@ STATE = {"requests": 0, "body_bytes": 0, "gets": 0, "faults": 0, "data_seen": 0,
 PLAN = {}
 # The WAN-like shape from the command line; a plan's latency_ms/bw_mbps win.
 SHAPE = {"latency_ms": 0, "bw_mbps": 0}
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024  # big enough to keep the proxy off the CPU, small for pacing
 
 
 def shape_of(plan):
@@ -290,6 +290,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
+            ifm = self.headers.get("If-Match")
+            etag = resp.getheader("ETag")
+            if (self.command == "GET" and not fault and resp.status in (200, 206)
+                    and resp.getheader("Content-Length") is not None and not (ifm and etag and ifm.strip() != etag.strip())):
+                # The common case streams: the body goes on while s3rver still
+                # sends it, as S3's own first byte does not wait for the last.
+                return self._stream(resp, Pacer(rate))
             data = resp.read() if self.command != "HEAD" else b""
         except Exception as e:  # upstream down: 502
             return self._reply(502, str(e).encode(), "text/plain")
@@ -344,12 +351,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self._write_body(data, pacer)
 
+    def _stream(self, resp, pacer):
+        with LOCK:
+            LOG.append("%s %s %s %d %d\n" % (self.command, self.path,
+                                             self.headers.get("Range", "-"), resp.status, 0))
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("connection", "keep-alive", "transfer-encoding"):
+                self.send_header(k, v)
+        self.end_headers()
+        while True:
+            piece = resp.read(CHUNK)
+            if not piece:
+                break
+            self.wfile.write(piece)
+            self._count(len(piece))
+            pacer.account(len(piece))
+
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # clients open many connections at once (issue 15)
 
 
 def main():
