@@ -658,7 +658,8 @@ static void s3_track(struct s3_obj *o, uint64_t off, size_t len)
     if (s->window >= cap) {
         /* Full size: keep the window full one range at a time, so the
          * connections never all wait for the reader to catch up. */
-        if (s->ra_next < s->next + cap - S3_RA_CHUNK + 1 && s->ra_next < o->io.size) {
+        uint64_t step = cap > 2 * S3_RA_CHUNK ? S3_RA_CHUNK : cap / 2; /* small caches */
+        if (s->ra_next + step <= s->next + cap && s->ra_next < o->io.size) {
             uint64_t from = s->ra_next > s->next ? s->ra_next : s->next;
             s->ra_next = s->next + cap;
             s3_readahead(o, from, s->ra_next, cap);

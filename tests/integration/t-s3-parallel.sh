@@ -62,6 +62,13 @@ if "$VDISKFS" -o "$ep,connections=0" s3://vdtest/big/disk.raw "$T/m3" 2>"$T/err"
 fi
 grep -q "connections=0: give a number from 1 to 64" "$T/err" || fail "unexpected message: $(cat "$T/err")"
 
+# A small cache bounds the window and the connections (2), bytes still right.
+vmount "$T/m5" -o "$ep,cache_size=1M" s3://vdtest/big/disk.raw
+assert_eq "$(sha "$T/m5/disk/disk.raw")" "$want" "raw object with cache_size=1M"
+python3 -c 'import json,sys; io=json.load(open(sys.argv[1]))["io"]; assert io["connections"] == 2, io' \
+    "$T/m5/disk/info.json" || fail "cache_size=1M: info.json io.connections is not 2"
+vumount "$T/m5"
+
 # 3. Random 4 KiB reads stay small (no shaping: only bytes count here).
 s3_plan '{}'
 vmount "$T/m4" -o "$ep" s3://vdtest/big/disk.raw
