@@ -855,7 +855,7 @@ static void usage(FILE *f)
                "  vmdk_type= vhd_type= vhdx_type= compress_level= ova_manifest=\n"
                "                     encoder options for export/\n"
                "  fsync=on           sync each export before renaming it into place\n"
-               "  region= endpoint= profile= path_style cache_size=\n"
+               "  region= endpoint= profile= path_style cache_size= connections=\n"
                "                     S3 settings (default: the AWS environment)\n"
                "  allow_other ...    FUSE's own options go to FUSE (see mount.fuse3(8))\n");
 }
@@ -1096,6 +1096,13 @@ static int handle_opt(char *item, char *fuse_opts, size_t cap)
         g.opts.path_style = true;
     } else if (!strcmp(item, "cache_size") && val) {
         g.opts.cache_size = parse_size(val);
+    } else if (!strcmp(item, "connections") && val) {
+        /* S3 connections per source and per export (src/io/s3.c reads it). */
+        if (atoi(val) < 1 || atoi(val) > 64) {
+            fprintf(stderr, "vdiskfs: -o connections=%s: give a number from 1 to 64\n", val);
+            return -1;
+        }
+        setenv("VD_S3_CONNECTIONS", val, 1);
     } else {
         int r = export_opt(item, val);
         if (r < 0)

@@ -7,8 +7,8 @@
  * The cache is direct-mapped: slot = hash(key). A reader copies out of a
  * READY slot without the lock by pinning it; a BUSY slot is being decoded
  * by the reader or worker that claimed it. Sequential reads queue the next
- * units for up to three worker threads, so decoding (the hot path: see
- * docs/performance.md) runs on all cores while the reader copies.
+ * units for worker threads (one per core, plus one), so decoding (the hot
+ * path: see docs/performance.md) runs on all cores while the reader copies.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +22,7 @@
 
 #define GRAIN_CACHE_BYTES (8u << 20)
 #define GRAIN_RA_UNITS    32u
+#define GRAIN_MAX_WORKERS 16
 #define GRAIN_KEY_NONE    UINT64_MAX
 #define GRAIN_NO_OFF      UINT64_MAX
 
@@ -218,8 +219,11 @@ static struct vd_grain_cache *grain_cache_get(struct vd_image *img, uint32_t uni
             c->slots[i].key = GRAIN_KEY_NONE;
             ok = (c->slots[i].data = malloc(unit_len)) != NULL;
         }
+        /* One worker per core, plus one: on a remote source a worker waits
+         * for the network as often as it decodes, and the reader decodes too,
+         * so every core inflates while the next bytes arrive (issue 15). */
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        c->max_workers = ncpu > 1 ? (unsigned)VD_MIN(ncpu - 1, 3) : 0;
+        c->max_workers = (unsigned)VD_MIN(VD_MAX(ncpu, 1) + 1, GRAIN_MAX_WORKERS);
         if (c->max_workers && !(c->workers = calloc(c->max_workers, sizeof(*c->workers))))
             c->max_workers = 0;
         if (!ok) {

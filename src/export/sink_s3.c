@@ -12,8 +12,9 @@
  * more than S3's 5 TiB object limit. Part 1 holds max(head_len, 8 MiB) bytes
  * of the beginning; it stays in memory so vd_sink_patch() can rewrite the
  * declared head, and it is uploaded last. Other parts upload on their own
- * threads as soon as they are full, at most VD_S3_UPLOADS (default 4) at a
- * time: memory is bounded by (uploads + 2) parts.
+ * threads as soon as they are full, at most VD_S3_UPLOADS (default: the
+ * readers' connection count, vd_s3_connections(): 16, or VD_S3_CONNECTIONS)
+ * at a time: memory is bounded by (uploads + 2) parts.
  *
  * An object no bigger than part 1 is sent as one PutObject at commit.
  * Every failure, abort() and free() without commit send
@@ -530,8 +531,10 @@ int vd_sink_s3_open(const char *uri, const struct vd_io_opts *opts, const struct
     }
     const char *e = getenv("VD_S3_PART_DOUBLE_EVERY");
     k->double_every = e && atol(e) > 0 ? (uint64_t)atol(e) : 1000;
+    /* As many uploads at once as reads get connections (one S3 connection
+     * moves tens of MB/s; see src/io/s3.c): 16 x 8 MiB parts by default. */
     e = getenv("VD_S3_UPLOADS");
-    k->max_uploads = e && atoi(e) > 0 && atoi(e) <= 32 ? atoi(e) : 4;
+    k->max_uploads = e && atoi(e) > 0 && atoi(e) <= 64 ? atoi(e) : vd_s3_connections(0);
     k->pool = vd_http_pool_new((size_t)k->max_uploads + 2);
     k->parts = calloc(S3SINK_MAX_PARTS, sizeof(*k->parts));
     k->s.ops = &s3sink_ops;

@@ -7,12 +7,21 @@
  *   pread     block cache (64 KiB blocks, LRU, bounded by cache_size) ->
  *             on a miss, one ranged GET for the run of missing blocks,
  *             with If-Match: <pinned ETag>
- *   readahead per-reader streams; the second read that continues a stream
- *             reads 256 KiB ahead, and the window doubles (to 64 MiB, or a
- *             quarter of the cache) each time the reader has consumed half
- *             of it; a seek starts a new stream with none. Readahead GETs
- *             of up to 4 MiB run on a few worker threads, each on its own
- *             keep-alive connection
+ *   readahead per-reader streams; the third read in a row that continues a
+ *             stream reads 256 KiB ahead, and the window quadruples each
+ *             time the reader has consumed half of it, up to (connections x 2
+ *             ranges), or half the cache; at full size it is topped up range
+ *             by range so every connection stays busy. A seek starts a new
+ *             stream with none, so random reads fetch only their blocks.
+ *             Readahead GETs of up to 8 MiB run on worker threads, each on
+ *             its own keep-alive connection
+ *
+ * Why many connections: one S3 connection serves tens of MB/s after a
+ * first-byte latency of tens of ms; clients that reach line rate (the AWS
+ * CRT, mountpoint-s3) run many ranged GETs of 8-16 MB at once (AWS,
+ * "Performance design patterns for Amazon S3": byte-range fetches of 8-16 MB).
+ * The count is VD_S3_CONNECTIONS, else as many ranges as fit a quarter of
+ * the cache (16 with the default 256 MiB), so memory stays within cache_size.
  *
  * Every GET must answer 206 with "Content-Range: bytes A-B/SIZE" for
  * exactly the range asked and the pinned ETag, and deliver all B-A+1
@@ -39,9 +48,12 @@
 #include "io/s3req.h"
 
 #define S3_BLOCK           (64u * 1024)
-#define S3_RA_CHUNK_BLOCKS 64u /* 4 MiB per readahead GET */
+#define S3_RA_CHUNK_BLOCKS 128u /* 8 MiB per readahead GET */
+#define S3_RA_CHUNK        ((uint64_t)S3_RA_CHUNK_BLOCKS * S3_BLOCK)
 #define S3_RA_MIN          (256u * 1024)
-#define S3_RA_MAX          (64u * 1024 * 1024)
+#define S3_RA_MIN_BLOCKS   16u /* 1 MiB: the smallest readahead GET */
+#define S3_CONN_DEFAULT    16  /* with the default cache: 16 x 8 MiB = a half of it in flight */
+#define S3_CONN_MAX        64
 #define S3_STREAMS         8
 #define S3_SEQ_SLACK       (1024u * 1024) /* FUSE threads reorder reads a little */
 #define S3_DEFAULT_CACHE   (256ull * 1024 * 1024)
@@ -83,9 +95,10 @@ struct s3_ctx {
     uint64_t cached_bytes, capacity;
     struct s3_job *qhead, *qtail;
     pthread_t *workers;
-    int nworkers; /* wanted */
-    int started;  /* running in this process */
-    int running;  /* jobs being fetched */
+    int nworkers;    /* wanted */
+    int started;     /* running in this process */
+    int running;     /* jobs being fetched */
+    uint64_t ra_cap; /* readahead window at full size */
     bool stop;
     struct s3_ctx *all_next;
 };
@@ -93,6 +106,7 @@ struct s3_ctx {
 struct s3_stream {
     uint64_t next;    /* offset after the last read */
     uint64_t window;  /* readahead bytes; 0 until the stream proves sequential */
+    int seq;          /* reads that continued this stream (capped) */
     uint64_t ra_next; /* readahead issued up to here */
     uint64_t used;    /* tick of last use */
 };
@@ -215,8 +229,15 @@ static struct s3_ctx *s3_ctx_new(uint64_t capacity)
         ts *= 2;
     c->tmask = ts - 1;
     c->table = calloc(ts, sizeof(*c->table));
-    const char *e = getenv("VD_S3_CONNECTIONS");
-    c->nworkers = e && atoi(e) > 0 && atoi(e) <= 64 ? atoi(e) : 4;
+    c->nworkers = vd_s3_connections(c->capacity);
+    /* Two ranges per connection: one in flight, one queued behind it, so a
+     * connection that finishes finds work at once. Never above half the
+     * cache: the other half holds what the reader has not consumed yet. */
+    c->ra_cap = 2 * (uint64_t)c->nworkers * S3_RA_CHUNK;
+    if (c->ra_cap > c->capacity / 2)
+        c->ra_cap = c->capacity / 2;
+    if (c->ra_cap < S3_RA_MIN)
+        c->ra_cap = S3_RA_MIN;
     c->pool = vd_http_pool_new((size_t)c->nworkers + 8);
     c->workers = calloc((size_t)c->nworkers, sizeof(*c->workers));
     c->lru.lru_next = c->lru.lru_prev = &c->lru;
@@ -235,6 +256,17 @@ static struct s3_ctx *s3_ctx_new(uint64_t capacity)
     s3_all = c;
     pthread_mutex_unlock(&s3_all_lock);
     return c;
+}
+
+int vd_s3_connections(uint64_t budget)
+{
+    const char *e = getenv("VD_S3_CONNECTIONS");
+    if (e && atoi(e) > 0)
+        return atoi(e) < S3_CONN_MAX ? atoi(e) : S3_CONN_MAX;
+    if (!budget)
+        budget = S3_DEFAULT_CACHE;
+    uint64_t n = budget / 2 / S3_RA_CHUNK;
+    return n < 2 ? 2 : n > S3_CONN_DEFAULT ? S3_CONN_DEFAULT : (int)n;
 }
 
 static size_t s3_hash(const struct s3_ctx *c, const struct s3_obj *o, uint64_t idx)
@@ -539,12 +571,23 @@ static void *s3_worker(void *arg)
     return NULL;
 }
 
-/* Queue readahead for [from, to) (byte offsets). Lock held. */
-static void s3_readahead(struct s3_obj *o, uint64_t from, uint64_t to)
+/* Queue readahead for [from, to) (byte offsets) of a stream whose window is
+ * window bytes. Lock held. */
+static void s3_readahead(struct s3_obj *o, uint64_t from, uint64_t to, uint64_t window)
 {
     struct s3_ctx *c = o->ctx;
     if (to > o->io.size)
         to = o->io.size;
+    /* Split the window over all connections while it grows (a 16 MiB window
+     * is 16 GETs of 1 MiB, not 2 of 8): on a WAN each GET waits a first-byte
+     * latency, and many in parallel ramp up faster than a few large ones.
+     * Not below 1 MiB, which one S3 connection moves in about its first-byte
+     * latency (tens of MB/s, tens of ms): smaller GETs would mostly wait, and
+     * each costs a request. At full size the ranges are 8 MiB (S3_RA_CHUNK). */
+    uint64_t per = window / (uint64_t)(c->nworkers > 0 ? c->nworkers : 1) / S3_BLOCK;
+    size_t chunk = per < S3_RA_MIN_BLOCKS     ? S3_RA_MIN_BLOCKS
+                   : per > S3_RA_CHUNK_BLOCKS ? S3_RA_CHUNK_BLOCKS
+                                              : (size_t)per;
     uint64_t bi = from / S3_BLOCK, be = (to + S3_BLOCK - 1) / S3_BLOCK;
     s3_start_workers(c);
     if (c->started == 0)
@@ -555,7 +598,7 @@ static void s3_readahead(struct s3_obj *o, uint64_t from, uint64_t to)
             bi++;
             continue;
         }
-        size_t want = (size_t)(be - bi < S3_RA_CHUNK_BLOCKS ? be - bi : S3_RA_CHUNK_BLOCKS);
+        size_t want = (size_t)(be - bi < chunk ? be - bi : chunk);
         struct s3_job *j = malloc(sizeof(*j));
         if (!j)
             return;
@@ -599,21 +642,39 @@ static void s3_track(struct s3_obj *o, uint64_t off, size_t len)
     s->used = o->tick;
     if (end > s->next)
         s->next = end;
-    uint64_t cap = o->ctx->capacity / 4 < S3_RA_MAX ? o->ctx->capacity / 4 : S3_RA_MAX;
+    if (s->seq < 2)
+        s->seq++;
+    uint64_t cap = o->ctx->ra_cap;
     if (s->window == 0) {
-        /* Second read in a row: start with a small window. */
+        /* Random reads land near an earlier one now and then (the slack is
+         * 1 MiB); two continuations in a row are a sequential reader. */
+        if (s->seq < 2)
+            return;
         s->window = S3_RA_MIN;
         s->ra_next = s->next + s->window;
-        s3_readahead(o, s->next, s->ra_next);
+        s3_readahead(o, s->next, s->ra_next, s->window);
         return;
     }
-    /* The window doubles only once the reader has consumed half of what was
-     * read ahead, so many small sequential reads (metadata) stay cheap. */
+    if (s->window >= cap) {
+        /* Full size: keep the window full one range at a time, so the
+         * connections never all wait for the reader to catch up. */
+        uint64_t step = cap > 2 * S3_RA_CHUNK ? S3_RA_CHUNK : cap / 2; /* small caches */
+        if (s->ra_next + step <= s->next + cap && s->ra_next < o->io.size) {
+            uint64_t from = s->ra_next > s->next ? s->ra_next : s->next;
+            s->ra_next = s->next + cap;
+            s3_readahead(o, from, s->ra_next, cap);
+        }
+        return;
+    }
+    /* The window grows only once the reader has consumed half of what was
+     * read ahead, so many small sequential reads (metadata) stay cheap. It
+     * quadruples: each step waits a first-byte latency, and 256 KiB to
+     * 128 MiB is then 5 steps, not 9. */
     if (s->next + s->window / 2 >= s->ra_next) {
         uint64_t from = s->ra_next > s->next ? s->ra_next : s->next;
-        s->window = 2 * s->window < cap ? 2 * s->window : cap;
+        s->window = 4 * s->window < cap ? 4 * s->window : cap;
         s->ra_next = from + s->window;
-        s3_readahead(o, from, s->ra_next);
+        s3_readahead(o, from, s->ra_next, s->window);
     }
 }
 
@@ -713,6 +774,7 @@ static void s3_stats(struct vd_io *io, struct vd_json *j)
     vd_json_u64(j, "cache_misses", misses);
     vd_json_dbl(j, "cache_hit_rate", hits + misses ? (double)hits / (double)(hits + misses) : 0.0);
     vd_json_u64(j, "cache_size", o->ctx->capacity);
+    vd_json_u64(j, "connections", (uint64_t)o->ctx->nworkers);
 }
 
 static void s3_close(struct vd_io *io)

@@ -61,6 +61,10 @@ bool vd_s3_retryable(int rc, const struct vd_http_resp *resp);
 void vd_s3_backoff(int attempt);
 /* Attempts before giving up (VD_S3_RETRIES, default 6). */
 int vd_s3_max_attempts(void);
+/* Concurrent connections for one source or export: VD_S3_CONNECTIONS (1..64),
+ * else as many 8 MiB ranges as fit half of budget bytes (0 = the default
+ * 256 MiB cache), between 2 and 16. Readahead and part uploads both use it. */
+int vd_s3_connections(uint64_t budget);
 /* "<Code>: <Message>" from an S3 error body, or "HTTP <status>". */
 void vd_s3_describe(int rc, const struct vd_http_resp *resp, char *out, size_t outlen);
 /* Text of the first <tag>...</tag> in an XML body (no I/O; NULL if absent). */

@@ -112,8 +112,10 @@ total = sum(b - a + 1 for a, b in got)
 assert total == 64 << 20, ("bytes fetched", total, got)
 for (a1, b1), (a2, b2) in zip(got, got[1:]):
     assert a2 == b1 + 1, ("gap or overlap", (a1, b1), (a2, b2))
-assert len(got) <= 24, ("too many GETs", len(got))
-assert max(b - a + 1 for a, b in got) == 4 << 20, "readahead never reached 4 MiB GETs"
+# Readahead splits its window over up to 16 connections (issue 15), in GETs
+# of 1 MiB or more: at most one GET per MiB, and it grows past 1 MiB.
+assert len(got) <= 64, ("too many GETs", len(got))
+assert max(b - a + 1 for a, b in got) >= 2 << 20, "readahead never grew past 1 MiB GETs"
 print("sequential read:", len(got), "GETs")
 '
 

@@ -2,13 +2,17 @@
 """Fault-injecting HTTP proxy for the S3 tests (python3 stdlib only).
 
     faultproxy.py UPSTREAM_PORT [--port-file FILE] [--s3rver-data DIR]
+                  [--latency-ms N] [--bw-mbps N]
 
 Listens on a free 127.0.0.1 port (written to --port-file, and printed) and
 forwards every request to 127.0.0.1:UPSTREAM_PORT (s3rver), keeping
 connections alive. It counts what it sends back and can break responses on
 purpose. Control endpoints (not forwarded):
 
-    GET  /__proxy/stats   {"requests": N, "body_bytes": N, "gets": N, "faults": N}
+    GET  /__proxy/stats   {"requests": N, "body_bytes": N, "gets": N, "faults": N,
+                           "conns": N, "max_conns": N, "active": N, "max_active": N}
+                          conns: client connections open now; active: requests
+                          being answered now; max_*: the most seen since reset
     POST /__proxy/reset   zero the counters and the request log
     POST /__proxy/plan    JSON body, replaces the fault plan:
         {"every": N,             apply the fault to every Nth data request
@@ -19,6 +23,10 @@ purpose. Control endpoints (not forwarded):
          "delay_ms": N,          delay every response
          "methods": ["GET"],     which methods count as data requests (default GET)
          "path_has": "uploadId="} only requests whose path+query contain this
+         "latency_ms": N,        WAN-like: wait N ms before answering each data
+                                 request (first-byte latency; default --latency-ms)
+         "bw_mbps": N}           WAN-like: cap each connection's body stream, both
+                                 directions, at N MB/s (10^6; default --bw-mbps)
     GET  /__proxy/log     one line per forwarded request: METHOD PATH RANGE STATUS BODYLEN
 
 It also enforces If-Match on GET (s3rver ignores it): a request whose
@@ -42,8 +50,38 @@ import threading
 import time
 
 LOCK = threading.Lock()
-STATE = {"requests": 0, "body_bytes": 0, "gets": 0, "faults": 0, "data_seen": 0}
+STATE = {"requests": 0, "body_bytes": 0, "gets": 0, "faults": 0, "data_seen": 0,
+         "conns": 0, "max_conns": 0, "active": 0, "max_active": 0}
 PLAN = {}
+# The WAN-like shape from the command line; a plan's latency_ms/bw_mbps win.
+SHAPE = {"latency_ms": 0, "bw_mbps": 0}
+CHUNK = 256 * 1024  # big enough to keep the proxy off the CPU, small for pacing
+
+
+def shape_of(plan):
+    lat = plan.get("latency_ms", SHAPE["latency_ms"])
+    bw = plan.get("bw_mbps", SHAPE["bw_mbps"])
+    return float(lat or 0) / 1000.0, float(bw or 0) * 1e6
+
+
+class Pacer:
+    """Holds a byte stream to RATE bytes/s (0 = unlimited): after n bytes the
+    stream may not be ahead of start + n / rate. One per connection, so many
+    connections together go faster, as on a real WAN to S3."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.t0 = time.monotonic()
+        self.n = 0
+
+    def account(self, n):
+        if not self.rate:
+            return
+        self.n += n
+        ahead = self.t0 + self.n / self.rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+
 LOG = []
 DATA = None
 
@@ -57,6 +95,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet
         pass
+
+    def setup(self):
+        super().setup()
+        with LOCK:
+            STATE["conns"] += 1
+            STATE["max_conns"] = max(STATE["max_conns"], STATE["conns"])
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with LOCK:
+                STATE["conns"] -= 1
+
+    def _write_body(self, data, pacer):
+        """Send data at most at the pacer's rate, in CHUNK pieces."""
+        view = memoryview(data)
+        for i in range(0, len(view), CHUNK):
+            piece = view[i:i + CHUNK]
+            self.wfile.write(piece)
+            self._count(len(piece))
+            pacer.account(len(piece))
+
+    def _read_body(self, n, pacer):
+        out = bytearray()
+        while len(out) < n:
+            piece = self.rfile.read(min(CHUNK, n - len(out)))
+            if not piece:
+                break
+            out += piece
+            pacer.account(len(piece))
+        return bytes(out)
 
     def _reply(self, status, body, ctype="application/json", extra=None):
         self.send_response(status)
@@ -76,11 +146,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/__proxy/stats":
             with LOCK:
                 out = {k: v for k, v in STATE.items() if k != "data_seen"}
+                out["active"] -= 1  # not this stats request itself
             self._reply(200, json.dumps(out).encode())
         elif path == "/__proxy/reset":
             with LOCK:
                 for k in STATE:
-                    STATE[k] = 0
+                    if k not in ("conns", "active"):  # those are live, not history
+                        STATE[k] = 0
+                STATE["max_conns"] = STATE["conns"]
+                STATE["max_active"] = 0
                 LOG.clear()
             self._reply(200, b"{}")
         elif path == "/__proxy/plan":
@@ -164,15 +238,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return False
 
     def _forward(self):
+        with LOCK:
+            STATE["active"] += 1
+            STATE["max_active"] = max(STATE["max_active"], STATE["active"])
+        try:
+            self._forward1()
+        finally:
+            with LOCK:
+                STATE["active"] -= 1
+
+    def _forward1(self):
         if self.path.startswith("/__proxy/"):
             return self._control()
+        with LOCK:
+            latency, rate = shape_of(PLAN)
+        pacer = Pacer(rate)
         n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else None
+        body = self._read_body(n, pacer) if n else None
         fault, plan = self._pick_fault()
         if not fault and self._multipart_emulation():
             return
         if plan.get("delay_ms"):
             time.sleep(int(plan["delay_ms"]) / 1000.0)
+        if latency > 0:
+            time.sleep(latency)  # the round trip before the first byte of the answer
         if fault == "reset":
             # Abort the connection with an RST, before any response.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -201,6 +290,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
+            ifm = self.headers.get("If-Match")
+            etag = resp.getheader("ETag")
+            if (self.command == "GET" and not fault and resp.status in (200, 206)
+                    and resp.getheader("Content-Length") is not None and not (ifm and etag and ifm.strip() != etag.strip())):
+                # The common case streams: the body goes on while s3rver still
+                # sends it, as S3's own first byte does not wait for the last.
+                return self._stream(resp, Pacer(rate))
             data = resp.read() if self.command != "HEAD" else b""
         except Exception as e:  # upstream down: 502
             return self._reply(502, str(e).encode(), "text/plain")
@@ -236,6 +332,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        pacer = Pacer(rate)
         if fault == "truncate" and len(data) > 1:
             half = data[: len(data) // 2]
             self.wfile.write(half)
@@ -252,8 +349,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(float(plan.get("stall_s", 30)))
             self.close_connection = True
             return
-        self.wfile.write(data)
-        self._count(len(data))
+        self._write_body(data, pacer)
+
+    def _stream(self, resp, pacer):
+        with LOCK:
+            LOG.append("%s %s %s %d %d\n" % (self.command, self.path,
+                                             self.headers.get("Range", "-"), resp.status, 0))
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("connection", "keep-alive", "transfer-encoding"):
+                self.send_header(k, v)
+        self.end_headers()
+        while True:
+            piece = resp.read(CHUNK)
+            if not piece:
+                break
+            self.wfile.write(piece)
+            self._count(len(piece))
+            pacer.account(len(piece))
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
@@ -261,6 +374,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # clients open many connections at once (issue 15)
 
 
 def main():
@@ -270,6 +384,10 @@ def main():
     if "--s3rver-data" in args:
         DATA = args[args.index("--s3rver-data") + 1]
     port_file = None
+    if "--latency-ms" in args:
+        SHAPE["latency_ms"] = float(args[args.index("--latency-ms") + 1])
+    if "--bw-mbps" in args:
+        SHAPE["bw_mbps"] = float(args[args.index("--bw-mbps") + 1])
     if "--port-file" in args:
         port_file = args[args.index("--port-file") + 1]
     srv = Server(("127.0.0.1", 0), Handler)

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Issue 15: S3 reads and uploads that scale with connections, checked on the
+# WAN-like fault proxy (first-byte latency + a per-connection bandwidth cap),
+# functionally, never timed:
+#   - a sequential read through the mount keeps many ranged GETs in flight
+#     (the proxy's max concurrent requests), for a raw object and for a
+#     streamOptimized VMDK (decoded), and the bytes match qemu-img;
+#   - -o connections=N raises the count beyond the default;
+#   - 1000 random 4 KiB reads fetch at most 2x what one 64 KiB block per read
+#     would (no readahead amplification);
+#   - an export to S3 uploads many parts at once, and the object matches.
+. "$VD_TEST_LIB"
+. "$(dirname "$0")/../s3/lib-s3.sh"
+need qemu-img
+need_fuse
+s3_start
+unset VD_S3_CONNECTIONS VD_S3_UPLOADS
+
+# 96 MiB: the ext4 test disk, then random data (incompressible grains).
+s3_make_disk "$T/disk.raw"
+truncate -s 96M "$T/disk.raw"
+head -c 32M /dev/urandom | dd of="$T/disk.raw" bs=1M seek=64 conv=notrunc status=none
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$T/disk.raw" "$T/s.vmdk"
+s3_put "$T/disk.raw" big/disk.raw
+s3_put "$T/s.vmdk" big/s.vmdk
+want=$(sha "$T/disk.raw")
+want_vmdk=$(qemu_raw_sha "$T/s.vmdk" vmdk)
+assert_eq "$want_vmdk" "$want" "qemu-img reads its own stream back"
+
+max_active() { s3_stat max_active; }
+ep="endpoint=$AWS_ENDPOINT_URL,path_style,region=us-east-1"
+# WAN-like: every answer 20 ms late, each connection at most 20 MB/s.
+s3_plan '{"latency_ms": 20, "bw_mbps": 20}'
+
+# 1. Sequential reads widen to many concurrent ranged GETs (default: 16).
+vmount "$T/m" -o "$ep" s3://vdtest/big/disk.raw s3://vdtest/big/s.vmdk
+s3_reset
+assert_eq "$(sha "$T/m/disk/disk.raw")" "$want" "raw object through the mount"
+n=$(max_active)
+[ "$n" -ge 10 ] || fail "sequential read of a raw object: at most $n GETs at once, want >= 10"
+echo "raw: max concurrent GETs $n"
+s3_reset
+assert_eq "$(sha "$T/m/s/disk.raw")" "$want" "streamOptimized VMDK through the mount (vs qemu-img)"
+n=$(max_active)
+[ "$n" -ge 10 ] || fail "sequential read of a stream VMDK: at most $n GETs at once, want >= 10"
+echo "vmdk: max concurrent GETs $n"
+python3 -c 'import json,sys; io=json.load(open(sys.argv[1]))["io"]; assert io["connections"] == 16, io' \
+    "$T/m/disk/info.json" || fail "info.json io.connections is not the default 16"
+vumount "$T/m"
+
+# 2. -o connections=N overrides the default.
+vmount "$T/m2" -o "$ep,connections=28" s3://vdtest/big/disk.raw
+s3_reset
+assert_eq "$(sha "$T/m2/disk/disk.raw")" "$want" "raw object with connections=28"
+n=$(max_active)
+[ "$n" -ge 20 ] || fail "-o connections=28: at most $n GETs at once, want >= 20"
+echo "connections=28: max concurrent GETs $n"
+vumount "$T/m2"
+if "$VDISKFS" -o "$ep,connections=0" s3://vdtest/big/disk.raw "$T/m3" 2>"$T/err"; then
+    fusermount3 -u "$T/m3" 2>/dev/null || true
+    fail "-o connections=0 was accepted"
+fi
+grep -q "connections=0: give a number from 1 to 64" "$T/err" || fail "unexpected message: $(cat "$T/err")"
+
+# A small cache bounds the window and the connections (2), bytes still right.
+vmount "$T/m5" -o "$ep,cache_size=1M" s3://vdtest/big/disk.raw
+assert_eq "$(sha "$T/m5/disk/disk.raw")" "$want" "raw object with cache_size=1M"
+python3 -c 'import json,sys; io=json.load(open(sys.argv[1]))["io"]; assert io["connections"] == 2, io' \
+    "$T/m5/disk/info.json" || fail "cache_size=1M: info.json io.connections is not 2"
+vumount "$T/m5"
+
+# 3. Random 4 KiB reads stay small (no shaping: only bytes count here).
+s3_plan '{}'
+vmount "$T/m4" -o "$ep" s3://vdtest/big/disk.raw
+s3_reset
+python3 - "$T/m4/disk/disk.raw" "$T/disk.raw" <<'PY' || fail "random reads returned wrong bytes"
+import os, random, sys
+fd, ref = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_RDONLY)
+size = os.fstat(ref).st_size
+rnd = random.Random(15)
+for _ in range(1000):
+    off = rnd.randrange(0, size // 4096) * 4096
+    if os.pread(fd, 4096, off) != os.pread(ref, 4096, off):
+        sys.exit("bytes differ at %d" % off)
+PY
+got=$(s3_stat body_bytes)
+per=$((got / 1000))
+echo "random 4 KiB reads: $per bytes fetched per read (64 KiB block: 65536)"
+[ "$per" -le $((2 * 65536)) ] || fail "1000 random 4 KiB reads fetched $got bytes, over 2 x 64 KiB per read"
+vumount "$T/m4"
+
+# 4. Export uploads parts in parallel (8 MiB parts: 96 MiB is 11 of them).
+s3_plan '{"latency_ms": 20, "bw_mbps": 20}'
+s3_reset
+"$VDISK" convert -q -O raw "$T/disk.raw" s3://vdtest/out/disk.raw
+n=$(max_active)
+echo "export: max concurrent requests $n"
+[ "$n" -ge 6 ] || fail "export: at most $n uploads at once, want >= 6"
+s3_plan '{}'
+s3_get out/disk.raw "$T/back.raw"
+assert_eq "$(sha "$T/back.raw")" "$want" "exported object"
+echo "ok"
