@@ -22,6 +22,14 @@ BIN_DIR=$T/bin
 mkdir -p "$BIN_DIR"
 ln -s "$VDISK" "$BIN_DIR/vdisk"
 ln -s "$VDISKFS" "$BIN_DIR/vdiskfs"
+# `vdisk serve` runs nbdkit from PATH: with a plugin built with ASan, that
+# nbdkit needs the ASan runtime first (lib.sh, nbdkit_asan_preload).
+asan=$(nbdkit_asan_preload)
+if [ -n "$asan" ] && real_nbdkit=$(type -P nbdkit); then
+    printf '#!/bin/sh\nLD_PRELOAD=%s ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" exec %s "$@"\n' \
+        "$asan" "$real_nbdkit" > "$BIN_DIR/nbdkit"
+    chmod +x "$BIN_DIR/nbdkit"
+fi
 
 # ---- the files the docs name ----
 F=$T/fixtures
