@@ -39,7 +39,7 @@ eval "$("$here/scripts/start-s3rver.sh" "$W/s3data" bench)"
 pids+=("$VD_S3_PID")
 export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 python3 "$here/tests/s3/faultproxy.py" "$VD_S3_PORT" --port-file "$W/proxy.port" \
-    --latency-ms "$latency" --bw-mbps "$bw" >/dev/null 2>"$W/proxy.log" &
+    --latency-ms "$latency" --bw-mbps "$bw" --s3rver-data "$W/s3data" --sendfile >/dev/null 2>"$W/proxy.log" &
 pids+=("$!")
 for i in $(seq 1 100); do [ -s "$W/proxy.port" ] && break; sleep 0.05; done
 wan_port=$(cat "$W/proxy.port")

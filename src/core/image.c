@@ -483,6 +483,26 @@ int vd_image_read_backing(struct vd_image *img, void *buf, size_t len, uint64_t 
  * or after GRAIN_BATCH units. Sets *done to the bytes read. */
 #define GRAIN_BATCH 32
 
+/* Tell the io the batch's compressed bytes are wanted: on S3 they then
+ * arrive as one GET, not one round trip per unit read backwards. Only
+ * when every unit lies in one io and the span is dense enough (a stream
+ * VMDK's grains follow each other) that fetching the gaps costs little. */
+static void grain_willneed(const struct vd_map *batch, size_t n)
+{
+    if (n < 2 || !batch[0].io->ops->willneed)
+        return;
+    uint64_t lo = UINT64_MAX, hi = 0, sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (batch[i].io != batch[0].io)
+            return;
+        lo = VD_MIN(lo, batch[i].io_off);
+        hi = VD_MAX(hi, batch[i].io_off + batch[i].clen); /* checked against the io's size */
+        sum += batch[i].clen;
+    }
+    if (hi - lo <= 2 * sum)
+        vd_io_willneed(batch[0].io, lo, hi - lo);
+}
+
 static int image_read_grains(struct vd_image *img, const struct vd_map *first, uint8_t *p,
                              size_t len, uint64_t off, size_t *done, struct vd_error *err)
 {
@@ -504,6 +524,7 @@ static int image_read_grains(struct vd_image *img, const struct vd_map *first, u
             break;
     }
     *done = pos;
+    grain_willneed(batch, n);
     for (size_t i = n; i-- > 0;) {
         pos -= (size_t)batch[i].len;
         int r = vd_grain_read(img, &batch[i], off + pos, p + pos, err);

@@ -561,6 +561,18 @@ static int vmdk_gt_get(struct vd_image *img, struct vmdk_extent *x, uint32_t t,
         view->t = t;
         return 0;
     }
+    /* A reader that needs table t will need the next ones soon. In a
+     * stream VMDK each table follows its grains, so on S3 it lies past the
+     * sequential readahead and would cost a round trip with every reader
+     * waiting on it: ask for the next two now (a no-op for local files).
+     * Only when the reader came from table t - 1 (or starts the disk), so
+     * random reads fetch no tables they do not use. */
+    bool seq = t == 0 || __atomic_load_n(&sp->gts[t - 1], __ATOMIC_ACQUIRE) != NULL;
+    for (uint32_t k = t + 1; seq && k <= t + 2 && k < sp->ngts; k++) {
+        uint32_t sec = __atomic_load_n(&sp->gd[k], __ATOMIC_ACQUIRE);
+        if (sec && !__atomic_load_n(&sp->gts[k], __ATOMIC_ACQUIRE))
+            vd_io_willneed(x->io, (uint64_t)sec * VMDK_SECTOR, gt_bytes);
+    }
     /* A writer may change an entry while we read: publish only a copy read
      * while no GTE write of this extent happened (gen unchanged). */
     unsigned gen = __atomic_load_n(&sp->gen, __ATOMIC_ACQUIRE);

@@ -92,6 +92,12 @@ int vd_io_pread_zfill(struct vd_io *io, void *buf, size_t len, uint64_t off, str
     return 0;
 }
 
+void vd_io_willneed(struct vd_io *io, uint64_t off, uint64_t len)
+{
+    if (io->ops->willneed && len > 0 && off < io->size)
+        io->ops->willneed(io, off, len);
+}
+
 int vd_io_pread_full(struct vd_io *io, void *buf, size_t len, uint64_t off, struct vd_error *err)
 {
     uint8_t *p = buf;

@@ -84,6 +84,11 @@ struct vd_io_ops {
      * the source as it is now (fstat), or as pinned at open when every read
      * is checked against that (S3 If-Match). NULL: kind NONE. */
     int (*identity)(struct vd_io *io, struct vd_io_identity *id, struct vd_error *err);
+    /* Optional hint, like posix_fadvise(POSIX_FADV_WILLNEED): [off, off+len)
+     * will be read soon, in some order. A remote backend starts fetching it
+     * now, as one range, so readers that then take it piece by piece (and
+     * backwards) wait once instead of a round trip each. NULL: no effect. */
+    void (*willneed)(struct vd_io *io, uint64_t off, uint64_t len);
     void (*close)(struct vd_io *io); /* frees the backend's object */
 };
 
@@ -125,6 +130,8 @@ int vd_io_init(struct vd_io *io, const struct vd_io_ops *ops, const char *name, 
 void vd_io_ref(struct vd_io *io);
 void vd_io_unref(struct vd_io *io); /* NULL is a no-op */
 
+/* The willneed hint, where the backend takes one (a no-op otherwise). */
+void vd_io_willneed(struct vd_io *io, uint64_t off, uint64_t len);
 /* Read exactly len bytes at off: a short read (truncated file) is -EIO with a
  * message naming the file, offset and size. */
 int vd_io_pread_full(struct vd_io *io, void *buf, size_t len, uint64_t off, struct vd_error *err);

@@ -8,11 +8,12 @@
  *             on a miss, one ranged GET for the run of missing blocks,
  *             with If-Match: <pinned ETag>
  *   readahead per-reader streams; the third read in a row that continues a
- *             stream reads 256 KiB ahead, and the window quadruples each
- *             time the reader has consumed half of it, up to (connections x 2
- *             ranges), or half the cache; at full size it is topped up range
- *             by range so every connection stays busy. A seek starts a new
- *             stream with none, so random reads fetch only their blocks.
+ *             stream reads 1 MiB ahead, and the window quadruples each time
+ *             the reader gets half way into the last growth, up to
+ *             (connections x 2 ranges), or half the cache; it is topped up
+ *             as the reader moves so every connection stays busy (s3_track).
+ *             A seek starts a new stream with none, so random reads fetch
+ *             only their blocks.
  *             Readahead GETs of up to 8 MiB run on worker threads, each on
  *             its own keep-alive connection
  *
@@ -50,9 +51,10 @@
 #define S3_BLOCK           (64u * 1024)
 #define S3_RA_CHUNK_BLOCKS 128u /* 8 MiB per readahead GET */
 #define S3_RA_CHUNK        ((uint64_t)S3_RA_CHUNK_BLOCKS * S3_BLOCK)
-#define S3_RA_MIN          (256u * 1024)
-#define S3_RA_MIN_BLOCKS   16u /* 1 MiB: the smallest readahead GET */
-#define S3_CONN_DEFAULT    16  /* with the default cache: 16 x 8 MiB = a half of it in flight */
+#define S3_RA_MIN          (256u * 1024)  /* the smallest window, for tiny caches */
+#define S3_RA_START        (1024u * 1024) /* a stream's first window */
+#define S3_RA_MIN_BLOCKS   16u            /* 1 MiB: the smallest readahead GET */
+#define S3_CONN_DEFAULT    16 /* with the default cache: 16 x 8 MiB = a half of it in flight */
 #define S3_CONN_MAX        64
 #define S3_STREAMS         8
 #define S3_SEQ_SLACK       (1024u * 1024) /* FUSE threads reorder reads a little */
@@ -108,6 +110,7 @@ struct s3_stream {
     uint64_t window;  /* readahead bytes; 0 until the stream proves sequential */
     int seq;          /* reads that continued this stream (capped) */
     uint64_t ra_next; /* readahead issued up to here */
+    uint64_t marker;  /* the window grows when the reader gets here */
     uint64_t used;    /* tick of last use */
 };
 
@@ -571,23 +574,28 @@ static void *s3_worker(void *arg)
     return NULL;
 }
 
-/* Queue readahead for [from, to) (byte offsets) of a stream whose window is
- * window bytes. Lock held. */
-static void s3_readahead(struct s3_obj *o, uint64_t from, uint64_t to, uint64_t window)
+/* The size of each readahead GET for a span of span bytes: the span split
+ * over all connections (on a WAN each GET waits a first-byte latency, and
+ * many in parallel move more than a few large ones), but not below 1 MiB,
+ * which one S3 connection moves in about its first-byte latency (tens of
+ * MB/s, tens of ms: smaller GETs would mostly wait, and each costs a
+ * request), nor above 8 MiB (S3_RA_CHUNK), the range AWS recommends. In
+ * blocks. */
+static size_t s3_chunk_blocks(const struct s3_ctx *c, uint64_t span)
+{
+    uint64_t per = span / (uint64_t)(c->nworkers > 0 ? c->nworkers : 1) / S3_BLOCK;
+    return per < S3_RA_MIN_BLOCKS     ? S3_RA_MIN_BLOCKS
+           : per > S3_RA_CHUNK_BLOCKS ? S3_RA_CHUNK_BLOCKS
+                                      : (size_t)per;
+}
+
+/* Queue GETs of chunk blocks for the absent blocks of [from, to) (byte
+ * offsets). Lock held. */
+static void s3_readahead(struct s3_obj *o, uint64_t from, uint64_t to, size_t chunk)
 {
     struct s3_ctx *c = o->ctx;
     if (to > o->io.size)
         to = o->io.size;
-    /* Split the window over all connections while it grows (a 16 MiB window
-     * is 16 GETs of 1 MiB, not 2 of 8): on a WAN each GET waits a first-byte
-     * latency, and many in parallel ramp up faster than a few large ones.
-     * Not below 1 MiB, which one S3 connection moves in about its first-byte
-     * latency (tens of MB/s, tens of ms): smaller GETs would mostly wait, and
-     * each costs a request. At full size the ranges are 8 MiB (S3_RA_CHUNK). */
-    uint64_t per = window / (uint64_t)(c->nworkers > 0 ? c->nworkers : 1) / S3_BLOCK;
-    size_t chunk = per < S3_RA_MIN_BLOCKS     ? S3_RA_MIN_BLOCKS
-                   : per > S3_RA_CHUNK_BLOCKS ? S3_RA_CHUNK_BLOCKS
-                                              : (size_t)per;
     uint64_t bi = from / S3_BLOCK, be = (to + S3_BLOCK - 1) / S3_BLOCK;
     s3_start_workers(c);
     if (c->started == 0)
@@ -619,10 +627,22 @@ static void s3_readahead(struct s3_obj *o, uint64_t from, uint64_t to, uint64_t 
     }
 }
 
-/* Track sequential streams and decide on readahead. Lock held. */
+/*
+ * Track sequential streams and keep their readahead window full. Lock held.
+ *
+ * As Linux's readahead does (mm/readahead.c, the "async" marker): a stream
+ * that proves sequential gets a window of S3_RA_START bytes ahead of the
+ * reader; each time the reader reaches the middle of the last growth, the
+ * window quadruples, up to ra_cap. Between growths it is topped up as the
+ * reader moves, so the connections never wait for the reader to catch up;
+ * top-ups go out in whole GETs (1-8 MiB, s3_chunk_blocks), except the
+ * object's tail, which is split over all connections so it does not arrive
+ * last on one.
+ */
 static void s3_track(struct s3_obj *o, uint64_t off, size_t len)
 {
     struct s3_stream *s = NULL, *lru = &o->streams[0];
+    struct s3_ctx *c = o->ctx;
     o->tick++;
     for (int i = 0; i < S3_STREAMS; i++) {
         struct s3_stream *x = &o->streams[i];
@@ -644,38 +664,59 @@ static void s3_track(struct s3_obj *o, uint64_t off, size_t len)
         s->next = end;
     if (s->seq < 2)
         s->seq++;
-    uint64_t cap = o->ctx->ra_cap;
+    uint64_t cap = c->ra_cap;
+    bool grew = true;
     if (s->window == 0) {
         /* Random reads land near an earlier one now and then (the slack is
          * 1 MiB); two continuations in a row are a sequential reader. */
         if (s->seq < 2)
             return;
-        s->window = S3_RA_MIN;
-        s->ra_next = s->next + s->window;
-        s3_readahead(o, s->next, s->ra_next, s->window);
-        return;
-    }
-    if (s->window >= cap) {
-        /* Full size: keep the window full one range at a time, so the
-         * connections never all wait for the reader to catch up. */
-        uint64_t step = cap > 2 * S3_RA_CHUNK ? S3_RA_CHUNK : cap / 2; /* small caches */
-        if (s->ra_next + step <= s->next + cap && s->ra_next < o->io.size) {
-            uint64_t from = s->ra_next > s->next ? s->ra_next : s->next;
-            s->ra_next = s->next + cap;
-            s3_readahead(o, from, s->ra_next, cap);
-        }
-        return;
-    }
-    /* The window grows only once the reader has consumed half of what was
-     * read ahead, so many small sequential reads (metadata) stay cheap. It
-     * quadruples: each step waits a first-byte latency, and 256 KiB to
-     * 128 MiB is then 5 steps, not 9. */
-    if (s->next + s->window / 2 >= s->ra_next) {
+        s->window = S3_RA_START < cap ? S3_RA_START : cap;
+        s->marker = s->next + s->window / 2;
+        if (s->ra_next < s->next)
+            s->ra_next = s->next;
+    } else if (s->next >= s->marker && s->window < cap) {
+        /* The reader is into the last growth: quadruple (each step waits a
+         * first-byte latency; 1 MiB to 128 MiB is then 4 steps, not 7). */
+        uint64_t grown = 4 * s->window < cap ? 4 * s->window : cap;
         uint64_t from = s->ra_next > s->next ? s->ra_next : s->next;
-        s->window = 4 * s->window < cap ? 4 * s->window : cap;
-        s->ra_next = from + s->window;
-        s3_readahead(o, from, s->ra_next, s->window);
+        s->window = grown;
+        s->marker = from + (s->next + grown - from) / 2;
+    } else {
+        grew = false;
     }
+    if (s->ra_next < s->next)
+        s->ra_next = s->next; /* the reader went past what was read ahead */
+    uint64_t to = s->next + s->window;
+    if (to > o->io.size)
+        to = o->io.size;
+    if (to <= s->ra_next)
+        return;
+    uint64_t gap = to - s->ra_next;
+    size_t chunk = s3_chunk_blocks(c, s->window);
+    if (to < o->io.size && gap < (uint64_t)chunk * S3_BLOCK)
+        return; /* top up in whole GETs */
+    if ((grew || to == o->io.size) && gap < (uint64_t)chunk * S3_BLOCK * (uint64_t)c->nworkers)
+        chunk = s3_chunk_blocks(c, gap); /* a growth, or the tail: every connection */
+    s3_readahead(o, s->ra_next, to, chunk);
+    s->ra_next = to;
+}
+
+/* The caller will read [off, off+len) soon, in any order (a batch of
+ * compressed grains, read last to first): fetch its missing blocks now, on
+ * the workers, so those reads wait for one GET instead of a round trip
+ * each. The stream tracker is left alone: this is not a sequential read. */
+static void s3_willneed(struct vd_io *io, uint64_t off, uint64_t len)
+{
+    struct s3_obj *o = (struct s3_obj *)io;
+    if (off >= io->size)
+        return;
+    if (len > io->size - off)
+        len = io->size - off;
+    pthread_mutex_lock(&o->ctx->lock);
+    if (!o->changed && len <= o->ctx->ra_cap)
+        s3_readahead(o, off, off + len, s3_chunk_blocks(o->ctx, len));
+    pthread_mutex_unlock(&o->ctx->lock);
 }
 
 static ssize_t s3_pread(struct vd_io *io, void *buf, size_t len, uint64_t off, struct vd_error *err)
@@ -947,6 +988,7 @@ static const struct vd_io_ops s3_ops = {
     .open_relative = s3_open_relative,
     .stats = s3_stats,
     .identity = s3_identity,
+    .willneed = s3_willneed,
     .close = s3_close,
 };
 

@@ -35,6 +35,14 @@ static int slice_block_status(struct vd_io *io, uint64_t off, uint64_t len, uint
     return s->parent->ops->block_status(s->parent, s->off + off, len, pnum, err);
 }
 
+static void slice_willneed(struct vd_io *io, uint64_t off, uint64_t len)
+{
+    struct slice_io *s = (struct slice_io *)io;
+    if (off >= io->size)
+        return;
+    vd_io_willneed(s->parent, s->off + off, VD_MIN(len, io->size - off));
+}
+
 static void slice_stats(struct vd_io *io, struct vd_json *j)
 {
     struct slice_io *s = (struct slice_io *)io;
@@ -79,6 +87,7 @@ static const struct vd_io_ops slice_ops = {
     .close = slice_close,
     .fd = slice_fd,
     .identity = slice_identity,
+    .willneed = slice_willneed,
 };
 
 int vd_io_slice(struct vd_io *parent, uint64_t off, uint64_t len, const char *name,

@@ -7,7 +7,9 @@
 #     streamOptimized VMDK (decoded), and the bytes match qemu-img;
 #   - -o connections=N raises the count beyond the default;
 #   - 1000 random 4 KiB reads fetch at most 2x what one 64 KiB block per read
-#     would (no readahead amplification);
+#     would (no readahead amplification), of a raw object and a stream VMDK;
+#   - a read of many compressed grains fetches them as one range, not one
+#     round trip per grain;
 #   - an export to S3 uploads many parts at once, and the object matches.
 . "$VD_TEST_LIB"
 . "$(dirname "$0")/../s3/lib-s3.sh"
@@ -89,7 +91,42 @@ echo "random 4 KiB reads: $per bytes fetched per read (64 KiB block: 65536)"
 [ "$per" -le $((2 * 65536)) ] || fail "1000 random 4 KiB reads fetched $got bytes, over 2 x 64 KiB per read"
 vumount "$T/m4"
 
-# 4. Export uploads parts in parallel (8 MiB parts: 96 MiB is 11 of them).
+# The same on the stream VMDK: a 4 KiB read needs its grain (and, now and
+# then, a grain table), never a readahead.
+vmount "$T/m6" -o "$ep" s3://vdtest/big/s.vmdk
+s3_reset
+python3 - "$T/m6/s/disk.raw" "$T/disk.raw" <<'PY' || fail "random reads of the stream VMDK returned wrong bytes"
+import os, random, sys
+fd, ref = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_RDONLY)
+size = os.fstat(ref).st_size
+rnd = random.Random(16)
+for _ in range(1000):
+    off = rnd.randrange(0, size // 4096) * 4096
+    if os.pread(fd, 4096, off) != os.pread(ref, 4096, off):
+        sys.exit("bytes differ at %d" % off)
+PY
+got=$(s3_stat body_bytes)
+per=$((got / 1000))
+echo "random 4 KiB reads (stream VMDK): $per bytes fetched per read (64 KiB grain: 65536)"
+[ "$per" -le $((2 * 65536)) ] || fail "stream VMDK: 1000 random 4 KiB reads fetched $got bytes, over 2 x 64 KiB per read"
+vumount "$T/m6"
+
+# 4. One read of many compressed grains asks for them together. vdisk info
+# reads the first MiB of the disk at once (the partition probe): 16 grains
+# of random data, which the reader decodes last to first. Each grain on its
+# own would be a 64 KiB GET and a round trip (16 of them, one after the
+# other); the grains' span is fetched as one range instead.
+head -c 4M /dev/urandom >"$T/rnd.raw"
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$T/rnd.raw" "$T/rnd.vmdk"
+s3_put "$T/rnd.vmdk" big/rnd.vmdk
+s3_reset
+"$VDISK" info --json s3://vdtest/big/rnd.vmdk >"$T/rnd.json" || fail "vdisk info of the stream VMDK"
+s3_log >"$T/rnd.log"
+single=$(awk '$1 == "GET" && $3 ~ /^bytes=/ { split(substr($3, 7), r, "-"); if (r[2] - r[1] + 1 == 65536) n++ } END { print n + 0 }' "$T/rnd.log")
+echo "vdisk info of a 4 MiB random stream VMDK: $(grep -c . "$T/rnd.log") requests, $single of one 64 KiB block"
+[ "$single" -le 3 ] || fail "the first MiB's grains were fetched one block at a time ($single GETs of 64 KiB): $(cat "$T/rnd.log")"
+
+# 5. Export uploads parts in parallel (8 MiB parts: 96 MiB is 11 of them).
 s3_plan '{"latency_ms": 20, "bw_mbps": 20}'
 s3_reset
 "$VDISK" convert -q -O raw "$T/disk.raw" s3://vdtest/out/disk.raw

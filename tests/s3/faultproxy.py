@@ -2,7 +2,7 @@
 """Fault-injecting HTTP proxy for the S3 tests (python3 stdlib only).
 
     faultproxy.py UPSTREAM_PORT [--port-file FILE] [--s3rver-data DIR]
-                  [--latency-ms N] [--bw-mbps N]
+                  [--latency-ms N] [--bw-mbps N] [--sendfile]
 
 Listens on a free 127.0.0.1 port (written to --port-file, and printed) and
 forwards every request to 127.0.0.1:UPSTREAM_PORT (s3rver), keeping
@@ -29,6 +29,11 @@ purpose. Control endpoints (not forwarded):
                                  directions, at N MB/s (10^6; default --bw-mbps)
     GET  /__proxy/log     one line per forwarded request: METHOD PATH RANGE STATUS BODYLEN
 
+With --sendfile (and --s3rver-data), a GET of a whole object or a range is
+answered with s3rver's headers and the bytes of s3rver's own file, sent by
+sendfile(2): the benchmarks use it so that the local S3 does not take the
+cores the client is measured on.
+
 It also enforces If-Match on GET (s3rver ignores it): a request whose
 If-Match differs from the object's ETag gets 412, as S3 answers. With
 --s3rver-data (s3rver's -d directory) it implements the two multipart calls
@@ -41,6 +46,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import urllib.parse
@@ -84,6 +90,7 @@ class Pacer:
 
 LOG = []
 DATA = None
+SENDFILE = False
 
 
 def upstream_conn():
@@ -296,7 +303,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     and resp.getheader("Content-Length") is not None and not (ifm and etag and ifm.strip() != etag.strip())):
                 # The common case streams: the body goes on while s3rver still
                 # sends it, as S3's own first byte does not wait for the last.
-                return self._stream(resp, Pacer(rate))
+                return self._stream(resp, Pacer(rate), conn)
             data = resp.read() if self.command != "HEAD" else b""
         except Exception as e:  # upstream down: 502
             return self._reply(502, str(e).encode(), "text/plain")
@@ -351,15 +358,42 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self._write_body(data, pacer)
 
-    def _stream(self, resp, pacer):
+    def _object_file(self, resp):
+        """With --sendfile: s3rver's own file of the object this GET answers,
+        and the offset the answer starts at, or None."""
+        if not (SENDFILE and DATA):
+            return None
+        u = urllib.parse.urlsplit(self.path)
+        parts = u.path.lstrip("/").split("/", 1)
+        if len(parts) != 2 or not parts[1] or u.query:
+            return None
+        # s3rver's FilesystemStore keeps the object at BUCKET/KEY._S3rver_object.
+        path = os.path.join(DATA, urllib.parse.unquote(parts[0]),
+                            urllib.parse.unquote(parts[1]) + "._S3rver_object")
+        start = 0
+        if resp.status == 206:
+            m = re.match(r"bytes (\d+)-(\d+)/(\d+)", resp.getheader("Content-Range") or "")
+            if not m:
+                return None
+            start = int(m.group(1))
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        return fd, start
+
+    def _stream(self, resp, pacer, conn):
         with LOCK:
             LOG.append("%s %s %s %d %d\n" % (self.command, self.path,
                                              self.headers.get("Range", "-"), resp.status, 0))
+        obj = self._object_file(resp)
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in ("connection", "keep-alive", "transfer-encoding"):
                 self.send_header(k, v)
         self.end_headers()
+        if obj:
+            return self._sendfile(resp, obj, pacer, conn)
         while True:
             piece = resp.read(CHUNK)
             if not piece:
@@ -367,6 +401,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(piece)
             self._count(len(piece))
             pacer.account(len(piece))
+
+    def _sendfile(self, resp, obj, pacer, conn):
+        """The body from s3rver's file by sendfile(2): the bytes s3rver would
+        send, at no CPU cost to the machine under test (s3rver spends about a
+        CPU second per 256 MB on a GET; real S3 spends none of the client's)."""
+        fd, off = obj
+        left = int(resp.getheader("Content-Length"))
+        conn.close()  # s3rver stops reading its file when the socket goes
+        try:
+            while left > 0:
+                n = os.sendfile(self.connection.fileno(), fd, off, min(CHUNK, left))
+                if n <= 0:
+                    break
+                off += n
+                left -= n
+                self._count(n)
+                pacer.account(n)
+        finally:
+            os.close(fd)
+        if left:
+            self.close_connection = True
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
@@ -384,6 +439,8 @@ def main():
     if "--s3rver-data" in args:
         DATA = args[args.index("--s3rver-data") + 1]
     port_file = None
+    global SENDFILE
+    SENDFILE = "--sendfile" in args
     if "--latency-ms" in args:
         SHAPE["latency_ms"] = float(args[args.index("--latency-ms") + 1])
     if "--bw-mbps" in args:
