@@ -3,7 +3,11 @@
 #   loopback  s3rver directly (one connection is as fast as many), and
 #   wan       through tests/s3/faultproxy.py shaped like a WAN path to S3:
 #             BENCH_LATENCY_MS (30) before each answer and BENCH_BW_MBPS (40 MB/s)
-#             per connection, as one S3 connection serves.
+#             per connection, as one S3 connection serves. The proxy sends
+#             GET bodies from s3rver's own files by sendfile(2) (--sendfile):
+#             s3rver spends about a CPU second per 256 MB, on the cores the
+#             client is measured on, and real S3 spends none of them.
+#             BENCH_SENDFILE=0 measures through s3rver's own bodies.
 # Measurements, each against single-stream curl in the same run and mode:
 #   1. sequential read of disk.raw through a vdiskfs mount of s3://.../plain.raw
 #      and of a streamOptimized VMDK (mount + read + decode);
@@ -22,6 +26,8 @@ size=${1:-512}
 modes=${BENCH_MODES:-loopback wan}
 latency=${BENCH_LATENCY_MS:-30}
 bw=${BENCH_BW_MBPS:-40}
+sendfile=--sendfile
+[ "${BENCH_SENDFILE:-1}" = 0 ] && sendfile=
 W=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/bench-s3.XXXXXX")
 pids=()
 mnt="$W/mnt"
@@ -39,7 +45,7 @@ eval "$("$here/scripts/start-s3rver.sh" "$W/s3data" bench)"
 pids+=("$VD_S3_PID")
 export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 python3 "$here/tests/s3/faultproxy.py" "$VD_S3_PORT" --port-file "$W/proxy.port" \
-    --latency-ms "$latency" --bw-mbps "$bw" --s3rver-data "$W/s3data" --sendfile >/dev/null 2>"$W/proxy.log" &
+    --latency-ms "$latency" --bw-mbps "$bw" --s3rver-data "$W/s3data" $sendfile >/dev/null 2>"$W/proxy.log" &
 pids+=("$!")
 for i in $(seq 1 100); do [ -s "$W/proxy.port" ] && break; sleep 0.05; done
 wan_port=$(cat "$W/proxy.port")
@@ -54,7 +60,7 @@ proxy_stat() {
         python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
 }
 
-echo "# image: ${size} MiB raw, half random, half zeros; wan = ${latency} ms + ${bw} MB/s per connection"
+echo "# image: ${size} MiB raw, half random, half zeros; wan = ${latency} ms + ${bw} MB/s per connection${sendfile:+, bodies by sendfile}"
 truncate -s "${size}M" "$W/disk.raw"
 for ((i = 0; i < size; i += 8)); do
     if ((i % 16 == 0)); then

@@ -6,6 +6,7 @@
 #     (the proxy's max concurrent requests), for a raw object and for a
 #     streamOptimized VMDK (decoded), and the bytes match qemu-img;
 #   - -o connections=N raises the count beyond the default;
+#   - the block cache, blocks in flight included, stays within cache_size;
 #   - 1000 random 4 KiB reads fetch at most 2x what one 64 KiB block per read
 #     would (no readahead amplification), of a raw object and a stream VMDK;
 #   - a read of many compressed grains fetches them as one range, not one
@@ -70,6 +71,20 @@ assert_eq "$(sha "$T/m5/disk/disk.raw")" "$want" "raw object with cache_size=1M"
 python3 -c 'import json,sys; io=json.load(open(sys.argv[1]))["io"]; assert io["connections"] == 2, io' \
     "$T/m5/disk/info.json" || fail "cache_size=1M: info.json io.connections is not 2"
 vumount "$T/m5"
+# Reading past the cache keeps within it: blocks in flight count too (the
+# only excess allowed is one FUSE read's own blocks, 128 KiB).
+vmount "$T/m7" -o "$ep,cache_size=16M" s3://vdtest/big/disk.raw s3://vdtest/big/s.vmdk
+assert_eq "$(sha "$T/m7/disk/disk.raw")" "$want" "raw object with cache_size=16M"
+assert_eq "$(sha "$T/m7/s/disk.raw")" "$want" "stream VMDK with cache_size=16M"
+for d in disk s; do
+    python3 - "$T/m7/$d/info.json" <<'PY' || fail "$d: the cache grew past cache_size=16M"
+import json, sys
+io = json.load(open(sys.argv[1]))["io"]
+print("%s: cache_peak_bytes %d of cache_size %d" % (sys.argv[1], io["cache_peak_bytes"], io["cache_size"]))
+assert io["cache_size"] == 16 << 20 and io["cache_peak_bytes"] <= io["cache_size"] + (128 << 10), io
+PY
+done
+vumount "$T/m7"
 
 # 3. Random 4 KiB reads stay small (no shaping: only bytes count here).
 s3_plan '{}'
