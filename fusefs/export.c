@@ -225,15 +225,15 @@ static int export_vm_load(void)
     struct vd_source *src = NULL;
     size_t len = 0;
     if (vd_source_open(g_vm_path, &g_opts.remote, &src, &err) < 0) {
-        fprintf(stderr, "vdiskfs: export_vm=%s: %s\n", g_vm_path, err.msg);
+        vdfs_log("export_vm=%s: %s", g_vm_path, err.msg);
         return -1;
     }
     const char *ovf = vd_source_ovf_text(src, &len);
     g_vm_ndisks = vd_source_ndisks(src);
     if (!ovf || g_vm_ndisks == 0 || g_vm_ndisks > 64) {
-        fprintf(stderr, "vdiskfs: export_vm=%s: %s\n", g_vm_path,
-                !ovf ? "not an OVA (no OVF descriptor): name the OVA whose VM to keep"
-                     : "an OVA of 1 to 64 disks is needed");
+        vdfs_log("export_vm=%s: %s", g_vm_path,
+                 !ovf ? "not an OVA (no OVF descriptor): name the OVA whose VM to keep"
+                      : "an OVA of 1 to 64 disks is needed");
         vd_source_close(src);
         return -1;
     }
@@ -259,7 +259,7 @@ int export_init(const char *mountpoint)
     clock_gettime(CLOCK_REALTIME, &g_start);
     if (!g_dest) {
         if (g_vm_path) {
-            fprintf(stderr, "vdiskfs: export_vm= goes with export=DEST\n");
+            vdfs_log("export_vm= goes with export=DEST");
             return -1;
         }
         return 0;
@@ -282,31 +282,31 @@ int export_init(const char *mountpoint)
          * listing of export/ meanwhile. */
         struct vd_error err = {0};
         if (vd_export_dir_open(g_dest, &g_opts, &g_dir, &err) < 0) {
-            fprintf(stderr, "vdiskfs: export=%s: %s\n", g_dest, err.msg);
+            vdfs_log("export=%s: %s", g_dest, err.msg);
             return -1;
         }
         return 0;
     }
     struct stat st;
     if (stat(g_dest, &st) != 0) {
-        fprintf(stderr, "vdiskfs: export=%s: %s\n", g_dest, strerror(errno));
+        vdfs_log("export=%s: %s", g_dest, strerror(errno));
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "vdiskfs: export=%s: not a directory\n", g_dest);
+        vdfs_log("export=%s: not a directory", g_dest);
         return -1;
     }
     /* The daemon chdirs to /: keep an absolute path. */
     char *abs = realpath(g_dest, NULL);
     if (!abs) {
-        fprintf(stderr, "vdiskfs: export=%s: %s\n", g_dest, strerror(errno));
+        vdfs_log("export=%s: %s", g_dest, strerror(errno));
         return -1;
     }
     free(g_dest);
     g_dest = abs;
     struct vd_error err = {0};
     if (vd_export_dir_open(g_dest, &g_opts, &g_dir, &err) < 0) {
-        fprintf(stderr, "vdiskfs: export=%s: %s\n", g_dest, err.msg);
+        vdfs_log("export=%s: %s", g_dest, err.msg);
         return -1;
     }
     return 0;

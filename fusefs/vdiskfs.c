@@ -155,7 +155,7 @@ static int add_source(const char *uri)
     struct vd_error err = {0};
     struct vd_source *src;
     if (vd_source_open(uri, &g.opts, &src, &err) < 0) {
-        fprintf(stderr, "vdiskfs: %s\n", err.msg);
+        vdfs_log("%s", err.msg);
         return -1;
     }
     uint64_t size0 = vd_source_ndisks(src) ? vd_image_size(vd_source_disk(src, 0)) : 0;
@@ -198,18 +198,17 @@ static int add_source(const char *uri)
             d->views = views;
             snprintf(key, sizeof(key), "%s/%s", d->name, view);
             if (vd_overlay_attach(g.overlay, img, key, &img, &err) < 0) {
-                fprintf(stderr, "vdiskfs: %s\n", err.msg);
+                vdfs_log("%s", err.msg);
                 goto fail;
             }
             d->views[d->nviews++] = img;
         }
         if (g.writable && !vd_image_can_write(img)) {
-            fprintf(stderr,
-                    "vdiskfs: %s: %s%s%s images cannot be written in place; mount read-only, "
-                    "keep the changes in an overlay (-o overlay=FILE), or convert to a writable "
-                    "copy (vdisk convert -O vhd) and mount that rw\n",
-                    uri, vd_image_format(img), vd_image_subformat(img) ? " " : "",
-                    vd_image_subformat(img) ? vd_image_subformat(img) : "");
+            vdfs_log("%s: %s%s%s images cannot be written in place; mount read-only, keep the "
+                     "changes in an overlay (-o overlay=FILE), or convert to a writable copy "
+                     "(vdisk convert -O vhd) and mount that rw",
+                     uri, vd_image_format(img), vd_image_subformat(img) ? " " : "",
+                     vd_image_subformat(img) ? vd_image_subformat(img) : "");
             goto fail;
         }
         imgs[i] = img;
@@ -218,12 +217,12 @@ static int add_source(const char *uri)
      * named (disk, disk2-p1, lvm-VG-LV). An LV that is not exposed is
      * only listed in info.json, with the reason. */
     if (vd_guest_open_images(imgs, ndisks, &d->guest, &err) < 0) {
-        fprintf(stderr, "vdiskfs: %s: %s\n", uri, err.msg);
+        vdfs_log("%s: %s", uri, err.msg);
         goto fail;
     }
     free(imgs);
     for (size_t i = 0; i < vd_guest_nwarnings(d->guest); i++)
-        fprintf(stderr, "vdiskfs: warning: %s: %s\n", uri, vd_guest_warning(d->guest, i));
+        vdfs_log("warning: %s: %s", uri, vd_guest_warning(d->guest, i));
     for (size_t i = 0; i < vd_guest_ndevs(d->guest); i++) {
         const struct vd_bdev *b = vd_guest_dev(d->guest, i);
         char name[NAME_MAX + 1];
@@ -1310,7 +1309,7 @@ int main(int argc, char **argv)
     if (g.overlay_path) {
         struct vd_error err = {0};
         if (vd_overlay_open(g.overlay_path, &g.overlay, &err) < 0) {
-            fprintf(stderr, "vdiskfs: %s\n", err.msg);
+            vdfs_log("%s", err.msg);
             return 1;
         }
         g.writable = true; /* the view; sources stay read-only even with rw */

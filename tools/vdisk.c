@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -921,6 +922,23 @@ static int cmd_fixup(int argc, char **argv)
     vd_fixup_devmap_free(&map);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
+        if (rc == -ENOENT && !root) {
+            /* Not a view: say which form of the command fits the folder. */
+            char fstab[PATH_MAX];
+            struct stat fst;
+            snprintf(fstab, sizeof(fstab), "%s/etc/fstab", argv[optind]);
+            if (stat(fstab, &fst) == 0)
+                fprintf(stderr,
+                        "%s: %s holds etc/fstab: for a guest's root filesystem mounted there, "
+                        "run vdisk fixup --root %s --disk SOURCE (the guest's disk images, "
+                        "first is sda)\n",
+                        prog, argv[optind], argv[optind]);
+            else
+                fprintf(stderr,
+                        "%s: give a view (MNT/name of a vdiskfs -o rw SOURCE MNT mount), or a "
+                        "guest's root filesystem with --root DIR --disk SOURCE\n",
+                        prog);
+        }
         return 1;
     }
     if (rc == 0)

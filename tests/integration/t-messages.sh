@@ -7,13 +7,16 @@
 #     daemon was killed (Transport endpoint is not connected);
 #   - a source taken as raw only by fallback whose size is not whole sectors
 #     warns, and info.json says how each format was chosen;
+#   - a mount that cannot start (a missing source, export= to no directory)
+#     says why on stderr and in -o log=FILE;
 #   - export/ refusals go to stderr with -f and to -o log=FILE (a relative
 #     name, resolved at mount) in the background; an OVA of several disks
 #     to an S3 prefix is refused at create (it used to fail after the data
 #     came), while one of one disk is written;
 #   - user.vdisk.progress: bytes written, of how many once sized, the rate,
 #     and the note of a VHD whose size was rounded up;
-#   - vdisk fixup on a view whose ext4 journal needs recovery.
+#   - vdisk fixup on a view whose ext4 journal needs recovery, and on a
+#     folder that is not a view (an empty one; a mounted root filesystem).
 . "$VD_TEST_LIB"
 need_fuse
 need qemu-img getfattr
@@ -126,6 +129,25 @@ vumount m
 assert_eq "$(sed 's/^[^ ]* vdiskfs\[[0-9]*\]: /vdiskfs: /' vd.log)" "$qcow_msg
 vdiskfs: export/z.raw: refused: it is being written by another descriptor; wait for it to be closed, or write under another name" "messages in log=vd.log"
 
+# A mount that cannot start says why on stderr and in log= too (a daemon's
+# stderr is often gone by the time someone reads why the mount is missing).
+if "$VDISKFS" -o log=start.log missing.vmdk m 2>"$T/start.err"; then
+    fusermount3 -u m 2>/dev/null || true
+    fail "a mount of a missing source succeeded"
+fi
+start_msg=$(cat "$T/start.err")
+case $start_msg in
+    "vdiskfs: "*missing.vmdk*) ;;
+    *) fail "stderr of a mount of a missing source: $start_msg" ;;
+esac
+assert_eq "$(sed 's/^[^ ]* vdiskfs\[[0-9]*\]: /vdiskfs: /' start.log)" "$start_msg" "the start error in log=start.log"
+if "$VDISKFS" -o log=start2.log,export=nodir disk.raw m 2>/dev/null; then
+    fusermount3 -u m 2>/dev/null || true
+    fail "a mount with export= to a missing directory succeeded"
+fi
+assert_eq "$(sed 's/^[^ ]* vdiskfs\[[0-9]*\]: /vdiskfs: /' start2.log)" \
+    "vdiskfs: export=nodir: No such file or directory" "an export= error in log=start2.log"
+
 # --- OVAs to an S3 prefix through the mount. One disk works (its digest is
 # taken from the upload); an OVA of several disks (export_vm=) cannot be
 # written to S3, and is refused at create instead of after the data came.
@@ -180,4 +202,14 @@ vmount "$T/busy" -o rw "$T/vm.raw"
 expect_fail 1 "vdisk: fixup: $T/busy/vm/disk-p1.raw: its journal holds changes not yet written: the filesystem is mounted elsewhere (a running guest, or a host mount of this view), or the guest was not shut down cleanly. Shut the guest down or unmount it; if it is in use nowhere, run e2fsck on the view file first" \
     "$VDISK" fixup "$T/busy/vm"
 vumount "$T/busy"
+
+# --- vdisk fixup on a folder that is not a view says which form fits it
+mkdir -p "$T/notview" "$T/rootfs/etc"
+cp fstab "$T/rootfs/etc/fstab"
+expect_fail 1 "vdisk: fixup: $T/notview: not a vdiskfs view (no disk.raw or disk1.raw in it)
+vdisk: give a view (MNT/name of a vdiskfs -o rw SOURCE MNT mount), or a guest's root filesystem with --root DIR --disk SOURCE" \
+    "$VDISK" fixup "$T/notview"
+expect_fail 1 "vdisk: fixup: $T/rootfs: not a vdiskfs view (no disk.raw or disk1.raw in it)
+vdisk: $T/rootfs holds etc/fstab: for a guest's root filesystem mounted there, run vdisk fixup --root $T/rootfs --disk SOURCE (the guest's disk images, first is sda)" \
+    "$VDISK" fixup "$T/rootfs"
 echo PASS
