@@ -2,7 +2,7 @@
 # The Debian package (debian/, issue 14): `dpkg-buildpackage -us -uc -b` on
 # a copy of this source tree builds vdiskfs_*.deb with Debian's build flags,
 # lintian reports no error, the package holds exactly what `cmake --install`
-# installs (plus /usr/share/doc), `apt install ./vdiskfs_*.deb` installs it,
+# installs (plus /usr/share/doc), its programs hold no path of the build tree, `apt install ./vdiskfs_*.deb` installs it,
 # and the installed /usr/bin/vdiskfs and /usr/bin/vdisk pass a smoke test:
 # mount a streamOptimized VMDK and compare the disk and its partition with
 # qemu-img's reading, `cp` into export/x.vmdk and check the result with
@@ -93,6 +93,12 @@ for f in /usr/bin/vdiskfs /usr/bin/vdisk /usr/share/man/man1/vdisk.1.gz /usr/sha
     /usr/share/bash-completion/completions/vdisk /usr/share/bash-completion/completions/vdiskfs \
     /usr/share/vdisk/aws-vmimport.txt; do
     grep -qx "$f" "$T/deb.list" || fail "$f is not in the package"
+done
+# Reproducible: no path of the build tree in the programs (debian/rules
+# turns VDISK_BUILD_TREE_DATA off; dh strips the debug info).
+mkdir -p "$T/debx" && dpkg-deb -x "$DEB" "$T/debx"
+for f in usr/bin/vdisk usr/bin/vdiskfs; do
+    [[ $(strings "$T/debx/$f") != *"$T/pkg/src"* ]] || fail "/$f holds the build path $T/pkg/src"
 done
 dpkg-deb -f "$DEB" Depends | grep -q 'libfuse3' || fail "Depends lacks libfuse3 (shlibs): $(dpkg-deb -f "$DEB" Depends)"
 dpkg-deb -f "$DEB" Depends | grep -qw 'fuse3' || fail "Depends lacks fuse3 (fusermount3)"
