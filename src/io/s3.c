@@ -736,8 +736,13 @@ static void s3_track(struct s3_obj *o, uint64_t off, size_t len)
         return;
     uint64_t gap = to - s->ra_next;
     size_t chunk = s3_chunk_blocks(c, s->window);
-    if (to < o->io.size && gap < (uint64_t)chunk * S3_BLOCK)
-        return; /* top up in whole GETs */
+    /* Top up in whole GETs; with a small cache (a window under 2 MiB), in
+     * halves of the window, or it would never be topped up at all. */
+    uint64_t step = (uint64_t)chunk * S3_BLOCK;
+    if (step > s->window / 2)
+        step = s->window / 2;
+    if (to < o->io.size && gap < step)
+        return;
     if ((grew || to == o->io.size) && gap < (uint64_t)chunk * S3_BLOCK * (uint64_t)c->nworkers)
         chunk = s3_chunk_blocks(c, gap); /* a growth, or the tail: every connection */
     s3_readahead(o, s->ra_next, to, chunk);

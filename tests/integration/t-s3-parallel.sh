@@ -70,6 +70,13 @@ vmount "$T/m5" -o "$ep,cache_size=1M" s3://vdtest/big/disk.raw
 assert_eq "$(sha "$T/m5/disk/disk.raw")" "$want" "raw object with cache_size=1M"
 python3 -c 'import json,sys; io=json.load(open(sys.argv[1]))["io"]; assert io["connections"] == 2, io' \
     "$T/m5/disk/info.json" || fail "cache_size=1M: info.json io.connections is not 2"
+# ... and still reads ahead: most of a sequential read is found in the cache.
+python3 - "$T/m5/disk/info.json" <<'PY' || fail "cache_size=1M: no readahead"
+import json, sys
+io = json.load(open(sys.argv[1]))["io"]
+print("cache_size=1M: cache_hit_rate %.3f, %d GETs" % (io["cache_hit_rate"], io["requests"]))
+assert io["cache_hit_rate"] >= 0.5, io
+PY
 vumount "$T/m5"
 # Reading past the cache keeps within it: blocks in flight count too (the
 # only excess allowed is one FUSE read's own blocks, 128 KiB).
