@@ -84,6 +84,10 @@ head -c 64K /dev/urandom | dd of="$T/m/vendor/disk2.raw" bs=64K seek=90 conv=not
 printf 'last' | dd of="$T/m/vendor/disk2.raw" bs=1 seek=$((6 * 1048576 - 4)) conv=notrunc status=none
 want1=$(sha "$T/m/vendor/disk1.raw")
 want2=$(sha "$T/m/vendor/disk2.raw")
+# Kept to say where an output differs (one CI run saw converted.ova's disk 1
+# differ, unreproduced since: see same_disk).
+cp "$T/m/vendor/disk1.raw" view1.raw
+cp "$T/m/vendor/disk2.raw" view2.raw
 [ "$want1" != "$(sha root.raw)" ] && [ "$want2" != "$(sha data.raw)" ] || fail "the edits did not show"
 # (a) Through the mount: the VM's disks one after the other (each size is
 # a multiple of 64 KiB here, so they simply follow each other).
@@ -93,6 +97,17 @@ vumount "$T/m"
 # (b) vdisk convert with the overlay's edits: all disks by default.
 "$VDISK" convert -q --overlay "$T/ov.bin" vendor.ova converted.ova || fail "vdisk convert failed"
 
+# same_disk N OVA WANT: our reading of disk N is the mount's; when not, say
+# where the bytes differ and what qemu-img and a second reading of ours see.
+same_disk() {
+    local got again
+    got=$("$VDISK" hash -q --disk "$1" "$2" | cut -d' ' -f1)
+    [ "$got" = "$3" ] && return 0
+    again=$("$VDISK" hash -q --disk "$1" "$2" | cut -d' ' -f1)
+    qemu-img convert -f vmdk -O raw "d$1.vmdk" "q$1.raw"
+    fail "$2 disk $1 (ours): got '$got' (again: '$again'), expected '$3'; qemu-img reads" \
+        "$(sha "q$1.raw"); first differences from the mount's view: $(cmp -l "view$1.raw" "q$1.raw" | head -3 | tr '\n' ' ')"
+}
 for ova in out/mounted.ova converted.ova; do
     stem=$(basename "$ova" .ova)
     member "$ova" "$stem.ovf" >"$stem.ovf" || fail "$ova has no $stem.ovf: $(tar -tf "$ova" | tr '\n' ' ')"
@@ -100,10 +115,10 @@ for ova in out/mounted.ova converted.ova; do
     "$PY" "$OVFCMP" vm vendor.ovf "$stem.ovf" >cmp.out || fail "$ova lost VM settings: $(cat cmp.out)"
     validate "$stem.ovf"
     out=$("$VDISK" check "$ova") || fail "vdisk check $ova: $out"
-    assert_eq "$("$VDISK" hash -q --disk 1 "$ova" | cut -d' ' -f1)" "$want1" "$ova disk 1 (ours)"
-    assert_eq "$("$VDISK" hash -q --disk 2 "$ova" | cut -d' ' -f1)" "$want2" "$ova disk 2 (ours)"
     member "$ova" "$stem-disk1.vmdk" >d1.vmdk
     member "$ova" "$stem-disk2.vmdk" >d2.vmdk
+    same_disk 1 "$ova" "$want1"
+    same_disk 2 "$ova" "$want2"
     assert_eq "$(qemu_raw_sha d1.vmdk vmdk)" "$want1" "$ova disk 1 (qemu-img)"
     assert_eq "$(qemu_raw_sha d2.vmdk vmdk)" "$want2" "$ova disk 2 (qemu-img)"
     # The sizes the OVF states are the members' and the disks'.
